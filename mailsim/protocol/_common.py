@@ -1,0 +1,74 @@
+"""What the SMTP and POP3 machines share: protocol errors and a CRLF line splitter.
+
+Lines end in CRLF only (RFC 5321 2.3.8, RFC 1939 3): a bare LF or a bare CR is ordinary data and
+never ends a line. This is the guard against SMTP smuggling, where a server that also honoured bare
+LF would see ``<LF>.<LF>`` as the end of one message and the start of another.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Something broke the protocol; the machine that raised it is now in its ERROR state.
+
+    Attributes:
+        reply_hint: a reply code a server might send about it (like h11's ``error_status_hint``).
+    """
+
+    def __init__(self, message: str, reply_hint: int = 500) -> None:
+        super().__init__(message)
+        self.reply_hint = reply_hint
+
+
+class LocalProtocolError(ProtocolError):
+    """We (the application driving this machine) tried to do something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids."""
+
+
+class LineBuffer:
+    """Accumulates received bytes and hands out complete CRLF-terminated lines.
+
+    Args:
+        max_line: the longest line accepted, CRLF included. Longer lines are not buffered without
+            bound: their excess is dropped and the line is reported as too long once it ends.
+    """
+
+    __slots__ = ("_buf", "_overlong", "closed", "max_line")
+
+    def __init__(self, max_line: int) -> None:
+        self._buf = bytearray()
+        self._overlong = False
+        #: True once the peer has closed its side (``feed(b"")``).
+        self.closed = False
+        #: The longest acceptable line, CRLF included.
+        self.max_line = max_line
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes; ``b""`` means the peer closed the connection."""
+        if not data:
+            self.closed = True
+            return
+        self._buf += data
+
+    def next_line(self) -> tuple[bytes, bool] | None:
+        """The next complete line without its CRLF, and whether it was too long; None if none yet."""
+        while True:
+            end = self._buf.find(b"\r\n")
+            if end < 0:
+                if len(self._buf) >= self.max_line:
+                    # Keep only the last byte (it may be the CR of a CRLF split across reads).
+                    del self._buf[:-1]
+                    self._overlong = True
+                return None
+            line = bytes(self._buf[:end])
+            del self._buf[: end + 2]
+            overlong = self._overlong or end + 2 > self.max_line
+            self._overlong = False
+            return line, overlong
+
+    def pending(self) -> int:
+        """How many received bytes wait for the end of their line."""
+        return len(self._buf)

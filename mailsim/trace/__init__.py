@@ -4,6 +4,6 @@ Every layer writes observable happenings to a :class:`Recorder`; transcripts, su
 pcap files are all derived from its records, never from a server's internals.
 """
 
-from mailsim.trace.recorder import EVENT_FIELDS, Recorder, dumps_event, load_events
+from mailsim.trace.recorder import EVENT_FIELDS, Recorder, dumps_event, load_events, write_events
 
-__all__ = ["EVENT_FIELDS", "Recorder", "dumps_event", "load_events"]
+__all__ = ["EVENT_FIELDS", "Recorder", "dumps_event", "load_events", "write_events"]

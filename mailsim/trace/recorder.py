@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-#: The documented fields of each record type, after ``t`` and ``type``. Emitting a type that is not
-#: listed here, or leaving out a listed field, is a programming error caught by ``Recorder(strict=True)``
-#: (the tests run strict). Optional fields may be added after the listed ones.
+#: The documented fields of each record type, after ``t`` and ``type``. Emitting a type that is
+#: not listed here, or leaving out a listed field, is a programming error caught by
+#: ``Recorder(strict=True)`` (the tests run strict). Optional fields may follow the listed ones.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # --- the world, written once at t=0 so plots need nothing but the trace ----------------------
     # kind: "host", "router", "mailserver", "dns"; site: e.g. "India"; ip: dotted quad.
@@ -110,7 +110,7 @@ class Recorder:
         return record
 
     def of_type(self, *types: str) -> Iterator[dict[str, Any]]:
-        """The records whose type is one of ``types`` (or starts with ``types[i]`` ending in '.')."""
+        """The records of the given types; a type ending in '.' (``"mail."``) is a prefix."""
         exact = {t for t in types if not t.endswith(".")}
         prefixes = tuple(t for t in types if t.endswith("."))
         for record in self.records:

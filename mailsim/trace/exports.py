@@ -193,7 +193,7 @@ def reconcile(records: Iterable[Record]) -> Books:
                 if row is not None:
                     row.attempts += 1
             continue
-        if kind == "mail.fetch":
+        if kind in ("mail.fetch", "mail.queue"):
             continue
         row = rows.get((msg, rec["rcpt"]))
         if row is None:
@@ -203,7 +203,7 @@ def reconcile(records: Iterable[Record]) -> Books:
             continue
         if kind == "mail.duplicate":
             row.duplicates += 1
-        elif kind == "mail.defer":
+        elif kind == "mail.sent" or kind == "mail.defer":
             row.last_reply = rec["reply"]
         elif kind == "mail.warn":
             row.detail = "delay warning sent"

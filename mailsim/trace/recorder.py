@@ -61,6 +61,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "mail.queue": ("msg", "node", "rcpts", "queued"),
     "mail.attempt": ("msg", "node", "rcpts", "mx", "conn"),
     "mail.defer": ("msg", "node", "rcpt", "reply", "next_attempt"),
+    # The next hop answered 250 to the final dot: it owns the message now (RFC 5321 6.1).
+    "mail.sent": ("msg", "node", "rcpt", "reply", "mx"),
     "mail.deliver": ("msg", "node", "rcpt", "mailbox"),
     "mail.bounce": ("msg", "node", "rcpt", "reply"),
     "mail.expire": ("msg", "node", "rcpt"),

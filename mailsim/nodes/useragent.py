@@ -1,0 +1,255 @@
+"""A simulated user agent: James composing and sending, Steve checking his mailbox.
+
+Step 1 of the tutorial happens here: the user agent composes a MIME message (7-bit, attachments
+in base64) and submits it to its own mail server on port 587 with AUTH (RFC 6409), which is
+step 2. Step 6 happens here too: at a set interval the agent logs in over POP3 (USER/PASS),
+retrieves every message and deletes what it read (RFC 1939).
+
+A submission that fails temporarily (server down, connection lost) stays in the agent's outbox
+and is tried again, as a real mail program does; a permanent refusal is reported to the user
+(``mail.reject``) and the message is not sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailsim.mail.message import Attachment, addresses_of, compose, make_message_id
+from mailsim.net.tcp import ConnectError
+from mailsim.nodes.mailserver import POP3_PORT, SUBMISSION_PORT
+from mailsim.nodes.wire import LineTracer, drive_client
+from mailsim.protocol import pop3
+from mailsim.protocol.smtp import (
+    NEED_DATA,
+    ClientState,
+    ConnectionFailed,
+    Envelope,
+    SMTPClient,
+    TransactionResult,
+)
+
+if TYPE_CHECKING:
+    from mailsim.nodes.world import World
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message the user will write and send at time ``at``.
+
+    Attributes:
+        at: when the user presses Send (simulated seconds).
+        to: the To recipients; ``cc`` the Cc recipients (both become envelope recipients).
+        subject, body: the text; ``html`` an optional HTML alternative.
+        attachments: files to attach.
+        local_id: a name for the message, unique in the world (the Message-ID is derived from it).
+    """
+
+    at: float
+    to: tuple[str, ...]
+    subject: str = ""
+    body: str = ""
+    cc: tuple[str, ...] = ()
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    local_id: str | None = None
+
+
+@dataclass
+class _Outgoing:
+    msg: str
+    envelope: Envelope
+    tries: int = 0
+
+
+@dataclass
+class UserAgent:
+    """One user's mail program on a host node.
+
+    Attributes:
+        world: the world.
+        node: the host it runs on.
+        address: the user's address.
+        password: for AUTH and POP3.
+        server: the node of the user's mail server (submission and POP3).
+        check_every: POP3 polling interval in seconds, or None to never check.
+        resubmit_every: how long a failed submission waits in the outbox before the next try.
+        keep_on_server: leave retrieved messages on the server (no DELE).
+        inbox: every message retrieved so far, as bytes (for notebooks and tests).
+    """
+
+    world: World
+    node: str
+    address: str
+    password: str
+    server: str
+    check_every: float | None = None
+    resubmit_every: float = 300.0
+    keep_on_server: bool = False
+    inbox: list[bytes] = field(default_factory=list)
+    _drafts: list[Draft] = field(default_factory=list)
+    _outbox: list[_Outgoing] = field(default_factory=list)
+    _seen_uids: set[str] = field(default_factory=set)
+
+    @property
+    def login(self) -> str:
+        """The user name for AUTH and POP3: the local part of the address."""
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        """The domain of the user's address."""
+        return self.address.rpartition("@")[2].lower()
+
+    def write(self, drafts: Sequence[Draft]) -> None:
+        """Add messages the user will send (before the world starts)."""
+        self._drafts.extend(drafts)
+        self._drafts.sort(key=lambda d: d.at)
+
+    def start(self) -> None:
+        """Start the sending and the mailbox-checking processes."""
+        env = self.world.env
+        if self._drafts:
+            env.process(self._send_loop())
+        if self.check_every:
+            env.process(self._check_loop())
+
+    # -- sending (steps 1 and 2) ---------------------------------------------------------------
+
+    def _send_loop(self) -> Generator[Any, Any, None]:
+        env = self.world.env
+        drafts = self._drafts
+        index = 0
+        next_retry: float | None = None
+        while index < len(drafts) or self._outbox:
+            fresh = False
+            while index < len(drafts) and drafts[index].at <= env.now:
+                self._outbox.append(self._compose(drafts[index]))
+                index += 1
+                fresh = True
+            retry_due = next_retry is not None and env.now >= next_retry
+            if self._outbox and (fresh or retry_due):
+                # Everything due now goes out in one submission session.
+                yield from self._submit()
+                next_retry = env.now + self.resubmit_every if self._outbox else None
+                continue
+            wake = [t for t in (next_retry, drafts[index].at if index < len(drafts) else None)]
+            yield env.timeout(max(0.0, min(t for t in wake if t is not None) - env.now))
+
+    def _compose(self, draft: Draft) -> _Outgoing:
+        """Step 1: James writes the message; his user agent encodes it for 7-bit transport."""
+        world = self.world
+        local_id = draft.local_id or world.new_message_name()
+        message_id = make_message_id(local_id, self.domain)
+        content = compose(
+            self.address,
+            list(draft.to),
+            draft.subject,
+            draft.body,
+            cc=list(draft.cc),
+            html=draft.html,
+            attachments=draft.attachments,
+            message_id=message_id,
+            date_t=world.env.now,
+        )
+        msg = message_id.strip("<>")
+        rcpts = addresses_of(list(draft.to), list(draft.cc))
+        world.note_submit(msg, self.node, self.address, rcpts, len(content))
+        return _Outgoing(msg, Envelope(self.address, rcpts, content))
+
+    def _submit(self) -> Generator[Any, Any, None]:
+        """Step 2: hand the outbox to the mail server on port 587, with AUTH."""
+        world = self.world
+        net = world.network
+        batch, self._outbox = self._outbox, []
+        try:
+            conn = yield net.connect(
+                self.node, world.topology.ip_of(self.server), SUBMISSION_PORT, timeout=30.0
+            )
+        except ConnectError:
+            self._outbox.extend(batch)
+            return
+        client = SMTPClient(self.node, auth=(self.login, self.password))
+        tracer = LineTracer(
+            world.recorder, "smtp.line", conn.id, "C", self.node, self.server, world.data_lines
+        )
+        by_envelope = {id(item.envelope): item for item in batch}
+        for item in batch:
+            item.tries += 1
+            client.send_message(item.envelope)
+        client.quit()
+        retry: list[_Outgoing] = []
+
+        def handle(event: Any) -> None:
+            if isinstance(event, TransactionResult):
+                item = by_envelope.pop(id(event.envelope))
+                temporary = [o for o in event.outcomes if o.status == "temporary"]
+                for outcome in event.outcomes:
+                    if outcome.status == "permanent":
+                        world.recorder.emit(
+                            "mail.reject",
+                            msg=item.msg,
+                            node=self.node,
+                            rcpt=outcome.address,
+                            reply=outcome.reply.text,
+                        )
+                if temporary:
+                    rcpts = tuple(o.address for o in temporary)
+                    envelope = Envelope(item.envelope.mail_from, rcpts, item.envelope.content)
+                    retry.append(_Outgoing(item.msg, envelope, item.tries))
+            elif isinstance(event, ConnectionFailed):
+                for envelope in event.unsent:
+                    retry.append(by_envelope.pop(id(envelope)))
+
+        yield from drive_client(
+            conn,
+            client,
+            tracer,
+            need_data=NEED_DATA,
+            timeout_for=lambda: 600.0 if client.state is ClientState.CONTENT_SENT else 300.0,
+            handle=handle,
+        )
+        retry.extend(by_envelope.values())
+        self._outbox.extend(retry)
+
+    # -- reading (step 6) ------------------------------------------------------------------------
+
+    def _check_loop(self) -> Generator[Any, Any, None]:
+        env = self.world.env
+        assert self.check_every
+        checks = 0
+        while True:
+            # A regular cadence (every 10 minutes on the clock), however long a check took.
+            checks += 1
+            yield env.timeout(max(0.0, checks * self.check_every - env.now))
+            yield from self.check_mail()
+
+    def check_mail(self) -> Generator[Any, Any, None]:
+        """Log in over POP3, retrieve everything new, delete it (unless kept), and QUIT."""
+        world = self.world
+        try:
+            conn = yield world.network.connect(
+                self.node, world.topology.ip_of(self.server), POP3_PORT, timeout=30.0
+            )
+        except ConnectError:
+            return
+        client = pop3.POP3Client(
+            self.login,
+            self.password,
+            delete_after_retrieve=not self.keep_on_server,
+            known_uids=tuple(self._seen_uids) if self.keep_on_server else (),
+        )
+        tracer = LineTracer(
+            world.recorder, "pop3.line", conn.id, "C", self.node, self.server, world.data_lines
+        )
+
+        def handle(event: Any) -> None:
+            if isinstance(event, pop3.MessageRetrieved):
+                self.inbox.append(event.content)
+                if event.uid is not None:
+                    self._seen_uids.add(event.uid)
+
+        yield from drive_client(
+            conn, client, tracer, need_data=pop3.NEED_DATA, timeout_for=lambda: 600.0, handle=handle
+        )

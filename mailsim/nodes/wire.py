@@ -1,0 +1,116 @@
+"""What the simulated nodes share: tracing protocol lines as they are sent.
+
+Each side of a connection records the lines it *sends*, at the moment it sends them, so every
+protocol line appears in the trace exactly once, stamped with its send time (the sequence diagram
+adds the travel time from the network's records). Long runs of message content (a base64 photo is
+thousands of lines) are shortened to the first ``data_lines`` lines, one marker saying how many
+were left out, and the last line; the bytes on the wire are not shortened, only their record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from mailsim.protocol._common import ProtocolError
+from mailsim.protocol.smtp import split_lines
+from mailsim.trace.recorder import Recorder
+
+
+class LineTracer:
+    """Records the lines one side of one connection sends.
+
+    Args:
+        recorder: the trace.
+        record_type: ``"smtp.line"`` or ``"pop3.line"``.
+        conn: the connection id.
+        side: ``"C"`` (client) or ``"S"`` (server).
+        src: the sending node; ``dst``: the receiving node.
+        data_lines: how many lines of a long block are kept before the rest is summarised.
+    """
+
+    __slots__ = ("_fields", "data_lines", "record_type", "recorder")
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        record_type: str,
+        conn: int,
+        side: str,
+        src: str,
+        dst: str,
+        data_lines: int = 20,
+    ) -> None:
+        self.recorder = recorder
+        self.record_type = record_type
+        self.data_lines = data_lines
+        self._fields: dict[str, Any] = {"conn": conn, "side": side, "src": src, "dst": dst}
+
+    def sent(self, data: bytes) -> None:
+        """Record the lines of ``data`` (bytes just written to the connection)."""
+        if not data:
+            return
+        lines = split_lines(data)
+        emit = self.recorder.emit
+        kind, fields = self.record_type, self._fields
+        keep = self.data_lines
+        if len(lines) > keep + 2:
+            skipped = len(lines) - keep - 1
+            for line in lines[:keep]:
+                emit(kind, **fields, line=line)
+            emit(kind, **fields, line=f"[... {skipped:,} more lines ...]", elided=skipped)
+            emit(kind, **fields, line=lines[-1])
+            return
+        for line in lines:
+            emit(kind, **fields, line=line)
+
+
+def drive_client(
+    conn: Any,
+    machine: Any,
+    tracer: LineTracer,
+    *,
+    need_data: object,
+    timeout_for: Callable[[], float],
+    handle: Callable[[Any], None],
+) -> Generator[Any, Any, None]:
+    """Run a self-driving client machine (SMTP or POP3) over a simulated connection to its end.
+
+    Writes what the machine wants to send, reads with the timeout ``timeout_for()`` gives for the
+    current state (a timeout or a reset counts as the connection closing, which the machines turn
+    into per-transaction results), and hands every event to ``handle``. Closes the connection
+    when the machine is done or the peer went away.
+    """
+    from mailsim.net.tcp import ConnectionReset, SocketTimeout
+
+    out = machine.data_to_send()
+    if out:
+        tracer.sent(out)
+        conn.send(out)
+    while True:
+        try:
+            data = yield conn.recv(timeout=timeout_for())
+        except SocketTimeout:
+            conn.abort()
+            data = b""
+        except ConnectionReset:
+            data = b""
+        machine.receive_data(data)
+        errors = 0
+        while errors < 2:
+            try:
+                event = machine.next_event()
+            except ProtocolError:
+                # The peer broke the protocol; the machine is in ERROR and reports what is left.
+                errors += 1
+                continue
+            if event is need_data or getattr(event, "name", None) == "PAUSED":
+                break
+            handle(event)
+        out = machine.data_to_send()
+        if out:
+            tracer.sent(out)
+            conn.send(out)
+        if not data or machine.state.name in ("CLOSED", "ERROR", "DONE"):
+            break
+    conn.close()

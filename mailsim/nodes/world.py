@@ -1,0 +1,316 @@
+"""The simulated world: network, DNS, mail servers, user agents, faults, and the trace.
+
+A :class:`World` is built in two phases. First describe it: nodes and links, mail servers with
+their domains, users with their hosts, messages to send, telnet scripts, faults. Then
+:meth:`World.run` brings it to life (network, DNS zones, servers, agents) and runs the clock.
+Scenarios build worlds through this API, and so can a notebook or a test directly::
+
+    world = World(seed=1)
+    world.add_node("james-pc", kind="host", site="India")
+    ...
+    world.add_mail_server("india-mail", domains=["india.com"])
+    world.add_user("james@india.com", "grammar", host="james-pc")
+    world.send(at=60, sender="james@india.com", to=["steve@usa.com"], subject="Books", body="...")
+    world.run(until=1800)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import simpy
+
+from mailsim.mail.message import Attachment
+from mailsim.net.dns import DnsDatabase, DnsServer, Resolver
+from mailsim.net.faults import Faults
+from mailsim.net.network import Network
+from mailsim.net.topology import Topology
+from mailsim.nodes.mailserver import MailServer, ServerSettings
+from mailsim.nodes.telnet import TelnetScript, TelnetSession
+from mailsim.nodes.useragent import Draft, UserAgent
+from mailsim.rng import RandomStreams
+from mailsim.trace.exports import Books, reconcile
+from mailsim.trace.recorder import Recorder
+
+
+class WorldError(ValueError):
+    """The world's description is inconsistent (an unknown node, a user with no server, ...)."""
+
+
+class World:
+    """Everything one simulation run needs.
+
+    Args:
+        seed: the seed of every random stream.
+        segments: record every TCP segment (needed for pcap export; slower).
+        strict: check every trace record against the documented fields (tests use it).
+        data_lines: message lines kept in the trace per message (the rest is summarised).
+        dns_node: the node that runs DNS; None adds a ``dns`` node linked to the first mail
+            server (1 ms, 1 Gbit/s) when the world starts.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        *,
+        segments: bool = False,
+        strict: bool = False,
+        data_lines: int = 20,
+        dns_node: str | None = None,
+    ) -> None:
+        #: The SimPy environment (the clock).
+        self.env = simpy.Environment()
+        #: The trace.
+        self.recorder = Recorder(lambda: self.env.now, segments=segments, strict=strict)
+        #: Named random streams of ``seed``.
+        self.streams = RandomStreams(seed)
+        #: The seed.
+        self.seed = seed
+        #: Nodes and links.
+        self.topology = Topology()
+        #: Message lines kept in the trace per message.
+        self.data_lines = data_lines
+        #: The DNS node's name.
+        self.dns_node = dns_node
+        #: Mail servers by node (filled when the world starts).
+        self.servers: dict[str, MailServer] = {}
+        #: User agents by address (lower case).
+        self.agents: dict[str, UserAgent] = {}
+        #: Telnet sessions, in the order they were added.
+        self.telnets: list[TelnetSession] = []
+        self.network: Network
+        self.faults: Faults
+        #: The DNS records (A records for every node and MX records for every server's domains
+        #: are added when the world starts).
+        self.dns: DnsDatabase = DnsDatabase()
+        #: Domains whose MX records were given explicitly (none are generated for them).
+        self.explicit_mx: set[str] = set()
+        self._server_specs: dict[str, dict[str, Any]] = {}
+        self._user_specs: list[dict[str, Any]] = []
+        self._drafts: dict[str, list[Draft]] = {}
+        self._telnet_scripts: list[TelnetScript] = []
+        self._fault_specs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._resolvers: dict[str, Resolver] = {}
+        self._known_messages: set[str] = set()
+        self._message_count = 0
+        self._started = False
+
+    # -- describing the world -----------------------------------------------------------------
+
+    def add_node(
+        self, name: str, kind: str = "host", site: str = "", ip: str | None = None
+    ) -> None:
+        """Add a node (``host``, ``router``, ``mailserver`` or ``dns``) at a ``site``."""
+        self.topology.add_node(name, kind=kind, site=site, ip=ip)
+
+    def add_link(self, a: str, b: str, **settings: Any) -> None:
+        """Link two nodes; settings are the topology's (latency, bandwidth, loss, jitter, mtu)."""
+        self.topology.add_link(a, b, **settings)
+
+    def add_mail_server(
+        self,
+        node: str,
+        domains: Iterable[str],
+        settings: ServerSettings | None = None,
+    ) -> None:
+        """Run a mail server on ``node`` for ``domains``."""
+        self.topology.node(node)
+        self._server_specs[node] = {
+            "domains": [d.lower() for d in domains],
+            "settings": settings or ServerSettings(),
+        }
+
+    def server_for_domain(self, domain: str) -> str | None:
+        """The node of the server that is final destination for ``domain``, or None."""
+        domain = domain.lower()
+        for node, spec in self._server_specs.items():
+            if domain in spec["domains"]:
+                return node
+        return None
+
+    def add_user(
+        self,
+        address: str,
+        password: str,
+        host: str,
+        *,
+        check_every: float | None = None,
+        server: str | None = None,
+        keep_on_server: bool = False,
+    ) -> None:
+        """A user with a mailbox on the server of their domain and a user agent on ``host``."""
+        self.topology.node(host)
+        domain = address.rpartition("@")[2].lower()
+        home = self.server_for_domain(domain)
+        if home is None:
+            raise WorldError(f"user {address}: no mail server serves the domain {domain!r}")
+        self._user_specs.append(
+            {
+                "address": address,
+                "password": password,
+                "host": host,
+                "check_every": check_every,
+                "server": server or home,
+                "home": home,
+                "keep_on_server": keep_on_server,
+            }
+        )
+
+    def send(
+        self,
+        at: float,
+        sender: str,
+        to: Sequence[str],
+        subject: str = "",
+        body: str = "",
+        *,
+        cc: Sequence[str] = (),
+        html: str | None = None,
+        attachments: Sequence[Attachment] = (),
+        name: str | None = None,
+    ) -> None:
+        """The user ``sender`` writes a message at time ``at`` and presses Send."""
+        if not any(spec["address"].lower() == sender.lower() for spec in self._user_specs):
+            raise WorldError(f"message at t={at}: {sender} is not a user of this world")
+        draft = Draft(
+            at=at,
+            to=tuple(to),
+            cc=tuple(cc),
+            subject=subject,
+            body=body,
+            html=html,
+            attachments=tuple(attachments),
+            local_id=name,
+        )
+        self._drafts.setdefault(sender.lower(), []).append(draft)
+
+    def telnet(self, script: TelnetScript) -> None:
+        """A student types ``script`` at a server."""
+        self._telnet_scripts.append(script)
+
+    def link_down(self, a: str, b: str, at: float, duration: float | None = None) -> None:
+        """The link a-b fails at ``at`` for ``duration`` seconds (None: for ever)."""
+        self._fault_specs.append(("link_down", (a, b, at, duration), {}))
+
+    def crash(self, node: str, at: float, restart_after: float | None = None) -> None:
+        """``node`` crashes at ``at`` and restarts ``restart_after`` seconds later."""
+        self._fault_specs.append(("node_crash", (node, at, restart_after), {}))
+
+    def stop_service(self, node: str, port: int, at: float, duration: float | None = None) -> None:
+        """The service on ``port`` of ``node`` stops at ``at`` for ``duration`` seconds."""
+        self._fault_specs.append(("service_down", (node, port, at, duration), {}))
+
+    def random_faults(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        """Random failures (``kind`` ``link``, ``node`` or ``service``; see ``net.faults``)."""
+        self._fault_specs.append((f"random_{kind}", args, kwargs))
+
+    # -- bringing it to life -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the network, DNS, servers and agents, and start their processes (once)."""
+        if self._started:
+            return
+        self._started = True
+        self._add_dns_node()
+        self.network = Network(self.env, self.topology, self.recorder, self.streams)
+        self.faults = Faults(self.network)
+        self._fill_zones()
+        DnsServer(self.network, self.dns_node, self.dns)  # type: ignore[arg-type]
+        users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
+        for spec in self._user_specs:
+            local = spec["address"].rpartition("@")[0]
+            users_by_server[spec["home"]][local] = spec["password"]
+        for node, spec in self._server_specs.items():
+            server = MailServer(
+                self, node, spec["domains"], users_by_server[node], spec["settings"]
+            )
+            self.servers[node] = server
+            server.start()
+        for spec in self._user_specs:
+            agent = UserAgent(
+                self,
+                spec["host"],
+                spec["address"],
+                spec["password"],
+                spec["server"],
+                check_every=spec["check_every"],
+                keep_on_server=spec["keep_on_server"],
+            )
+            agent.write(self._drafts.get(spec["address"].lower(), []))
+            self.agents[spec["address"].lower()] = agent
+            agent.start()
+        for script in self._telnet_scripts:
+            session = TelnetSession(self, script)
+            self.telnets.append(session)
+            session.start()
+        for method, args, kwargs in self._fault_specs:
+            getattr(self.faults, method)(*args, **kwargs)
+
+    def _add_dns_node(self) -> None:
+        if self.dns_node is not None:
+            self.topology.node(self.dns_node)
+            return
+        servers = list(self._server_specs)
+        anchor = servers[0] if servers else next(iter(n.name for n in self.topology.nodes), None)
+        self.topology.add_node(
+            "dns", kind="dns", site=self.topology.node(anchor).site if anchor else ""
+        )
+        if anchor is not None:
+            self.topology.add_link("dns", anchor, latency=0.001, bandwidth=1e9)
+        self.dns_node = "dns"
+
+    def _fill_zones(self) -> None:
+        """MX records for every server's domains (preference 10), A records for every node."""
+        for node in self.topology.nodes:
+            self.dns.add_a(node.name, node.ip)
+        for node, spec in self._server_specs.items():
+            for domain in spec["domains"]:
+                if domain not in self.explicit_mx:
+                    self.dns.add_mx(domain, 10, node)
+
+    def resolver_for(self, node: str) -> Resolver:
+        """The DNS resolver of ``node`` (one per node, with its cache)."""
+        resolver = self._resolvers.get(node)
+        if resolver is None:
+            resolver = Resolver(self.network, node, self.dns_node)  # type: ignore[arg-type]
+            self._resolvers[node] = resolver
+        return resolver
+
+    def run(self, until: float) -> None:
+        """Start the world if needed and run the clock until ``until`` seconds."""
+        self.start()
+        if until > self.env.now:
+            self.env.run(until=until)
+
+    # -- book-keeping shared by the nodes -------------------------------------------------------
+
+    def new_message_name(self) -> str:
+        """A fresh message name (``m1``, ``m2``, ...) for a message that was not given one."""
+        self._message_count += 1
+        return f"m{self._message_count}"
+
+    def note_submit(
+        self, msg: str, node: str, sender: str, rcpts: Sequence[str], size: int, kind: str = "mail"
+    ) -> None:
+        """A message enters the mail system (step 1): record ``mail.submit`` once per message."""
+        if msg in self._known_messages:
+            return
+        self._known_messages.add(msg)
+        self.recorder.emit(
+            "mail.submit",
+            msg=msg,
+            node=node,
+            sender=sender,
+            rcpts=list(rcpts),
+            size=size,
+            kind=kind,
+        )
+
+    def note_arrival(self, item: Any, node: str, kind: str = "mail") -> None:
+        """A server took a message no user agent submitted (telnet, a bounce): record it once."""
+        self.note_submit(item.id, node, item.sender, item.recipients, item.size, kind=kind)
+
+    def books(self) -> Books:
+        """The books of the run so far (every accepted pair's fate; see ``trace.exports``)."""
+        return reconcile(self.recorder.records)

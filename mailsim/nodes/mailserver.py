@@ -441,7 +441,7 @@ class MailServer:
             self.trace.emit("mail.deliver", msg=item.id, node=self.node, rcpt=rcpt, mailbox=box)
         self.store.deliver(box, item.content, t=self.env.now, msg_id=item.id, sender=item.sender)
 
-    # -- the queue runner and delivery agents (step 3, 4) -------------------------------------------
+    # -- the queue runner and delivery agents (steps 3 and 4) ---------------------------------
 
     def _queue_runner(self) -> Generator[Any, Any, None]:
         env, queue, settings = self.env, self.queue, self.settings
@@ -470,7 +470,7 @@ class MailServer:
             self._wake = None
 
     def _deliver(self, domain: str, chunk: list[DueEntry]) -> Generator[Any, Any, None]:
-        """One delivery agent: MX lookup, connect, and every message of ``chunk`` over one session."""
+        """One delivery agent: MX lookup, connect, every message of ``chunk`` over one session."""
         generation = self._generation
         try:
             yield from self._deliver_chunk(domain, chunk)
@@ -480,7 +480,7 @@ class MailServer:
                 self._kick()
 
     def _deliver_chunk(self, domain: str, chunk: list[DueEntry]) -> Generator[Any, Any, None]:
-        env, net = self.env, self.world.network
+        net = self.world.network
         pending = {id(due.entry): due for due in chunk}
         try:
             hosts = yield from self.resolver.resolve_mx(domain)
@@ -846,11 +846,11 @@ class _SimPolicy(ServerPolicy):
         if server.is_local(address):
             if server.local_part(address) in server.users:
                 return None
-            return Reply.of(550, "5.1.1 <%s>: Recipient address rejected: User unknown" % address)
+            return Reply.of(550, f"5.1.1 <{address}>: Recipient address rejected: User unknown")
         if self.submission and session.authenticated_user:
             return None
         # RFC 5321 7.1 / Postfix reject_unauth_destination: no open relay.
-        return Reply.of(550, "5.7.1 <%s>: Relay access denied" % address)
+        return Reply.of(550, f"5.7.1 <{address}>: Relay access denied")
 
     def check_sender(self, session: Session, address: str, params: MailParams) -> Reply | None:
         return None

@@ -1,0 +1,584 @@
+"""The delivery timeline: one row per (message, recipient), from submission to the user's inbox.
+
+Each row shows when the message was submitted and queued, every delivery attempt coloured by its
+outcome (accepted, temporary failure with a short reason, permanent failure), the delivery into
+the mailbox, the user fetching it, and the bounce or expiry when it never arrived. Outages of
+links, nodes and services (``link.down``/``up``, ``node.down``/``up``, ``service.down``/``up``)
+are shaded behind the rows, so "the link was down, so the tries failed" can be seen at a glance.
+
+:func:`journeys` is the reading of the trace behind it (also used by :mod:`mailsim.plot.queues`):
+a :class:`Journey` per (message, recipient) with its attempts and their outcomes. An attempt's
+outcome is the first ``mail.defer`` (temporary), ``mail.bounce``/``mail.reject`` (permanent) or
+``mail.deliver``/``mail.queue`` at another node (accepted) of that pair after it; an expiry ends a
+journey without being an attempt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailsim.plot._style import (
+    ERROR_COLOUR,
+    FONT,
+    LOG_TICKS,
+    OUTAGE_COLOURS,
+    SMALL_FONT,
+    STATUS_COLOURS,
+    empty_note,
+    new_figure,
+    short_text,
+    time_unit,
+)
+from mailsim.plot.topology import Outage, read_topology
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+Record = dict[str, Any]
+
+#: Attempt outcome -> marker colour.
+OUTCOME_COLOURS = {
+    "accepted": "#2ca02c",
+    "temporary": "#ff7f0e",
+    "permanent": ERROR_COLOUR,
+    "pending": "#9a9a9a",
+}
+
+
+@dataclass
+class Attempt:
+    """One try to hand a (message, recipient) to the next server."""
+
+    t: float
+    node: str
+    conn: int | None
+    outcome: str = "pending"  #: "accepted", "temporary", "permanent" or "pending"
+    reason: str = ""  #: short reason of a failure ("connect timeout", "451 ...")
+    reply: str = ""  #: the full reply text of a failure, when the trace gives one
+
+
+@dataclass
+class Journey:
+    """What happened to one (message, recipient) pair, read from the trace."""
+
+    msg: str
+    rcpt: str
+    sender: str = ""
+    kind: str = "mail"  #: "mail" or "dsn" (a bounce notice)
+    submitted: float | None = None
+    queued: list[tuple[float, str]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    delivered: float | None = None
+    mailbox: str = ""
+    delivered_at_node: str = ""
+    fetched: float | None = None
+    bounced: float | None = None
+    bounce_reply: str = ""
+    expired: float | None = None
+    rejected: float | None = None
+    reject_reply: str = ""
+    lost: float | None = None
+    lost_cause: str = ""
+    warned: list[float] = field(default_factory=list)
+    duplicates: list[float] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """delivered, bounced, rejected, lost or queued (the summary's words)."""
+        if self.delivered is not None:
+            return "delivered"
+        if self.bounced is not None:
+            return "bounced"
+        if self.rejected is not None:
+            return "rejected"
+        if self.lost is not None:
+            return "lost"
+        return "queued"
+
+    @property
+    def start(self) -> float:
+        """Time of the first thing that happened to the pair."""
+        times = [self.submitted, *(t for t, _ in self.queued), *(a.t for a in self.attempts)]
+        return min(t for t in times if t is not None) if any(t is not None for t in times) else 0.0
+
+    @property
+    def end(self) -> float | None:
+        """Time the pair reached its final state (None while queued)."""
+        finals = [self.delivered, self.bounced, self.rejected, self.lost]
+        done = [t for t in finals if t is not None]
+        return min(done) if done else None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from submission to delivery, or None when not delivered."""
+        if self.delivered is None or self.submitted is None:
+            return None
+        return self.delivered - self.submitted
+
+
+_CODE = re.compile(r"^\s*(\d{3})[ -]?(?:\d\.\d{1,3}\.\d{1,3}\s+)?(.*)$")
+
+
+def short_reason(reply: str, tcp_reason: str | None = None) -> str:
+    """A few words on why an attempt failed: ``connect timeout``, ``refused``, ``452 Mailbox full``.
+
+    The connection's ``tcp.fail`` reason wins when there is one; otherwise the reply is read: its
+    code and the start of its text, without the enhanced status code (RFC 3463).
+    """
+    if tcp_reason:
+        return {
+            "timeout": "connect timeout",
+            "refused": "connection refused",
+            "unreachable": "no route",
+        }.get(tcp_reason, tcp_reason)
+    lowered = reply.lower()
+    for needle, words in (
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("refused", "refused"),
+        ("no route", "no route"),
+        ("unreachable", "unreachable"),
+        ("expired", "expired"),
+    ):
+        if needle in lowered:
+            code = _CODE.match(reply)
+            return f"{code.group(1)} {words}" if code else words
+    match = _CODE.match(reply)
+    if match:
+        return short_text(f"{match.group(1)} {match.group(2)}".strip(), 24)
+    return short_text(reply, 24) if reply else "failed"
+
+
+def journeys(records: Sequence[Record]) -> list[Journey]:
+    """One :class:`Journey` per (message, recipient), in the order they first appear."""
+    pairs: dict[tuple[str, str], Journey] = {}
+    open_attempt: dict[tuple[str, str], Attempt] = {}
+    tcp_fail: dict[int, str] = {}
+    where_queued: dict[tuple[str, str], str] = {}
+
+    def pair(msg: str, rcpt: str) -> Journey:
+        key = (msg, rcpt)
+        if key not in pairs:
+            pairs[key] = Journey(msg, rcpt)
+        return pairs[key]
+
+    def resolve(key: tuple[str, str], outcome: str, reply: str = "") -> bool:
+        attempt = open_attempt.pop(key, None)
+        if attempt is None:
+            return False
+        attempt.outcome = outcome
+        attempt.reply = reply
+        if outcome != "accepted":
+            fail = tcp_fail.get(attempt.conn) if attempt.conn is not None else None
+            attempt.reason = short_reason(reply, fail)
+        return True
+
+    for rec in records:
+        kind = rec["type"]
+        if kind == "tcp.fail":
+            tcp_fail[rec["conn"]] = rec.get("reason", "")
+            continue
+        if not kind.startswith("mail."):
+            continue
+        msg, t = rec["msg"], rec["t"]
+        if kind == "mail.submit":
+            for rcpt in rec["rcpts"]:
+                journey = pair(msg, rcpt)
+                journey.sender = rec.get("sender", "")
+                journey.kind = rec.get("kind", "dsn" if rec.get("sender") == "" else "mail")
+                if journey.submitted is None:
+                    journey.submitted = t
+        elif kind == "mail.queue":
+            for rcpt in rec["rcpts"]:
+                key = (msg, rcpt)
+                journey = pair(msg, rcpt)
+                previous = where_queued.get(key)
+                if previous is not None and previous != rec["node"]:
+                    resolve(key, "accepted")  # the next server took it over
+                where_queued[key] = rec["node"]
+                journey.queued.append((t, rec["node"]))
+        elif kind == "mail.attempt":
+            for rcpt in rec["rcpts"]:
+                key = (msg, rcpt)
+                # A new attempt while one is unresolved: the earlier one's fate is unknown.
+                open_attempt.pop(key, None)
+                attempt = Attempt(t, rec["node"], rec.get("conn"))
+                pair(msg, rcpt).attempts.append(attempt)
+                open_attempt[key] = attempt
+        elif kind == "mail.fetch":
+            _attach_fetch(pairs, rec)
+        else:
+            key = (msg, rec["rcpt"])
+            journey = pair(msg, rec["rcpt"])
+            if kind == "mail.defer":
+                if not resolve(key, "temporary", rec.get("reply", "")):
+                    # A deferral without a recorded try (a DNS failure, say) still is one.
+                    attempt = Attempt(t, rec["node"], None, "temporary")
+                    attempt.reply = rec.get("reply", "")
+                    attempt.reason = short_reason(attempt.reply)
+                    journey.attempts.append(attempt)
+            elif kind == "mail.deliver":
+                resolve(key, "accepted")
+                if journey.delivered is None:
+                    journey.delivered = t
+                    journey.mailbox = str(rec.get("mailbox", ""))
+                    journey.delivered_at_node = rec["node"]
+                else:
+                    journey.duplicates.append(t)
+            elif kind == "mail.bounce":
+                resolve(key, "permanent", rec.get("reply", ""))
+                journey.bounced = t
+                journey.bounce_reply = rec.get("reply", "")
+            elif kind == "mail.reject":
+                resolve(key, "permanent", rec.get("reply", ""))
+                journey.rejected = t
+                journey.reject_reply = rec.get("reply", "")
+            elif kind == "mail.expire":
+                journey.expired = t
+            elif kind == "mail.lost":
+                journey.lost = t
+                journey.lost_cause = str(rec.get("cause", ""))
+            elif kind == "mail.warn":
+                journey.warned.append(t)
+            elif kind == "mail.duplicate":
+                journey.duplicates.append(t)
+    return list(pairs.values())
+
+
+def _attach_fetch(pairs: dict[tuple[str, str], Journey], rec: Record) -> None:
+    """Give a ``mail.fetch`` (which names a user, not a recipient) to the right pair.
+
+    The pair of that message delivered at that node into the mailbox named like the user;
+    failing that, whose recipient's local part is the user; failing that, the only delivered
+    pair of the message.
+    """
+    user = str(rec.get("user", ""))
+    candidates = [j for j in pairs.values() if j.msg == rec["msg"] and j.delivered is not None]
+    same_box = [j for j in candidates if j.mailbox == user]
+    chosen = [j for j in same_box if j.delivered_at_node == rec["node"]] or same_box
+    if not chosen:
+        chosen = [j for j in candidates if j.rcpt.split("@")[0].lower() == user.lower()]
+    if not chosen and len(candidates) == 1:
+        chosen = candidates
+    for journey in chosen[:1]:
+        if journey.fetched is None:
+            journey.fetched = rec["t"]
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+_MARKERS: dict[str, dict[str, Any]] = {
+    "submitted": {
+        "marker": "o",
+        "s": 42,
+        "facecolors": "white",
+        "edgecolors": "black",
+        "zorder": 6,
+    },
+    "queued": {"marker": "|", "s": 90, "color": "#555555", "linewidths": 1.5, "zorder": 5},
+    "accepted": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["accepted"], "zorder": 6},
+    "temporary": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["temporary"], "zorder": 6},
+    "permanent": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["permanent"], "zorder": 6},
+    "pending": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["pending"], "zorder": 6},
+    "delivered": {"marker": "*", "s": 150, "color": STATUS_COLOURS["delivered"], "zorder": 7},
+    "fetched": {"marker": "D", "s": 46, "color": "#1f5fa8", "zorder": 7},
+    "expired": {"marker": "d", "s": 60, "color": "#8c564b", "zorder": 7},
+    "bounced": {"marker": "X", "s": 90, "color": ERROR_COLOUR, "zorder": 8},
+    "rejected": {"marker": "X", "s": 90, "color": STATUS_COLOURS["rejected"], "zorder": 8},
+    "lost": {"marker": "X", "s": 90, "color": STATUS_COLOURS["lost"], "zorder": 8},
+    "warned": {"marker": "$!$", "s": 60, "color": "#bcbd22", "zorder": 7},
+    "duplicate": {"marker": "P", "s": 60, "color": "#e377c2", "zorder": 7},
+}
+
+_LEGEND_NAMES = {
+    "submitted": "submitted",
+    "queued": "queued",
+    "accepted": "attempt: accepted",
+    "temporary": "attempt: temporary failure",
+    "permanent": "attempt: permanent failure",
+    "pending": "attempt: no outcome yet",
+    "delivered": "delivered to mailbox",
+    "fetched": "fetched by the user",
+    "expired": "expired (gave up)",
+    "bounced": "bounced",
+    "rejected": "rejected",
+    "lost": "lost",
+    "warned": "delay warning",
+    "duplicate": "duplicate",
+}
+
+
+def delivery_timeline(
+    records: Sequence[Record], *, log_time: bool = False, ax: Axes | None = None
+) -> Figure:
+    """Draw one row per (message, recipient) with its whole story over time.
+
+    Args:
+        records: trace records (``Recorder.records`` or ``load_events(path)``).
+        log_time: plot time since the first submission on a logarithmic axis (linear below 1 s),
+            so seconds-long dialogues and days-long retry stories fit on one figure. Without it
+            the axis is simulated time in a unit chosen from the span (s, min, h or d).
+        ax: draw into this axes instead of a new figure.
+
+    Returns:
+        The figure. Markers are scatter collections with gid ``timeline-<event>`` (``timeline-
+        temporary`` holds one point per temporarily failed attempt, and so on); rows are Line2D
+        with gid ``timeline-row``; outages are spans with gid ``outage``.
+    """
+    records = list(records)
+    rows = sorted(journeys(records), key=lambda j: j.start)
+    outages = read_topology(records).outages
+    n = max(len(rows), 1)
+    own_figure = ax is None
+    label_room, top = 0.0, 0.45
+    if ax is None:
+        # Inches: room for the row labels at the left, the title above, and the axis label and
+        # a legend of up to three rows below.
+        label_room = 0.4 + 0.062 * max([len(_row_label(j)) for j in rows] + [10])
+        bottom = 1.25
+        fig = new_figure(11.0, top + bottom + 0.4 + 0.42 * n)
+        fw, fh = fig.get_size_inches()
+        ax = fig.add_axes(
+            (label_room / fw, bottom / fh, 1 - (label_room + 0.3) / fw, 1 - (top + bottom) / fh)
+        )
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    ax.set_title(
+        "Delivery timeline, one row per (message, recipient)", fontsize=FONT + 1, loc="left"
+    )
+    if not rows:
+        empty_note(ax, "no mail in the trace (no mail.* records)")
+        return fig
+    times = [r["t"] for r in records if r["type"].startswith("mail.")]
+    t_first = min(j.start for j in rows)
+    t_last = max(times)
+    if log_time:
+        origin = t_first
+
+        def x_of(t: float) -> float:
+            return t - origin
+
+        span_hi = max(x_of(t_last) * 1.6, 10.0)
+        _log_axis(ax, span_hi)
+        ax.set_xlabel(
+            "time since the first submission (log scale, linear below 1 s)", fontsize=FONT
+        )
+        x_lo, x_hi = 0.0, span_hi
+    else:
+        name, size = time_unit(max(t_last - t_first, 1e-3))
+
+        def x_of(t: float) -> float:
+            return t / size
+
+        pad = 0.03 * max(t_last - t_first, 1.0)
+        x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_xlabel(f"simulated time ({name})", fontsize=FONT)
+    _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time)
+    points: dict[str, list[tuple[float, float]]] = {}
+    for row, journey in enumerate(rows):
+        _draw_row(ax, row, journey, x_of, x_hi, points)
+    for name, pts in points.items():
+        style = dict(_MARKERS[name])
+        collection = ax.scatter(
+            [p[0] for p in pts], [p[1] for p in pts], label=_LEGEND_NAMES[name], **style
+        )
+        collection.set_gid(f"timeline-{name}")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_row_label(j) for j in rows], fontsize=SMALL_FONT + 0.5)
+    for tick, journey in zip(ax.get_yticklabels(), rows, strict=False):
+        tick.set_color(STATUS_COLOURS.get(journey.status, "black"))
+    ax.set_ylim(len(rows) - 0.4, -0.75)
+    ax.tick_params(axis="x", labelsize=SMALL_FONT + 0.5)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    legend_rows = _legend(ax, outages, own_figure)
+    if own_figure:
+        # Now that the legend's size is known, fit the bottom margin to it.
+        height = top + 0.4 + 0.42 * n + 0.75 + 0.2 * legend_rows
+        fig.set_size_inches(11.0, height)
+        bottom = 0.75 + 0.2 * legend_rows
+        ax.set_position(
+            (
+                label_room / 11.0,
+                bottom / height,
+                1 - (label_room + 0.3) / 11.0,
+                1 - (top + bottom) / height,
+            )
+        )
+    return fig
+
+
+def _log_axis(ax: Axes, hi: float) -> None:
+    """Symmetric log x axis in seconds: linear from 0 to 1 s, logarithmic above, human ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+    ax.set_xlim(0.0, hi)
+    ticks = [0.0] + [s for s, _ in LOG_TICKS if 1.0 <= s <= hi]
+    labels = {0.0: "0"} | dict(LOG_TICKS)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: labels.get(v, "")))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _row_label(journey: Journey) -> str:
+    extra = " (DSN)" if journey.kind == "dsn" else ""
+    return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}{extra}"
+
+
+def _draw_outages(
+    ax: Axes, outages: list[Outage], x_of: Any, x_lo: float, x_hi: float, log_time: bool
+) -> None:
+    for index, outage in enumerate(outages):
+        start = max(x_of(outage.start), x_lo)
+        end = x_hi if outage.end is None else min(x_of(outage.end), x_hi)
+        if end <= start:
+            continue
+        span = ax.axvspan(
+            start,
+            end,
+            color=OUTAGE_COLOURS[outage.kind],
+            alpha=0.14,
+            linewidth=0,
+            zorder=0,
+        )
+        span.set_gid("outage")
+        ax.text(
+            start,
+            1.0 - 0.035 * (index % 3),
+            f" {outage.label} down",
+            transform=ax.get_xaxis_transform(),
+            ha="left",
+            va="top",
+            fontsize=SMALL_FONT,
+            color=OUTAGE_COLOURS[outage.kind],
+            fontweight="bold",
+            clip_on=True,
+            zorder=1,
+        )
+
+
+def _draw_row(
+    ax: Axes,
+    row: int,
+    journey: Journey,
+    x_of: Any,
+    x_hi: float,
+    points: dict[str, list[tuple[float, float]]],
+) -> None:
+    def add(name: str, t: float | None) -> None:
+        if t is not None:
+            points.setdefault(name, []).append((x_of(t), row))
+
+    start = journey.start
+    end = journey.end
+    colour = STATUS_COLOURS.get(journey.status, "#7f7f7f")
+    x_end = x_of(end) if end is not None else x_hi
+    (bar,) = ax.plot(
+        [x_of(start), x_end],
+        [row, row],
+        color=colour,
+        linewidth=2.2,
+        alpha=0.5,
+        linestyle="-" if end is not None else (0, (3, 2)),
+        zorder=2,
+        solid_capstyle="butt",
+    )
+    bar.set_gid("timeline-row")
+    if journey.delivered is not None and journey.fetched is not None:
+        ax.plot(
+            [x_of(journey.delivered), x_of(journey.fetched)],
+            [row, row],
+            color=STATUS_COLOURS["delivered"],
+            linewidth=1.2,
+            linestyle=":",
+            zorder=2,
+        )
+    add("submitted", journey.submitted)
+    for t, _ in journey.queued:
+        add("queued", t)
+    previous_reason = None
+    run_start: Attempt | None = None
+    run_length = 0
+    runs: list[tuple[Attempt, int]] = []
+    for attempt in journey.attempts:
+        add(attempt.outcome, attempt.t)
+        if attempt.outcome in ("temporary", "permanent"):
+            if attempt.reason == previous_reason and run_start is not None:
+                run_length += 1
+                continue
+            if run_start is not None:
+                runs.append((run_start, run_length))
+            run_start, run_length, previous_reason = attempt, 1, attempt.reason
+        else:
+            if run_start is not None:
+                runs.append((run_start, run_length))
+            run_start, run_length, previous_reason = None, 0, None
+    if run_start is not None:
+        runs.append((run_start, run_length))
+    for first, count in runs:
+        label = first.reason + (f" (×{count})" if count > 1 else "")
+        ax.annotate(
+            label,
+            (x_of(first.t), row),
+            xytext=(0, 6),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=SMALL_FONT - 0.5,
+            color=OUTCOME_COLOURS[first.outcome],
+            zorder=9,
+        )
+    add("delivered", journey.delivered)
+    add("fetched", journey.fetched)
+    add("expired", journey.expired)
+    add("bounced", journey.bounced)
+    add("rejected", journey.rejected)
+    add("lost", journey.lost)
+    for t in journey.warned:
+        add("warned", t)
+    for t in journey.duplicates:
+        add("duplicate", t)
+
+
+def _legend(ax: Axes, outages: list[Outage], own_figure: bool) -> int:
+    """Put the legend under the figure (or right of a given axes); returns its number of rows."""
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    order = list(_LEGEND_NAMES.values())
+    pairs = sorted(zip(handles, labels, strict=False), key=lambda p: order.index(p[1]))
+    handles = [h for h, _ in pairs]
+    labels = [lab for _, lab in pairs]
+    for kind in sorted({o.kind for o in outages}):
+        handles.append(Patch(color=OUTAGE_COLOURS[kind], alpha=0.25))
+        labels.append(f"{kind} down")
+    if not own_figure:
+        ax.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=SMALL_FONT,
+            frameon=False,
+            scatterpoints=1,
+        )
+        return 0
+    fig = ax.get_figure()
+    assert fig is not None
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(6, len(handles)),
+        fontsize=SMALL_FONT,
+        frameon=False,
+        scatterpoints=1,
+    )
+    return -(-len(handles) // 6)

@@ -1,0 +1,199 @@
+"""The sequence diagram draws one arrow per protocol line, to scale, with idle gaps cut out."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.colors import to_rgba
+from plot_traces import (
+    TUTORIAL_DATA_LINES,
+    TUTORIAL_DIALOGUE,
+    TraceWriter,
+    artists_with_gid,
+    bounce_after_days,
+    james_to_steve,
+    keep,
+    link_outage,
+)
+
+from mailsim.plot import PlotError, read_topology, sequence_diagram
+from mailsim.plot._style import ERROR_COLOUR
+from mailsim.plot.sequence import one_way_delays
+from mailsim.trace import load_events
+
+# Connections of james_to_steve(): 1 submission, 2 the tutorial relay, 3 Steve's POP3 session.
+
+
+def _labels(fig, gid):
+    return [a.get_text() for a in artists_with_gid(fig, gid)]
+
+
+def test_one_arrow_per_line_of_the_tutorial_dialogue():
+    fig = sequence_diagram(james_to_steve(), connection=2)
+    keep(fig, "sequence_tutorial")
+    assert len(artists_with_gid(fig, "smtp-line")) == len(TUTORIAL_DIALOGUE) == 15
+    assert artists_with_gid(fig, "pop3-line") == []
+    # Every line of the tutorial is written on the chart.
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {line for _, line in TUTORIAL_DIALOGUE} <= texts
+
+
+def test_hide_data_collapses_the_lines_between_354_and_the_dot_into_one_arrow():
+    fig = sequence_diagram(james_to_steve(), connection=2, hide_data=True)
+    keep(fig, "sequence_tutorial_hide_data")
+    # 15 lines, of which the 2 message lines become one arrow; the "." stays its own arrow.
+    assert len(artists_with_gid(fig, "smtp-line")) == 15 - TUTORIAL_DATA_LINES
+    assert len(artists_with_gid(fig, "smtp-data")) == 1
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert "… 2 data lines …" in texts
+    assert "." in texts
+
+
+def test_hide_data_also_collapses_the_body_of_a_pop3_retr_reply():
+    fig = sequence_diagram(james_to_steve(), connection=3, hide_data=True)
+    # The RETR body: 5 header lines (From, To, Subject, Message-ID, blank) and 2 body lines.
+    assert len(artists_with_gid(fig, "pop3-data")) == 1
+    assert "… 7 message lines …" in {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_lanes_go_by_site_with_the_user_hosts_at_the_outer_ends():
+    fig = sequence_diagram(james_to_steve(), hide_data=True)
+    keep(fig, "sequence_james_to_steve")
+    headers = sorted(artists_with_gid(fig, "lane"), key=lambda t: t.get_position()[0])
+    names = [h.get_text().split("\n")[0] for h in headers]
+    assert names == ["james-pc", "india-mail", "usa-mail", "steve-pc"]
+
+
+def test_the_three_hour_wait_for_steve_is_cut_out_and_labelled():
+    fig = sequence_diagram(james_to_steve(), hide_data=True)
+    gaps = artists_with_gid(fig, "gap")
+    assert gaps, "the idle gap must be drawn as a band"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # The relay's 221 is sent at about 61.8 s; Steve connects at 3 h = 10800 s: 2 h 58 min idle.
+    assert any(text.startswith("… 2 h 58 min") for text in texts), texts
+    # Drawn to scale, three hours would be tens of thousands of rows; cut, the chart stays short.
+    assert fig.get_size_inches()[1] < 40
+
+
+def test_arrival_is_half_the_handshake_round_trip_after_sending():
+    records = james_to_steve()
+    delays = one_way_delays(records, read_topology(records))
+    # Link latencies: james-pc-india-mail 2 ms; india-mail-india-gw 1 + india-gw-usa-gw 110 +
+    # usa-gw-usa-mail 1 = 112 ms; usa-mail-steve-pc 3 ms.
+    assert delays == pytest.approx({1: 0.002, 2: 0.112, 3: 0.003})
+
+
+def test_arrows_slant_down_to_scale_within_a_dialogue():
+    fig = sequence_diagram(james_to_steve(), connection=2)
+    arrows = artists_with_gid(fig, "smtp-line")
+    # Each arrow ends lower than it starts (time runs downward): xy is the head, xyann the tail.
+    drops = [a.xy[1] - a.xyann[1] for a in arrows]
+    assert all(drop > 0 for drop in drops)
+    # Every line flies 112 ms, so every arrow drops by the same amount.
+    assert max(drops) == pytest.approx(min(drops))
+
+
+def _bad_recipient_trace():
+    w = TraceWriter()
+    w.world()
+    w.at(10.0)
+    conn, delay = w.open("india-mail", "usa-mail", 25)
+    lines = [
+        ("S", "220 usa.com ESMTP"),
+        ("C", "HELO india.com"),
+        ("S", "250 usa.com"),
+        ("C", "MAIL FROM:<james@india.com>"),
+        ("S", "250 2.1.0 Ok"),
+        ("C", "RCPT TO:<nobody@usa.com>"),
+        ("S", "550 5.1.1 <nobody@usa.com>: Recipient address rejected"),
+        ("C", "QUIT"),
+        ("S", "221 2.0.0 Bye"),
+    ]
+    w.dialogue("smtp", conn, "india-mail", "usa-mail", lines, delay)
+    w.close(conn, "india-mail")
+    return w.records
+
+
+def test_error_replies_are_drawn_red_and_other_lines_are_not():
+    fig = sequence_diagram(_bad_recipient_trace())
+    red = to_rgba(ERROR_COLOUR)
+    colours = {
+        a.get_text() or "arrow": a.arrow_patch.get_edgecolor()
+        for a in artists_with_gid(fig, "smtp-line")
+    }
+    arrows = artists_with_gid(fig, "smtp-line")
+    reds = [a for a in arrows if tuple(a.arrow_patch.get_edgecolor()) == red]
+    assert len(reds) == 1, colours
+    assert reds[0].xy[0] < reds[0].xyann[0]  # the 550 goes from usa-mail (right) to india-mail
+
+
+def test_failed_connections_are_crosses_on_the_client_lane():
+    records = link_outage()
+    fig = sequence_diagram(records, window=(0.0, 3000.0), show_tcp=True)
+    keep(fig, "sequence_outage_window")
+    fails = [r for r in records if r["type"] == "tcp.fail" and r["t"] <= 3000.0]
+    # msg-1 at 5 min and 41 min, msg-2 at 15 min, msg-3 at 25 min, msg-4 at 40 min: the tries
+    # made before t = 3000 s (50 min), each failing 30 s later.
+    assert len(fails) >= 4
+    assert len(artists_with_gid(fig, "tcp-fail")) == len(fails)
+    # With show_tcp the handshakes of the established connections are drawn: 3 segments each.
+    established = [r for r in records if r["type"] == "tcp.established" and r["t"] <= 3000.0]
+    fins = [r for r in records if r["type"] == "tcp.close" and r["t"] <= 3000.0]
+    segments = artists_with_gid(fig, "tcp-segment")
+    assert len(segments) == 3 * len(established) + len(fins) + len(fails)
+
+
+def test_window_keeps_only_the_lines_sent_inside_it():
+    records = james_to_steve()
+    fig = sequence_diagram(records, window=(0.0, 100.0))
+    inside = [r for r in records if r["type"] == "smtp.line" and r["t"] <= 100.0]
+    assert len(artists_with_gid(fig, "smtp-line")) == len(inside)
+    assert artists_with_gid(fig, "pop3-line") == []
+
+
+def test_max_lines_keeps_the_start_and_the_end_of_a_long_story():
+    fig = sequence_diagram(bounce_after_days(), hide_data=True, max_lines=60)
+    keep(fig, "sequence_bounce_limited")
+    title = fig.axes[0].get_title(loc="left")
+    assert "connections left out" in title
+    crosses = artists_with_gid(fig, "tcp-fail")
+    assert 0 < len(crosses) < 205
+    # The submission (start) and James's POP3 session fetching the bounce (end) are both kept.
+    assert artists_with_gid(fig, "smtp-line") and artists_with_gid(fig, "pop3-line")
+
+
+def test_a_trace_read_back_from_events_jsonl_draws_the_same(tmp_path):
+    from mailsim.trace import Recorder
+
+    recorder = Recorder()
+    recorder.records.extend(james_to_steve())
+    recorder.write_jsonl(tmp_path / "events.jsonl")
+    fig = sequence_diagram(load_events(tmp_path / "events.jsonl"), connection=2)
+    assert len(artists_with_gid(fig, "smtp-line")) == 15
+
+
+def test_unknown_connection_is_a_clear_error():
+    with pytest.raises(
+        PlotError, match=r"connection 9 does not appear.*known connections: 1, 2, 3"
+    ):
+        sequence_diagram(james_to_steve(), connection=9)
+
+
+def test_reversed_window_is_a_clear_error():
+    with pytest.raises(PlotError, match="start <= end"):
+        sequence_diagram(james_to_steve(), window=(100.0, 10.0))
+
+
+def test_a_trace_without_protocol_lines_draws_a_note():
+    fig = sequence_diagram([{"t": 0.0, "type": "node.down", "node": "usa-mail"}])
+    assert any("no SMTP or POP3 lines" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_draws_into_a_given_axes():
+    from mailsim.plot._style import new_figure
+
+    fig = new_figure(8, 6)
+    ax = fig.add_subplot()
+    assert sequence_diagram(james_to_steve(), connection=3, ax=ax) is fig
+    # Greeting, USER, +OK, PASS, +OK, STAT, +OK (7); RETR, +OK (2); 7 message lines and "." (8);
+    # DELE, +OK, QUIT, +OK (4): 21 lines.
+    assert len(artists_with_gid(fig, "pop3-line")) == 21

@@ -1,0 +1,127 @@
+"""The delivery timeline: a row per (message, recipient), a marker per attempt, outages behind."""
+
+from __future__ import annotations
+
+import pytest
+from plot_traces import (
+    GIVE_UP_AFTER,
+    artists_with_gid,
+    bounce_after_days,
+    james_to_steve,
+    keep,
+    link_outage,
+)
+
+from mailsim.plot import delivery_timeline, journeys
+from mailsim.plot._style import time_unit
+from mailsim.plot.timeline import short_reason
+
+
+def _points(fig, name):
+    return sum(len(c.get_offsets()) for c in artists_with_gid(fig, f"timeline-{name}"))
+
+
+def test_one_row_per_message_and_recipient():
+    fig = delivery_timeline(link_outage())
+    keep(fig, "timeline_outage")
+    # Six messages; msg-1 goes to steve and bob: seven pairs.
+    assert len(artists_with_gid(fig, "timeline-row")) == 7
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[:2] == ["msg-1 → steve@usa.com", "msg-1 → bob@usa.com"]
+
+
+def test_one_marker_per_attempt_coloured_by_its_outcome():
+    records = link_outage()
+    fig = delivery_timeline(records)
+    tries = sum(len(r["rcpts"]) for r in records if r["type"] == "mail.attempt")
+    defers = sum(1 for r in records if r["type"] == "mail.defer")
+    assert _points(fig, "temporary") + _points(fig, "accepted") == tries
+    assert _points(fig, "temporary") == defers
+    # Every pair is delivered by exactly one accepted attempt, over the shared connection.
+    assert _points(fig, "accepted") == 7
+    assert _points(fig, "delivered") == 7
+    assert _points(fig, "submitted") == 7
+
+
+def test_repeated_failures_get_one_label_with_a_count():
+    records = link_outage()
+    fig = delivery_timeline(records)
+    failed = sum(
+        1
+        for r in records
+        if r["type"] == "mail.defer" and r["msg"] == "msg-1" and r["rcpt"] == "steve@usa.com"
+    )
+    assert failed >= 3  # retried every 30-40 min during a 2.4 h outage
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"connect timeout (×{failed})" in texts
+
+
+def test_each_outage_is_one_shaded_span():
+    fig = delivery_timeline(link_outage())
+    spans = artists_with_gid(fig, "outage")
+    assert len(spans) == 1
+    assert any("link india-gw–usa-gw down" in t.get_text() for t in fig.axes[0].texts)
+    fig = delivery_timeline(bounce_after_days(), log_time=True)
+    assert len(artists_with_gid(fig, "outage")) == 1
+
+
+def test_bounce_after_five_days_on_a_log_time_axis():
+    records = bounce_after_days()
+    fig = delivery_timeline(records, log_time=True)
+    keep(fig, "timeline_bounce_log")
+    assert fig.axes[0].get_xscale() == "symlog"
+    # Five days of tries every 30-40 minutes: 5 * 1440 / 35 = about 206.
+    assert 180 <= _points(fig, "temporary") <= 245
+    assert _points(fig, "expired") == 1
+    assert _points(fig, "bounced") == 1
+    # The bounce notice is its own row, delivered to James and fetched by him.
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["msg-1 → steve@usa.com", "msg-1.dsn → james@india.com (DSN)"]
+    assert _points(fig, "fetched") == 1
+    tick_labels = {t.get_text() for t in fig.axes[0].get_xticklabels()}
+    assert {"1 min", "1 h", "1 d", "4 d"} <= tick_labels
+
+
+def test_journeys_follow_the_tutorial_from_submission_to_steve_reading_it():
+    (journey,) = journeys(james_to_steve())
+    assert (journey.msg, journey.rcpt, journey.status) == ("msg-1", "steve@usa.com", "delivered")
+    assert [a.outcome for a in journey.attempts] == ["accepted"]
+    assert journey.mailbox == "steve"
+    # Submitted at about 60 s, read by Steve at about 3 h.
+    assert journey.submitted == pytest.approx(60.0, abs=0.1)
+    assert journey.fetched == pytest.approx(10800.0, abs=0.1)
+    assert 1.0 < journey.latency < 3.0  # the relay dialogue over the 224 ms round trip
+
+
+def test_expiry_ends_the_journey_without_being_an_attempt():
+    records = bounce_after_days()
+    journey = next(j for j in journeys(records) if j.msg == "msg-1")
+    assert journey.status == "bounced"
+    assert {a.outcome for a in journey.attempts} == {"temporary"}
+    assert journey.expired is not None and journey.submitted is not None
+    assert journey.expired - journey.submitted > GIVE_UP_AFTER
+
+
+def test_time_unit_follows_the_span():
+    assert time_unit(90.0) == ("s", 1.0)
+    assert time_unit(2.5 * 3600) == ("min", 60.0)  # the link-outage story
+    assert time_unit(30 * 3600) == ("h", 3600.0)
+    assert time_unit(5 * 86400) == ("d", 86400.0)  # the bounce story
+    fig = delivery_timeline(link_outage())
+    assert fig.axes[0].get_xlabel() == "simulated time (min)"
+
+
+def test_short_reason_prefers_the_tcp_failure_and_drops_enhanced_codes():
+    assert short_reason("451 4.4.1 connect to x: Connection timed out", "timeout") == (
+        "connect timeout"
+    )
+    assert short_reason("451 4.4.1 connect to x: Connection timed out") == "451 timeout"
+    assert short_reason("452 4.2.2 Mailbox full") == "452 Mailbox full"
+    assert short_reason("421 usa.com Service not available, closing channel") == (
+        "421 usa.com Service not…"
+    )
+
+
+def test_no_mail_draws_a_note():
+    fig = delivery_timeline([{"t": 0.0, "type": "node.down", "node": "usa-mail"}])
+    assert any("no mail" in t.get_text() for t in fig.axes[0].texts)

@@ -1,0 +1,119 @@
+"""The topology figure: sites left to right, one edge per link, outages greyed, routes drawn."""
+
+from __future__ import annotations
+
+import pytest
+from plot_traces import (
+    LINK_DOWN_AT,
+    LINK_UP_AT,
+    artists_with_gid,
+    bounce_after_days,
+    james_to_steve,
+    keep,
+    link_outage,
+)
+
+from mailsim.plot import PlotError, read_topology, topology_figure
+from mailsim.plot.topology import node_positions
+
+
+def _edges(fig):
+    return artists_with_gid(fig, "link") + artists_with_gid(fig, "link-down")
+
+
+def test_one_edge_per_link_labelled_with_latency_and_bandwidth():
+    fig = topology_figure(james_to_steve())
+    keep(fig, "topology")
+    assert len(_edges(fig)) == 5
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    # india-gw-usa-gw: 0.110 s and 20e6 bit/s.
+    assert "110 ms\n20 Mbit/s" in texts
+    assert "2 ms\n100 Mbit/s" in texts
+
+
+def test_the_down_link_is_greyed_at_a_time_inside_the_outage():
+    records = link_outage()
+    inside = (LINK_DOWN_AT + LINK_UP_AT) / 2
+    fig = topology_figure(records, at=inside)
+    keep(fig, "topology_outage")
+    (down,) = artists_with_gid(fig, "link-down")
+    assert down.get_linestyle() == "--"
+    # The link between the two gateways, which sit on the centre line (y = 0).
+    assert list(down.get_ydata()) == [0.0, 0.0]
+    assert len(artists_with_gid(fig, "link")) == 4
+    assert artists_with_gid(topology_figure(records, at=LINK_UP_AT + 1), "link-down") == []
+
+
+def test_a_down_node_is_greyed_and_named():
+    fig = topology_figure(bounce_after_days(), at=3600.0)
+    assert len(artists_with_gid(fig, "node-down")) == 1
+    assert "DOWN" in {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_the_route_of_a_connection_is_the_shortest_path_by_latency():
+    fig = topology_figure(james_to_steve(), connection=2)
+    # india-mail -> india-gw -> usa-gw -> usa-mail: three segments.
+    assert len(artists_with_gid(fig, "route")) == 3
+    assert "connection 2 (SMTP)" in fig.axes[0].get_title()
+    fig = topology_figure(james_to_steve(), connection=3)
+    assert len(artists_with_gid(fig, "route")) == 1  # steve-pc and usa-mail share a link
+    assert "(POP3)" in fig.axes[0].get_title()
+
+
+def test_a_path_written_in_the_trace_wins_over_the_computed_route():
+    records = james_to_steve()
+    for rec in records:
+        if rec["type"] == "tcp.open" and rec["conn"] == 2:
+            rec["path"] = ["india-mail", "india-gw", "usa-gw", "usa-mail", "steve-pc"]
+    fig = topology_figure(records, connection=2)
+    assert len(artists_with_gid(fig, "route")) == 4
+
+
+def test_unknown_connection_is_a_clear_error():
+    with pytest.raises(PlotError, match="connection 42 does not appear"):
+        topology_figure(james_to_steve(), connection=42)
+
+
+def test_india_is_left_and_usa_right_whatever_the_order_of_the_trace():
+    records = james_to_steve()
+    nodes = [r for r in records if r["type"] == "net.node"]
+    rest = [r for r in records if r["type"] != "net.node"]
+    records = list(reversed(nodes)) + rest  # USA nodes first now
+    topo = read_topology(records)
+    assert topo.sites() == ["India", "USA"]
+    positions = node_positions(topo)
+    # james-pc outermost left, then india-mail, the routers inside, steve-pc outermost right.
+    order = sorted(positions, key=lambda n: positions[n][0])
+    assert order[0] == "james-pc" and order[-1] == "steve-pc"
+    assert positions["india-gw"][0] < positions["usa-gw"][0]
+
+
+def test_lane_order_puts_hosts_at_the_ends_and_splits_them_in_a_single_site():
+    topo = read_topology(james_to_steve())
+    assert topo.lane_order(["usa-mail", "steve-pc", "india-mail", "james-pc"]) == [
+        "james-pc",
+        "india-mail",
+        "usa-mail",
+        "steve-pc",
+    ]
+    lan = read_topology(
+        [
+            {"t": 0.0, "type": "net.node", "node": n, "kind": k, "site": "LAN", "ip": "192.0.2.1"}
+            for n, k in (("alice-pc", "host"), ("bob-pc", "host"), ("lan-mail", "mailserver"))
+        ]
+    )
+    assert lan.lane_order(["bob-pc", "lan-mail", "alice-pc"]) == ["alice-pc", "lan-mail", "bob-pc"]
+
+
+def test_outages_of_the_run_are_listed_when_no_time_is_chosen():
+    fig = topology_figure(link_outage())
+    notes = [t.get_text() for t in fig.texts]
+    # Down at 120 s, up at 9000 s: 2 h 28 min.
+    assert any(
+        "link india-gw–usa-gw down 00:02:00.000 – 02:30:00.000 (2 h 28 min)" in n for n in notes
+    )
+
+
+def test_a_trace_without_topology_draws_a_note():
+    fig = topology_figure([{"t": 1.0, "type": "node.down", "node": "x"}])
+    assert any("no net.node records" in t.get_text() for t in fig.axes[0].texts)

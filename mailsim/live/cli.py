@@ -1,0 +1,380 @@
+"""The ``mailsim serve`` and ``mailsim send`` commands (loaded lazily by :mod:`mailsim.cli`).
+
+Only click and the standard library are imported at the top, so ``mailsim serve --help`` is
+instant; the asyncio server, the protocol machines and the MIME code are imported inside the
+command bodies.
+
+Exit codes (DESIGN.md): 0 success; 2 bad arguments (one line per problem, no traceback); 1 the
+server could not start, or ``send`` could not deliver to every recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+_SERVE_HELP = """Run a real mail server on this machine: SMTP, submission and POP3.
+
+\b
+  SMTP       (MX role)     127.0.0.1:2525  accepts mail for --domain, no AUTH needed
+  submission (RFC 6409)    127.0.0.1:2587  AUTH required before MAIL (530 otherwise)
+  POP3       (RFC 1939)    127.0.0.1:1100  each --user reads their own mailbox
+
+It runs exactly the SMTP and POP3 state machines the simulation uses, so you can talk to it by
+hand (nc -C 127.0.0.1 2525, or telnet 127.0.0.1 2525) or with any mail program.
+
+Users are local parts at every domain: --domain India.com --user Steve:secret makes
+Steve@India.com. Mail for them is stored in Maildirs under --maildir (one per user) and is
+acknowledged only once it is safely on disk. Mail for other domains is refused (550 5.7.1 Relay
+access denied) unless the client authenticated; then it is kept in the _outgoing Maildir. This
+live server does not relay it onwards: MX lookup, queues and retries are what the simulation
+(mailsim run) models.
+
+Example: mailsim serve --domain India.com --user Steve:secret --replies classic
+"""
+
+
+def _fail(lines: list[str]) -> None:
+    """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
+    for line in lines:
+        click.echo(line, err=True)
+    raise SystemExit(2)
+
+
+@click.command(help=_SERVE_HELP)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="A domain this server receives mail for (repeatable). [default: localhost]",
+)
+@click.option(
+    "--user", "users", multiple=True, metavar="NAME:PASSWORD", help="A mailbox (repeatable)."
+)
+@click.option(
+    "--users-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of NAME:PASSWORD lines (# starts a comment).",
+)
+@click.option(
+    "--replies",
+    type=click.Choice(["classic", "modern"]),
+    default="modern",
+    show_default=True,
+    help="SMTP reply wording: the tutorial's ('classic') or Postfix-like with 5.x.x codes.",
+)
+@click.option(
+    "--maildir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("maildir"),
+    show_default=True,
+    help="Directory for the Maildirs (relative to the current directory).",
+)
+@click.option("--hostname", help="Name in the greeting and Received: [default: first domain]")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--smtp-port", type=click.IntRange(0, 65535), default=2525, show_default=True)
+@click.option("--submission-port", type=click.IntRange(0, 65535), default=2587, show_default=True)
+@click.option("--pop3-port", type=click.IntRange(0, 65535), default=1100, show_default=True)
+@click.option(
+    "--max-message-size",
+    default="10MiB",
+    show_default=True,
+    help="Largest message accepted (SIZE, RFC 1870), e.g. 10MiB or 500kB.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Open connections per listener; one more gets 421 and is closed.",
+)
+@click.option(
+    "--idle-timeout",
+    default="300",
+    show_default=True,
+    help="Seconds an SMTP client may stay silent before 421 4.4.2 (RFC 5321 4.5.3.2.7).",
+)
+@click.option(
+    "--pop3-idle-timeout",
+    default="600",
+    show_default=True,
+    help="POP3 autologout in seconds (RFC 1939: at least 10 minutes).",
+)
+@click.option("--quiet", is_flag=True, help="Do not log connections and messages to stderr.")
+def serve(
+    domains: tuple[str, ...],
+    users: tuple[str, ...],
+    users_file: Path | None,
+    replies: str,
+    maildir: Path,
+    hostname: str | None,
+    host: str,
+    smtp_port: int,
+    submission_port: int,
+    pop3_port: int,
+    max_message_size: str,
+    max_connections: int,
+    idle_timeout: str,
+    pop3_idle_timeout: str,
+    quiet: bool,
+) -> None:
+    from mailsim.live.server import ServeConfig, parse_user, read_users_file
+    from mailsim.mail.units import parse_duration, parse_size
+    from mailsim.protocol.smtp import ReplyTexts
+
+    problems: list[str] = []
+    accounts: dict[str, str] = {}
+    if users_file is not None:
+        try:
+            accounts.update(read_users_file(users_file))
+        except ValueError as error:
+            problems.append(str(error))
+        except OSError as error:
+            problems.append(f"{users_file}: cannot read the users file: {error.strerror}")
+    for text in users:
+        try:
+            name, password = parse_user(text)
+        except ValueError as error:
+            problems.append(f"--user: {error}")
+            continue
+        accounts[name] = password
+    sizes: dict[str, float] = {}
+    for option, value, parse in (
+        ("--max-message-size", max_message_size, parse_size),
+        ("--idle-timeout", idle_timeout, parse_duration),
+        ("--pop3-idle-timeout", pop3_idle_timeout, parse_duration),
+    ):
+        try:
+            sizes[option] = parse(value)
+        except ValueError as error:
+            problems.append(f"{option}: {error}")
+    if problems:
+        _fail(problems)
+    try:
+        config = ServeConfig(
+            domains=domains or ("localhost",),
+            users=accounts,
+            maildir=maildir,
+            host=host,
+            smtp_port=smtp_port,
+            submission_port=submission_port,
+            pop3_port=pop3_port,
+            hostname=hostname,
+            replies=ReplyTexts.CLASSIC if replies == "classic" else ReplyTexts.MODERN,
+            max_message_size=int(sizes["--max-message-size"]),
+            max_connections=max_connections,
+            idle_timeout=sizes["--idle-timeout"],
+            pop3_idle_timeout=sizes["--pop3-idle-timeout"],
+        )
+    except ValueError as error:
+        _fail([str(error)])
+    _configure_logging(quiet)
+    import asyncio
+
+    with contextlib.suppress(KeyboardInterrupt):  # platforms without loop signal handlers
+        asyncio.run(_serve(config, replies))
+
+
+def _configure_logging(quiet: bool) -> None:
+    logger = logging.getLogger("mailsim.live")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+async def _serve(config: Any, replies: str) -> None:
+    import asyncio
+
+    from mailsim.live.server import LiveServer, StartupError
+
+    server = LiveServer(config)
+    try:
+        ports = await server.start()
+    except StartupError as error:
+        click.echo(f"mailsim serve: {error}", err=True)
+        raise SystemExit(1) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no loop signal handlers: there Ctrl+C raises KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    _print_banner(config, ports, replies, server)
+    await stop.wait()
+    click.echo("mailsim serve: stopping (421 to connected clients) ...", err=True)
+    await server.stop()
+    click.echo(f"mailsim serve: stopped; {server.stored} messages stored this run", err=True)
+
+
+def _print_banner(config: Any, ports: dict[str, int], replies: str, server: Any) -> None:
+    host = config.host
+    domains = ", ".join(config.domains)
+    lines = [f"mailsim serve: mail server {config.server_name} for {domains} ({replies} replies)"]
+    if "smtp" in ports:
+        lines.append(f"  SMTP       (MX role)        {host}:{ports['smtp']}")
+    if "submission" in ports:
+        lines.append(f"  submission (AUTH required)  {host}:{ports['submission']}")
+    if "pop3" in ports:
+        lines.append(f"  POP3                        {host}:{ports['pop3']}")
+    names = list(config.users)
+    first_domain = config.domains[0]
+    if names:
+        shown = ", ".join(f"{name}@{first_domain}" for name in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        lines.append(f"  mailboxes: {shown}{more}")
+    else:
+        lines.append("  no users: every local recipient gets 550 5.1.1 (add --user NAME:PASSWORD)")
+    lines.append(f"  Maildirs in {server.store.root}")
+    if "smtp" in ports:
+        port = ports["smtp"]
+        lines.append(
+            f"Talk to it: nc -C {host} {port}   (or: telnet {host} {port}), then type HELO ..."
+        )
+    lines.append("Stop with Ctrl+C.")
+    for line in lines:
+        click.echo(line)
+    sys.stdout.flush()
+
+
+# --- send ----------------------------------------------------------------------------------------
+
+
+def _split_server(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``, or ``HOST`` for port 25) -> (host, port)."""
+    host, port_text = text, "25"
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"expected HOST:PORT, got {text!r}")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected HOST:PORT like 127.0.0.1:2525, got {text!r}")
+    return host, int(port_text)
+
+
+def _bare_address(text: str, option: str) -> str:
+    """The address of ``"Steve <Steve@India.com>"`` or ``Steve@India.com``; ValueError if none."""
+    _, address = email.utils.parseaddr(text)
+    if "@" not in address or any(ch.isspace() for ch in address) or address.startswith("@"):
+        raise ValueError(f"{option}: {text!r} is not an e-mail address like Steve@India.com")
+    return address
+
+
+@click.command()
+@click.option(
+    "--server",
+    default="127.0.0.1:2525",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="The SMTP server to talk to.",
+)
+@click.option("--from", "sender", required=True, help="The sender (From: and MAIL FROM).")
+@click.option("--to", "to", multiple=True, required=True, help="A recipient (repeatable).")
+@click.option("--cc", "cc", multiple=True, help="A Cc recipient (repeatable).")
+@click.option("--bcc", "bcc", multiple=True, help="A Bcc recipient: envelope only (repeatable).")
+@click.option("--subject", default="", help="The Subject.")
+@click.option("--body", default="", help="The text of the message.")
+@click.option(
+    "--attach",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to attach, sent as base64 (repeatable).",
+)
+@click.option("--auth", metavar="USER:PASSWORD", help="Authenticate with AUTH PLAIN/LOGIN.")
+@click.option("--helo", help="The name to give in EHLO. [default: this host's name]")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@click.option("--quiet", is_flag=True, help="Print only the outcome per recipient.")
+def send(
+    server: str,
+    sender: str,
+    to: tuple[str, ...],
+    cc: tuple[str, ...],
+    bcc: tuple[str, ...],
+    subject: str,
+    body: str,
+    attach: tuple[Path, ...],
+    auth: str | None,
+    helo: str | None,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Send one message with mailsim's SMTP client and show the dialogue, as swaks does.
+
+    Server lines are shown as '<~ 220 ...', ours as ' ~> EHLO ...'. Exit code 0 when every
+    recipient was accepted, 1 when any failed (temporarily or permanently), 2 on bad arguments.
+    """
+    from mailsim.live.client import compose_message, send_message
+    from mailsim.protocol.smtp import Envelope
+
+    problems: list[str] = []
+    host, port = "", 0
+    try:
+        host, port = _split_server(server)
+    except ValueError as error:
+        problems.append(f"--server: {error}")
+    credentials: tuple[str, str] | None = None
+    if auth is not None:
+        user, colon, password = auth.partition(":")
+        if not colon or not user or not password:
+            problems.append(f"--auth: expected USER:PASSWORD, got {auth!r}")
+        else:
+            credentials = (user, password)
+    recipients: list[str] = []
+    envelope_from = ""
+    for option, values in (("--from", (sender,)), ("--to", to), ("--cc", cc), ("--bcc", bcc)):
+        for value in values:
+            try:
+                address = _bare_address(value, option)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            if option == "--from":
+                envelope_from = address
+            elif address not in recipients:
+                recipients.append(address)
+    name = helo or socket.gethostname() or "localhost"
+    if not name.isascii() or not name.isprintable() or " " in name:
+        if helo is not None:
+            problems.append(f"--helo: {helo!r} must be printable ASCII without spaces")
+        name = "localhost"
+    if problems:
+        _fail(problems)
+    try:
+        content = compose_message(
+            sender=sender, to=list(to), cc=list(cc), subject=subject, body=body, attachments=attach
+        )
+        envelope = Envelope(envelope_from, tuple(recipients), content)
+    except (ValueError, OSError) as error:
+        _fail([f"cannot build the message: {error}"])
+    echo = None if quiet else click.echo
+    report = send_message(
+        host, port, envelope, helo=name, auth=credentials, echo=echo, timeout=timeout
+    )
+    words = {
+        "accepted": "accepted",
+        "temporary": "failed temporarily",
+        "permanent": "failed permanently",
+    }
+    for outcome in report.outcomes:
+        click.echo(f"=== {outcome.address}: {words[outcome.status]} ({outcome.reply})")
+    if not report.ok:
+        failed = [o.address for o in report.outcomes if o.status != "accepted"]
+        click.echo(f"mailsim send: not delivered to {', '.join(failed)}", err=True)
+        raise SystemExit(1)

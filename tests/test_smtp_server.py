@@ -393,14 +393,16 @@ def test_data_after_all_recipients_refused_gets_554() -> None:
     assert server.state is ServerState.MAIL
 
 
-def test_postmaster_is_accepted_even_when_policy_refuses_all() -> None:
+def test_bare_postmaster_is_accepted_even_when_policy_refuses_all() -> None:
     class NoOne(ServerPolicy):
         def check_recipient(self, session: Session, address: str, params: RcptParams) -> Reply:
             return Reply(550, ("5.1.1 No such user",))
 
+    # RFC 5321 4.5.1: <postmaster> without a domain must always work; postmaster@domain is the
+    # policy's call (only it knows which domains are local; accepting any would be a relay).
     commands = (*MAIL, "RCPT TO:<PostMaster@mx.example>", "RCPT TO:<POSTMASTER>", "RCPT TO:<x@y>")
     replies, _ = converse(lines(*commands), SMTPServer("mx", policy=NoOne()))
-    assert codes(replies)[-3:] == ["250", "250", "550"]
+    assert codes(replies)[-3:] == ["550", "250", "550"]
     strict = NoOne(always_accept_postmaster=False)
     replies, _ = converse(lines(*MAIL, "RCPT TO:<postmaster>"), SMTPServer("mx", policy=strict))
     assert codes(replies)[-1] == "550"

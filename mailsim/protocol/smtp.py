@@ -352,8 +352,10 @@ class ServerPolicy:
         auth_offered: advertise and accept AUTH PLAIN and LOGIN (RFC 4954).
         auth_required: answer MAIL with 530 5.7.0 until the client authenticates (RFC 6409
             submission port 587).
-        always_accept_postmaster: accept ``postmaster`` (any case, with or without a domain) as a
-            recipient without asking :meth:`check_recipient` (RFC 5321 4.5.1).
+        always_accept_postmaster: accept the bare ``<postmaster>`` (any case, no domain) as a
+            recipient without asking :meth:`check_recipient` (RFC 5321 4.5.1). ``postmaster@domain``
+            is asked about like any recipient: only the application knows which domains are its
+            own, and accepting it for every domain would make the server an open relay.
         users: user name -> password for the default :meth:`authenticate` (none by default).
     """
 
@@ -992,7 +994,7 @@ class SMTPServer:
         if not isinstance(params, RcptParams):
             self._error(*params)
             return
-        if self.policy.always_accept_postmaster and is_postmaster(address):
+        if self.policy.always_accept_postmaster and address.lower() == "postmaster":
             verdict = None
         else:
             verdict = self.policy.check_recipient(self.session, address, params)

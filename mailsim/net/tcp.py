@@ -1072,18 +1072,23 @@ class _Flow:
     def _trace_ack(self, last: _Seg, at: float, t_ack: float) -> None:
         ack = (self.seq_of(last.end) + (1 if last.fin else 0)) & _SEQ_MASK
         back = self.dst._out
-        self.net.emit_at(
-            at,
-            lambda: last.ack == t_ack,
-            "tcp.segment",
-            conn=self.id,
-            src=self.dst.local_node,
-            dst=self.src.local_node,
-            flags="A",
-            seq=back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0) & _SEQ_MASK,
-            ack=ack,
-            length=0,
-        )
+        recorder = self.net.recorder
+        conn, src, dst = self.id, self.dst.local_node, self.src.local_node
+
+        def send(_event: Event | None = None) -> None:
+            if last.ack != t_ack:
+                return
+            # A pure ACK carries SND.NXT as of when it is sent (RFC 9293 3.10.7.4), so read it
+            # then: if this side sent its own FIN meanwhile, the ACK's seq is past that FIN.
+            seq = (back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0)) & _SEQ_MASK
+            recorder.emit(
+                "tcp.segment", conn=conn, src=src, dst=dst, flags="A", seq=seq, ack=ack, length=0
+            )
+
+        if at <= self.env._now:
+            send()
+        else:
+            call_at(self.env, at, send)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,434 @@
+"""Wireshark captures of a simulated run: ``trace.pcap`` built from the trace's segment records.
+
+Theory of operation
+-------------------
+The simulated network writes one ``tcp.segment`` record per TCP segment when segment tracing is
+on (``trace: {segments: true}`` or ``mailsim run --pcap``). This module turns each of them into
+one packet of a classic libpcap file (microsecond timestamps, link type RAW, so every packet
+starts with its IPv4 header) that Wireshark and tshark open like any capture:
+
+* time: the record's ``t`` (simulated seconds) after :data:`PCAP_EPOCH`, the instant at which
+  the simulated clock starts (the same as the ``Date:`` headers of simulated messages);
+* IPv4 (RFC 791): addresses from the ``net.node`` records, TTL 64, Don't Fragment (RFC 1191
+  path MTU discovery, as every modern stack), an identification counter per sending node, and a
+  correct header checksum;
+* TCP (RFC 9293 3.1): the connection's ports from its ``tcp.open`` record, ``seq``, ``ack`` and
+  the flag letters of the record, the window 65535 (the trace does not record the receive
+  window, and the simulator's fixed 64 KiB window never closes), the MSS option on SYN and
+  SYN-ACK (each end advertising its link MTU - 40, RFC 9293 3.7.1), the payload octets, and a
+  correct checksum over the pseudo-header;
+* DNS (RFC 1035) over UDP, for ``dns.query`` records that say when their queries were sent (an
+  optional ``sent`` field, see :func:`write_pcap`): each query at its time, the answer at the
+  record's time. Records without ``sent`` and answers from the resolver's cache give no packets.
+
+The capture point is every sender at once: a segment appears when its sender puts it on the
+wire, so the gap between a segment and its ACK in Wireshark is the full round trip, as if the
+capture ran on the sending host. Retransmissions appear as the sender repeated them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+
+#: Simulated time 0 on the capture's clock: 2026-01-05 09:00:00 UTC. The same instant as
+#: ``mailsim.mail.message.SIM_EPOCH``, written out here because trace/ sits below mail/.
+PCAP_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+
+#: libpcap file magic for microsecond timestamps, written big-endian ("!" formats below) so the
+#: file is the same on every machine; readers accept either byte order.
+PCAP_MAGIC = 0xA1B2C3D4
+#: Packets start with the IPv4 header, no link-layer header (tcpdump.org's LINKTYPE_RAW).
+LINKTYPE_RAW = 101
+#: Largest packet the file may hold (an IPv4 datagram is at most 65535 octets, RFC 791).
+SNAPLEN = 65535
+
+#: Initial TTL of every packet: Linux's default; the capture is taken at the sender.
+TTL = 64
+#: The window field of every segment (the trace has none; RFC 9293 3.1 gives it 16 bits).
+WINDOW = 65535
+#: Link MTU assumed for a node whose ``net.link`` records carry no ``mtu`` (Ethernet).
+DEFAULT_MTU = 1500
+#: The well-known DNS server port (RFC 1035 4.2.1).
+DNS_PORT = 53
+#: First UDP source port of a node's resolver (the dynamic range, RFC 6335 6).
+FIRST_RESOLVER_PORT = 49152
+#: How long DNS answers say they may be cached: the trace does not carry the TTL.
+DNS_ANSWER_TTL = 3600
+
+_IP_HEADER = struct.Struct("!BBHHHBBH4s4s")
+_TCP_HEADER = struct.Struct("!HHIIHHHH")
+_UDP_HEADER = struct.Struct("!HHHH")
+_PCAP_FILE_HEADER = struct.Struct("!IHHiIII")
+_PCAP_PACKET_HEADER = struct.Struct("!IIII")
+
+_PROTO_TCP = 6
+_PROTO_UDP = 17
+#: The Don't Fragment bit of the IPv4 flags field (RFC 791 3.1).
+_DF = 0x4000
+#: TCP control bits by the letters the trace uses (RFC 9293 3.1).
+_TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
+#: Header octets before the payload: IPv4 20 + TCP 20 (no options).
+_HEADERS = 40
+#: DNS query types and response codes by name (RFC 1035 3.2.2, 4.1.1).
+_QTYPES = {"A": 1, "MX": 15}
+_RCODES = {"NOERROR": 0, "SERVFAIL": 2, "NXDOMAIN": 3}
+
+_SEGMENTS_NEEDED = (
+    "the trace has no tcp.segment records, so there are no packets to write: run the scenario "
+    "with segment tracing on (`trace: {segments: true}` in the scenario, or `mailsim run "
+    "SCENARIO --pcap`)"
+)
+
+
+def pcap_bytes(records: Iterable[Record], *, epoch: datetime = PCAP_EPOCH) -> bytes:
+    """The libpcap file of a trace, as bytes (see the module docstring for what it holds).
+
+    Args:
+        records: the trace records of a run with segment tracing on, in emission order.
+        epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+
+    Returns:
+        The whole file: the global header, then one packet per ``tcp.segment`` record (and the
+        DNS packets of ``dns.query`` records that carry ``sent``), in time order.
+
+    Raises:
+        ValueError: the trace has no ``tcp.segment`` record (segment tracing was off), or a
+            record cannot be turned into a packet (the message says which and why).
+    """
+    capture = _Capture(records)
+    return b"".join([_file_header(), *capture.frames(epoch)])
+
+
+def write_pcap(records: Iterable[Record], path: str | Path, *, epoch: datetime = PCAP_EPOCH) -> int:
+    """Write the trace's packets to ``path`` as a libpcap file for Wireshark; returns their number.
+
+    One packet per ``tcp.segment`` record, plus the DNS queries and answers of ``dns.query``
+    records that carry the optional field ``sent`` (the simulated times at which the resolver
+    sent its query, one per try). The file is not created when the trace cannot give one.
+
+    Args:
+        records: the trace records of a run with segment tracing on, in emission order.
+        path: where to write (``trace.pcap`` in a run's directory).
+        epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+
+    Raises:
+        ValueError: as :func:`pcap_bytes`.
+    """
+    capture = _Capture(records)
+    frames = list(capture.frames(epoch))  # every check done before the file is touched
+    with open(path, "wb") as out:
+        out.write(_file_header())
+        out.writelines(frames)
+    return len(frames)
+
+
+# --- reading the trace ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Packet:
+    """One packet to write, before its IPv4 header: when, the sending node, the addresses, the
+    protocol, the transport segment as captured, and the datagram's length on the wire."""
+
+    t: float
+    node: str
+    src: bytes
+    dst: bytes
+    proto: int
+    segment: bytes
+    wire_length: int
+
+
+class _Capture:
+    """What the trace says about the world, and the packets built from it."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        # A stable sort: records are emitted in time order already, this only protects a trace
+        # that was merged or edited by hand.
+        self.records = sorted(records, key=lambda record: float(record["t"]))
+        #: Node name -> IPv4 address (packed), from ``net.node``.
+        self.addresses: dict[str, bytes] = {}
+        #: Node name -> smallest MTU of the links it sits on, from ``net.link``.
+        self.mtus: dict[str, int] = {}
+        #: Connection id -> its ``tcp.open`` record.
+        self.opened: dict[int, Record] = {}
+        #: Node name -> how many lookups its resolver sent (gives UDP source port and DNS id).
+        self.lookups: dict[str, int] = {}
+        has_segments = False
+        for record in self.records:
+            kind = record["type"]
+            if kind == "net.node":
+                self._learn_node(record)
+            elif kind == "net.link":
+                mtu = int(record.get("mtu") or DEFAULT_MTU)
+                for end in (record["a"], record["b"]):
+                    self.mtus[end] = min(mtu, self.mtus.get(end, mtu))
+            elif kind == "tcp.open":
+                self.opened[record["conn"]] = record
+            elif kind == "tcp.segment":
+                has_segments = True
+        if not has_segments:
+            raise ValueError(_SEGMENTS_NEEDED)
+
+    def _learn_node(self, record: Record) -> None:
+        ip = record.get("ip")
+        if ip is None:
+            return  # a node without an address sends nothing
+        try:
+            self.addresses[record["node"]] = ipaddress.IPv4Address(ip).packed
+        except ValueError:
+            raise ValueError(
+                f"net.node record of {record['node']!r}: ip {ip!r} is not an IPv4 address"
+            ) from None
+
+    def frames(self, epoch: datetime) -> Iterator[bytes]:
+        """The pcap packet records (header and data), in time order."""
+        base = round(epoch.timestamp() * 1_000_000)
+        self.lookups = {}
+        packets: list[_Packet] = []
+        for record in self.records:
+            kind = record["type"]
+            if kind == "tcp.segment":
+                packets.append(self._segment(record))
+            elif kind == "dns.query":
+                packets.extend(self._lookup(record))
+        # Queries are dated before their answer record: bring them into place (stable), then
+        # number each node's datagrams in the order it sent them.
+        packets.sort(key=lambda packet: packet.t)
+        idents: dict[str, int] = {}
+        for packet in packets:
+            ident = idents[packet.node] = (idents.get(packet.node, 0) + 1) & 0xFFFF
+            data = _ipv4(packet, ident)
+            micros = base + round(packet.t * 1_000_000)
+            seconds, micros = divmod(micros, 1_000_000)
+            yield _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), packet.wire_length) + data
+
+    # --- TCP ----------------------------------------------------------------------------------
+
+    def _segment(self, record: Record) -> _Packet:
+        conn = record["conn"]
+        opened = self.opened.get(conn)
+        if opened is None:
+            raise ValueError(f"tcp.segment at t={record['t']}: connection {conn} has no tcp.open")
+        src, dst = record["src"], record["dst"]
+        if (src, dst) == (opened["client"], opened["server"]):
+            sport, dport = opened["cport"], opened["sport"]
+        elif (src, dst) == (opened["server"], opened["client"]):
+            sport, dport = opened["sport"], opened["cport"]
+        else:
+            raise ValueError(
+                f"tcp.segment at t={record['t']}: {src} -> {dst} is not an end of connection "
+                f"{conn} ({opened['client']} -> {opened['server']})"
+            )
+        flags = _tcp_flags(record)
+        options = b""
+        if flags & _TCP_FLAGS["S"]:
+            # RFC 9293 3.7.1: each end advertises the largest segment it can take, its link
+            # MTU less the 40 octets of IPv4 and TCP headers (RFC 6691).
+            mss = self.mtus.get(src, DEFAULT_MTU) - _HEADERS
+            options = struct.pack("!BBH", 2, 4, min(max(mss, 0), 0xFFFF))
+        length = int(record["length"])
+        payload = _payload(record, length)
+        # RFC 9293 3.1: the acknowledgment number is significant only with ACK; zero otherwise.
+        ack = int(record["ack"]) if flags & _TCP_FLAGS["A"] else 0
+        offset_words = (20 + len(options)) // 4
+        header = (
+            _TCP_HEADER.pack(
+                sport,
+                dport,
+                int(record["seq"]) & 0xFFFFFFFF,
+                ack & 0xFFFFFFFF,
+                (offset_words << 12) | flags,
+                WINDOW,
+                0,
+                0,
+            )
+            + options
+        )
+        tcp_length = len(header) + length
+        if 20 + tcp_length > 0xFFFF:
+            raise ValueError(
+                f"tcp.segment at t={record['t']}: {length} payload octets do not fit in one IPv4 "
+                "datagram (65535 octets at most, RFC 791)"
+            )
+        ip_src, ip_dst = self._address(src, record), self._address(dst, record)
+        if payload is None:
+            # Payload not in the trace: capture the headers only (pcap's caplen < len, shown by
+            # Wireshark as "packet size limited during capture"). Without the octets there is no
+            # checksum to compute, so it stays 0.
+            segment = header
+        else:
+            segment = header + payload
+            checksum = _internet_checksum(
+                ip_src + ip_dst + struct.pack("!BBH", 0, _PROTO_TCP, tcp_length) + segment
+            )
+            segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
+        return _Packet(
+            float(record["t"]), src, ip_src, ip_dst, _PROTO_TCP, segment, 20 + tcp_length
+        )
+
+    # --- DNS ----------------------------------------------------------------------------------
+
+    def _lookup(self, record: Record) -> list[_Packet]:
+        """The UDP packets of one resolver lookup: its queries and, unless it timed out, the
+        answer. Needs the optional field ``sent``; cached answers never left the node."""
+        sent = record.get("sent")
+        if sent is None or record.get("cached"):
+            return []
+        times = [float(sent)] if isinstance(sent, (int, float)) else [float(s) for s in sent]
+        if not times:
+            return []
+        client, server = record["node"], record.get("server")
+        if server is None:
+            raise ValueError(f"dns.query at t={record['t']}: 'sent' given but no 'server'")
+        qtype = _QTYPES.get(record["qtype"])
+        if qtype is None:
+            raise ValueError(
+                f"dns.query at t={record['t']}: query type {record['qtype']!r} unknown"
+            )
+        # Each lookup gets the node's next source port and query id; its tries repeat both,
+        # as a stub resolver does (Wireshark then marks them as retransmissions).
+        n = self.lookups.get(client, 0) + 1
+        self.lookups[client] = n
+        cport = FIRST_RESOLVER_PORT + (n - 1) % (65536 - FIRST_RESOLVER_PORT)
+        dns_id = n & 0xFFFF
+        port = int(record.get("port", DNS_PORT))
+        question = _dns_name(record["name"]) + struct.pack("!HH", qtype, 1)  # class IN
+        # RFC 1035 4.1.1: a query with RD (recursion desired), one question.
+        query = struct.pack("!HHHHHH", dns_id, 0x0100, 1, 0, 0, 0) + question
+        packets = [self._udp(t, client, server, cport, port, query, record) for t in times]
+        rcode = _RCODES.get(record["rcode"])
+        if rcode is not None:
+            answers = [_dns_answer(record["qtype"], item) for item in record.get("answer") or ()]
+            # QR (response), RD copied, RA (recursion available), and the response code.
+            flags = 0x8180 | rcode
+            reply = (
+                struct.pack("!HHHHHH", dns_id, flags, 1, len(answers), 0, 0)
+                + question
+                + b"".join(answers)
+            )
+            packets.append(
+                self._udp(float(record["t"]), server, client, port, cport, reply, record)
+            )
+        return packets
+
+    def _udp(
+        self, t: float, src: str, dst: str, sport: int, dport: int, data: bytes, record: Record
+    ) -> _Packet:
+        ip_src, ip_dst = self._address(src, record), self._address(dst, record)
+        length = 8 + len(data)
+        checksum = _internet_checksum(
+            ip_src
+            + ip_dst
+            + struct.pack("!BBH", 0, _PROTO_UDP, length)
+            + _UDP_HEADER.pack(sport, dport, length, 0)
+            + data
+        )
+        # RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
+        datagram = _UDP_HEADER.pack(sport, dport, length, checksum or 0xFFFF) + data
+        return _Packet(t, src, ip_src, ip_dst, _PROTO_UDP, datagram, 20 + length)
+
+    # --- IPv4 ---------------------------------------------------------------------------------
+
+    def _address(self, node: str, record: Record) -> bytes:
+        address = self.addresses.get(node)
+        if address is None:
+            raise ValueError(
+                f"{record['type']} at t={record['t']}: no net.node record gives the address of "
+                f"{node!r} (the records of the run must be passed whole)"
+            )
+        return address
+
+
+# --- encoding helpers -----------------------------------------------------------------------
+
+
+def _ipv4(packet: _Packet, ident: int) -> bytes:
+    """The IPv4 datagram (RFC 791 3.1): header with ``ident`` and checksum, then the segment.
+    The total length is the one on the wire (more than captured when a payload is missing)."""
+    header = _IP_HEADER.pack(
+        0x45, 0, packet.wire_length, ident, _DF, TTL, packet.proto, 0, packet.src, packet.dst
+    )
+    checksum = _internet_checksum(header)
+    return header[:10] + struct.pack("!H", checksum) + header[12:] + packet.segment
+
+
+def _file_header() -> bytes:
+    """The libpcap global header: magic, version 2.4, GMT offset 0, accuracy 0, snaplen, link."""
+    return _PCAP_FILE_HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, SNAPLEN, LINKTYPE_RAW)
+
+
+def _internet_checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): the one's complement of the one's complement sum of
+    16-bit words. The sum is taken as the number the octets spell modulo 0xFFFF, since
+    2**16 = 1 (mod 0xFFFF) makes that the end-around-carry sum, computed in C."""
+    if len(data) % 2:
+        data += b"\0"
+    total = int.from_bytes(data, "big") % 0xFFFF
+    if total == 0 and any(data):
+        total = 0xFFFF  # end-around carry never turns a nonzero sum into +0
+    return ~total & 0xFFFF
+
+
+def _tcp_flags(record: Record) -> int:
+    bits = 0
+    for letter in record["flags"]:
+        bit = _TCP_FLAGS.get(letter)
+        if bit is None:
+            raise ValueError(
+                f"tcp.segment at t={record['t']}: flag {letter!r} in {record['flags']!r} is not "
+                f"one of {''.join(_TCP_FLAGS)}"
+            )
+        bits |= bit
+    return bits
+
+
+def _payload(record: Record, length: int) -> bytes | None:
+    """The segment's payload octets; None when the trace left them out."""
+    if length == 0:
+        return b""
+    text = record.get("payload")
+    if text is None:
+        return None
+    data = text if isinstance(text, bytes) else str(text).encode("latin-1")
+    if len(data) != length:
+        raise ValueError(
+            f"tcp.segment at t={record['t']}: length is {length} but the payload has "
+            f"{len(data)} octets"
+        )
+    return data
+
+
+def _dns_name(name: str) -> bytes:
+    """A domain name as DNS labels (RFC 1035 3.1), ending with the root's empty label."""
+    out = bytearray()
+    for label in name.strip().rstrip(".").split("."):
+        if not label:
+            continue
+        encoded = label.encode("ascii")
+        if len(encoded) > 63:
+            raise ValueError(f"DNS name {name!r}: label {label!r} is longer than 63 octets")
+        out += bytes([len(encoded)]) + encoded
+    return bytes(out) + b"\0"
+
+
+def _dns_answer(qtype: str, item: Any) -> bytes:
+    """One answer record owned by the question's name (a pointer to offset 12, RFC 1035
+    4.1.4), class IN, with the rdata of an MX (preference, exchange) or an A (address)."""
+    if qtype == "MX":
+        preference, host = item
+        rdata = struct.pack("!H", int(preference)) + _dns_name(str(host))
+    else:
+        rdata = ipaddress.IPv4Address(item).packed
+    return struct.pack("!HHHIH", 0xC00C, _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
+
+
+__all__ = ["LINKTYPE_RAW", "PCAP_EPOCH", "pcap_bytes", "write_pcap"]

@@ -90,7 +90,8 @@ def test_bounce_goes_from_the_null_sender_to_the_original_sender() -> None:
     assert bounce.sender == ""
     assert bounce.recipients == ("james@india.com",)
     assert b"\r\nTo: <james@india.com>\r\n" in bounce.content
-    assert b"\r\nMessage-ID: <b1@india.com>\r\n" in bounce.content
+    # Like Postfix, the report's Message-ID names the reporting host (myhostname).
+    assert b"\r\nMessage-ID: <b1@india-mail.india.com>\r\n" in bounce.content
     # Postmaster date of the report: 5 days and 300 s after Monday 09:00 -> Saturday 09:05.
     assert b"\r\nDate: Sat, 10 Jan 2026 09:05:00 +0000\r\n" in bounce.content
 

@@ -117,3 +117,18 @@ def test_outages_of_the_run_are_listed_when_no_time_is_chosen():
 def test_a_trace_without_topology_draws_a_note():
     fig = topology_figure([{"t": 1.0, "type": "node.down", "node": "x"}])
     assert any("no net.node records" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_a_route_never_passes_through_a_dns_node_or_a_host() -> None:
+    from mailsim.plot.topology import read_topology
+    from mailsim.trace import Recorder
+
+    rec = Recorder(strict=True)
+    for node, kind in (("india-mail", "mailserver"), ("usa-mail", "mailserver"), ("dns", "dns")):
+        rec.emit("net.node", node=node, kind=kind, site="", ip="192.0.2.1")
+    rec.emit("net.link", a="india-mail", b="usa-mail", latency=0.110, bandwidth=1e6, loss=0.0)
+    rec.emit("net.link", a="dns", b="india-mail", latency=0.001, bandwidth=1e6, loss=0.0)
+    rec.emit("net.link", a="dns", b="usa-mail", latency=0.001, bandwidth=1e6, loss=0.0)
+    topology = read_topology(rec.records)
+    assert topology.route("india-mail", "usa-mail") == ["india-mail", "usa-mail"]
+    assert topology.route("india-mail", "dns") == ["india-mail", "dns"]

@@ -340,14 +340,13 @@ def make_report(
     """
     if not should_bounce(original):
         return None
-    domain = reporting_mta.split(".", 1)[1] if "." in reporting_mta else reporting_mta
     content = compose_dsn(
         original,
         reports,
         reporting_mta=reporting_mta,
         arrival=arrival,
         now=now,
-        message_id=make_message_id(report_id, domain),
+        message_id=make_message_id(report_id, reporting_mta),
         give_up_after=give_up_after,
         ret=ret,
         epoch=epoch,

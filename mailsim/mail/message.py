@@ -211,6 +211,7 @@ SYNTHETIC_KINDS: dict[str, tuple[str, str, bytes]] = {
     "document": ("document-{n:04d}.pdf", "application/pdf", b"%PDF-1.7\n"),
     "audio": ("voice-{n:04d}.mp3", "audio/mpeg", b"ID3\x04\x00\x00"),
     "archive": ("files-{n:04d}.zip", "application/zip", b"PK\x03\x04"),
+    "file": ("file-{n:04d}.bin", "application/octet-stream", b""),
 }
 
 

@@ -198,7 +198,8 @@ def _build_chart(
         if kind in ("smtp.line", "pop3.line"):
             proto = kind.split(".")[0]
             protocol.setdefault(conn, proto)
-            side, line = rec["side"], rec["line"]
+            # Folded header lines start with a tab, which fonts cannot draw: show spaces.
+            side, line = rec["side"], rec["line"].expandtabs(4)
             delay = delay_of(conn, rec["src"], rec["dst"], rec["t"])
             body = False
             if proto == "smtp":

@@ -192,7 +192,11 @@ class Topology:
         """
         import networkx as nx
 
-        for graph in (self.graph(at), self.graph(None)) if at is not None else (self.graph(),):
+        # Hosts and DNS servers are end points: a route never passes through one (as in
+        # mailsim.net.routing), so they are hidden unless they are an end of this route.
+        ends = {name for name, node in self.nodes.items() if node.kind in ("host", "dns")} - {a, b}
+        for full in (self.graph(at), self.graph(None)) if at is not None else (self.graph(),):
+            graph = nx.restricted_view(full, ends, []) if ends else full
             if a in graph and b in graph:
                 try:
                     path: list[str] = nx.shortest_path(graph, a, b, weight="latency")

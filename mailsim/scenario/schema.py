@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -41,6 +41,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from mailsim.scenario.result import Result
 
 from mailsim.mail.retry import (
     DEFAULT_GIVE_UP_AFTER,
@@ -449,7 +452,9 @@ AttachmentKind = Annotated[
 class _Section(BaseModel):
     """Base of every scenario mapping: unknown keys are errors, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=False, validate_assignment=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,6 +586,10 @@ class ServerSettings(_Section):
     )
     connections_per_destination: Annotated[int, BeforeValidator(_whole(1))] = Field(
         default=20, description="parallel connections to one destination"
+    )
+    messages_per_connection: Annotated[int, BeforeValidator(_whole(1))] = Field(
+        default=10,
+        description="most messages one connection carries before another is opened for the rest",
     )
     recipients_per_delivery: Annotated[int, BeforeValidator(_whole(1))] = Field(
         default=50, description="most recipients sent in one SMTP transaction"
@@ -1124,6 +1133,19 @@ class Scenario(_Section):
         if issues:
             raise ValueError("\n".join(str(issue) for issue in issues))
         return self
+
+    def run(self, seed: int | None = None, until: float | None = None, **options: Any) -> Result:
+        """Build the world this scenario describes and run it; returns the :class:`Result`.
+
+        Args:
+            seed: overrides ``seed``.
+            until: simulated seconds to run instead of ``duration``.
+            options: passed to :func:`mailsim.scenario.result.run_scenario` (``segments``,
+                ``progress``, ``strict``).
+        """
+        from mailsim.scenario.result import run_scenario
+
+        return run_scenario(self, seed=seed, until=until, **options)
 
     # --- what the builder asks --------------------------------------------------------------
 

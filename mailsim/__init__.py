@@ -3,13 +3,33 @@
 The package is layered (see DESIGN.md of the project): ``protocol`` holds the pure SMTP and POP3
 state machines, ``net`` the simulated network, ``mail`` messages, queues and retry policies,
 ``nodes`` the simulated mail servers and user agents, ``trace`` the single record of what happened,
-``scenario`` the YAML language, ``plot`` the figures, and ``live`` the same machines on real sockets.
+``scenario`` the YAML language, ``plot`` the figures, and ``live`` the same machines on real
+sockets.
 
 Importing ``mailsim`` is cheap: heavy libraries load only when the part that needs them is used.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailsim.scenario.schema import Scenario
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load"]
+
+
+def load(path_or_name: str) -> Scenario:
+    """A scenario from a YAML file or by the name of a bundled one (``"james-to-steve"``).
+
+    The result is editable in Python; ``scenario.run(seed=None, until=None)`` runs it.
+
+    Raises:
+        FileNotFoundError: no such file and no bundled scenario of that name.
+        mailsim.scenario.ScenarioError: the scenario has problems (one line each in ``str()``).
+    """
+    from mailsim.scenario.catalog import load as load_scenario
+
+    return load_scenario(path_or_name)

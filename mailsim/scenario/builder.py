@@ -1,0 +1,289 @@
+"""From a validated scenario to a world ready to run.
+
+The scenario models hold values in SI units already (seconds, bytes, bits per second), so building
+is a straight translation into :class:`mailsim.nodes.world.World` calls. The random parts (the
+Poisson traffic, the made-up attachments) draw from named streams of the run's seed, so the same
+scenario and seed give the same messages, byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import TYPE_CHECKING
+
+from mailsim.mail.message import attachment_from_file, synthetic_attachment
+from mailsim.nodes.mailserver import ReplyFault, ServerSettings
+from mailsim.nodes.telnet import TelnetScript
+from mailsim.nodes.world import World
+from mailsim.protocol.smtp import ServerLimits
+from mailsim.scenario import schema
+
+if TYPE_CHECKING:
+    from mailsim.mail.message import Attachment
+
+#: Words for generated message bodies (deterministic filler of a requested size).
+_FILLER = tuple(
+    "mail travels from the user agent to the server and waits in the queue until the next "
+    "attempt succeeds across the link to the other side where the mailbox keeps it safe".split(" ")
+)
+
+
+def build_world(
+    scenario: schema.Scenario,
+    *,
+    seed: int | None = None,
+    segments: bool | None = None,
+    strict: bool = False,
+) -> World:
+    """The world a scenario describes, not yet started.
+
+    Args:
+        scenario: a validated scenario.
+        seed: overrides the scenario's seed.
+        segments: overrides ``trace.segments`` (a pcap export needs them).
+        strict: check every trace record against its documented fields.
+    """
+    trace = scenario.trace
+    want_segments = trace.segments or trace.pcap if segments is None else segments
+    world = World(
+        seed=scenario.seed if seed is None else seed,
+        segments=want_segments,
+        strict=strict,
+        data_lines=trace.data_lines if trace.data_lines is not None else 10**9,
+        dns_node=scenario.dns_node,
+    )
+    world.dns_timeout = scenario.dns.timeout
+    for name, node in scenario.nodes.items():
+        world.add_node(name, kind=node.kind, site=node.site or "", ip=node.ip)
+    if scenario.dns_node is None:
+        # No DNS node given: one is added, 1 ms from every mail server (docs/scenario-language.md).
+        # Routes never pass through it: DNS nodes and hosts do not forward packets.
+        servers = list(scenario.mail_servers)
+        site = scenario.nodes[servers[0]].site or "" if servers else ""
+        world.add_node(schema.IMPLICIT_DNS_NAME, kind="dns", site=site)
+        for server in servers:
+            world.add_link(
+                schema.IMPLICIT_DNS_NAME,
+                server,
+                latency=schema.IMPLICIT_DNS_LATENCY,
+                bandwidth=schema.IMPLICIT_DNS_BANDWIDTH,
+            )
+        world.dns_node = schema.IMPLICIT_DNS_NAME
+    for link in scenario.links:
+        a, b = link.between
+        world.add_link(
+            a,
+            b,
+            latency=link.latency,
+            bandwidth=link.bandwidth,
+            loss=link.loss,
+            jitter=link.jitter,
+            mtu=link.mtu,
+        )
+    _add_servers(world, scenario)
+    _add_dns(world, scenario)
+    for user in scenario.users:
+        world.add_user(
+            user.address,
+            user.password,
+            user.host,
+            check_every=user.check_mail_every,
+            server=user.submission_server,
+        )
+    for index, message in enumerate(scenario.messages):
+        world.send(
+            message.at,
+            message.sender,
+            message.to,
+            message.subject,
+            message.body,
+            cc=message.cc,
+            bcc=message.bcc,
+            html=message.html,
+            attachments=[
+                _attachment(spec, world.streams.get("attachment", "message", index))
+                for spec in message.attachments
+            ],
+        )
+    for index, generator in enumerate(scenario.traffic):
+        _add_traffic(world, scenario, index, generator)
+    for fault in scenario.faults:
+        _add_fault(world, fault)
+    for session in scenario.telnet:
+        world.telnet(
+            TelnetScript(
+                at=session.at,
+                node=session.client,
+                server=session.server,
+                lines=tuple(session.lines),
+                port=session.port,
+                typing_time=session.pause,
+                wait_for_reply=session.wait_for_reply,
+            )
+        )
+    return world
+
+
+def _add_servers(world: World, scenario: schema.Scenario) -> None:
+    faults: dict[str, list[ReplyFault]] = {}
+    for fault in scenario.faults:
+        if isinstance(fault, schema.ReplyFault):
+            spec = fault.reply
+            faults.setdefault(spec.server, []).append(
+                ReplyFault(
+                    command="DOT" if spec.command == "dot" else spec.command,
+                    code=spec.code,
+                    text=spec.text or _default_fault_text(spec.code),
+                    start=spec.start,
+                    end=spec.until,
+                    probability=spec.probability,
+                    first_attempt_only=spec.first_attempt_only,
+                    port=spec.port,
+                )
+            )
+    for name, node in scenario.mail_servers.items():
+        settings = scenario.settings_for(name)
+        timeouts = settings.command_timeouts
+        world.add_mail_server(
+            name,
+            node.domains,
+            ServerSettings(
+                replies=settings.replies,
+                durable=settings.durable,
+                limits=ServerLimits(
+                    max_recipients=settings.max_recipients,
+                    max_message_size=settings.max_message_size,
+                ),
+                retry=settings.retry.to_policy(),
+                connections_per_destination=settings.connections_per_destination,
+                messages_per_connection=settings.messages_per_connection,
+                recipients_per_delivery=settings.recipients_per_delivery,
+                connection_reuse_time=settings.connection_reuse_time,
+                connect_timeout=settings.connect_timeout,
+                greeting_timeout=timeouts.greeting,
+                reply_timeout=max(timeouts.helo, timeouts.mail, timeouts.rcpt),
+                data_start_timeout=timeouts.data_start,
+                final_reply_timeout=timeouts.data_end,
+                idle_timeout=settings.idle_timeout,
+                reply_faults=tuple(faults.get(name, ())),
+            ),
+        )
+
+
+def _default_fault_text(code: int) -> str:
+    return {
+        421: "4.7.0 Service not available, closing transmission channel",
+        450: "4.2.1 Mailbox unavailable, try again later",
+        451: "4.7.1 Greylisted, please try again later",
+        452: "4.2.2 Mailbox full",
+        550: "5.1.1 Recipient address rejected: User unknown",
+        552: "5.3.4 Message size exceeds fixed limit",
+        554: "5.7.1 Service unavailable",
+    }.get(code, f"{code // 100}.0.0 Injected reply")
+
+
+def _add_dns(world: World, scenario: schema.Scenario) -> None:
+    dns = world.dns
+    dns.default_ttl = scenario.dns.ttl
+    world.generate_dns = scenario.dns.generate
+    for record in scenario.dns.records:
+        if isinstance(record, schema.MxRecord):
+            dns.add_mx(record.name, record.preference, record.exchange, record.ttl)
+            world.explicit_mx.add(record.name.lower())
+        else:
+            world.a_records.append((record.name, record.address, record.node, record.ttl))
+
+
+def _attachment(
+    spec: schema.GeneratedAttachment | schema.FileAttachment, rng: random.Random
+) -> Attachment:
+    if isinstance(spec, schema.FileAttachment):
+        attachment = attachment_from_file(spec.file)
+        if spec.name:
+            attachment = type(attachment)(spec.name, attachment.content_type, attachment.data)
+        return attachment
+    return synthetic_attachment(spec.kind, spec.size, rng, filename=spec.name)
+
+
+def _filler_text(size: int, rng: random.Random) -> str:
+    """Readable filler of about ``size`` octets, in lines of at most 72 characters."""
+    lines: list[str] = []
+    line: list[str] = []
+    length = total = 0
+    while total < size:
+        word = rng.choice(_FILLER)
+        if length + len(word) + 1 > 72:
+            lines.append(" ".join(line))
+            line, length = [], 0
+        line.append(word)
+        length += len(word) + 1
+        total += len(word) + 1
+    lines.append(" ".join(line))
+    return "\n".join(lines)
+
+
+def _draw_size(
+    spec: schema.FixedSize | schema.LognormalSize | schema.UniformSize, rng: random.Random
+) -> int:
+    if isinstance(spec, schema.FixedSize):
+        return int(spec.size)
+    if isinstance(spec, schema.UniformSize):
+        return int(rng.uniform(spec.min, spec.max))
+    size = rng.lognormvariate(math.log(spec.median), spec.sigma)
+    if spec.max is not None:
+        size = min(size, spec.max)
+    return max(1, int(size))
+
+
+def _add_traffic(
+    world: World, scenario: schema.Scenario, index: int, spec: schema.TrafficGenerator
+) -> None:
+    """Poisson traffic: each sender's gaps are exponential with mean 1/rate (one stream each)."""
+    everyone = [user.address for user in scenario.users]
+    senders = spec.senders or everyone
+    stop = scenario.duration if spec.stop is None else min(spec.stop, scenario.duration)
+    for sender in senders:
+        rng = world.streams.get("traffic", index, sender.lower())
+        pool = [a for a in (spec.recipients or everyone) if a.lower() != sender.lower()]
+        if not pool:
+            continue
+        t = spec.start
+        count = 0
+        while True:
+            t += rng.expovariate(spec.rate)
+            if t >= stop:
+                break
+            count += 1
+            rcpts = rng.sample(pool, min(spec.recipients_per_message, len(pool)))
+            body = _filler_text(_draw_size(spec.size, rng), rng)
+            attachments = []
+            if spec.attachment_probability and rng.random() < spec.attachment_probability:
+                size = _draw_size(spec.attachment_size, rng)
+                attachments.append(synthetic_attachment(spec.attachment_kind, size, rng))
+            world.send(
+                t,
+                sender,
+                rcpts,
+                f"Note {count} from {sender.partition('@')[0]}",
+                body,
+                attachments=attachments,
+            )
+
+
+def _add_fault(world: World, fault: object) -> None:
+    if isinstance(fault, schema.LinkOutage):
+        world.link_down(*fault.link, at=fault.down_at, duration=fault.down_for)
+    elif isinstance(fault, schema.NodeCrash):
+        world.crash(fault.node, at=fault.crash_at, restart_after=fault.restart_after)
+    elif isinstance(fault, schema.ServiceStop):
+        world.stop_service(
+            fault.service.node, fault.service.port, at=fault.stop_at, duration=fault.stop_for
+        )
+    elif isinstance(fault, schema.RandomFault):
+        if fault.random == "link":
+            a, b = fault.target  # type: ignore[misc]
+            world.random_faults("link", a, b, fault.mtbf, fault.mttr)
+        else:
+            world.random_faults("node", fault.target, fault.mtbf, fault.mttr)
+    # Reply faults belong to their server's settings (see _add_servers).

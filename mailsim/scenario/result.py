@@ -1,0 +1,185 @@
+"""Running a scenario, and what a run gives back.
+
+:func:`run_scenario` builds the world, runs its clock and returns a :class:`Result`: the trace,
+the books (every message's fate), DataFrames for notebooks, the transcript, the summary, the
+figures, and :meth:`Result.save` which writes the output files of ``mailsim run``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mailsim.trace.exports import Books, reconcile, summary, transcript, write_summary
+from mailsim.trace.recorder import write_events
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mailsim.nodes.world import World
+    from mailsim.scenario.schema import Scenario
+
+#: A progress callback: (simulated now, simulated end) -> None.
+Progress = Callable[[float, float], None]
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    until: float | None = None,
+    segments: bool | None = None,
+    progress: Progress | None = None,
+    strict: bool = False,
+) -> Result:
+    """Build and run ``scenario``; returns its :class:`Result`.
+
+    Args:
+        seed: overrides the scenario's seed.
+        until: run until this simulated time instead of the scenario's ``duration``.
+        segments: record every TCP segment (needed for pcap; default: the scenario's trace options).
+        progress: called now and then with the simulated time, for a progress bar.
+        strict: check every trace record against its documented fields (tests).
+    """
+    from mailsim.scenario.builder import build_world
+
+    world = build_world(scenario, seed=seed, segments=segments, strict=strict)
+    end = scenario.duration if until is None else until
+    world.start()
+    env = world.env
+    if progress is None:
+        world.run(end)
+    else:
+        # Advance in slices so a progress bar can follow simulated time.
+        slices = 200
+        for step in range(1, slices + 1):
+            env.run(until=end * step / slices)
+            progress(env.now, end)
+    return Result(scenario, world, end_time=end, seed=world.seed)
+
+
+class Result:
+    """One run of a scenario: its trace and everything derived from it.
+
+    Attributes:
+        scenario: the scenario that ran.
+        world: the world after the run (servers, queues, mailboxes, user agents' inboxes).
+        records: the trace records.
+        end_time: the simulated time the run stopped at.
+        seed: the seed used.
+    """
+
+    def __init__(self, scenario: Scenario, world: World, *, end_time: float, seed: int) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.records = world.recorder.records
+        self.end_time = end_time
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        totals = self.books.totals()
+        return (
+            f"<Result {self.scenario.name!r} seed={self.seed}: {totals['submitted']} submitted, "
+            f"{totals['delivered']} delivered, {totals['bounced']} bounced, "
+            f"{totals['queued']} queued>"
+        )
+
+    @cached_property
+    def books(self) -> Books:
+        """Every (message, recipient)'s fate, and whether the books balance."""
+        return reconcile(self.records)
+
+    @property
+    def events(self) -> Any:
+        """The trace as a pandas DataFrame (one row per record)."""
+        from mailsim.trace.exports import events_frame
+
+        return events_frame(self.records)
+
+    @property
+    def deliveries(self) -> Any:
+        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency."""
+        from mailsim.trace.exports import deliveries_frame
+
+        return deliveries_frame(self.records)
+
+    def transcript(self, connection: int | None = None) -> str:
+        """The protocol dialogue of every connection, or of one."""
+        return transcript(self.records, connection)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary.json`` document."""
+        return summary(
+            self.records, scenario=self.scenario.name, seed=self.seed, end_time=self.end_time
+        )
+
+    # -- figures ------------------------------------------------------------------------------
+
+    def plot_sequence(self, **options: Any) -> Figure:
+        """The message sequence chart (see :func:`mailsim.plot.sequence_diagram`)."""
+        from mailsim.plot import sequence_diagram
+
+        return sequence_diagram(self.records, **options)
+
+    def plot_timeline(self, **options: Any) -> Figure:
+        """The delivery timeline (see :func:`mailsim.plot.delivery_timeline`)."""
+        from mailsim.plot import delivery_timeline
+
+        return delivery_timeline(self.records, **options)
+
+    def plot_topology(self, **options: Any) -> Figure:
+        """The network (see :func:`mailsim.plot.topology_figure`)."""
+        from mailsim.plot import topology_figure
+
+        return topology_figure(self.records, **options)
+
+    def plot_queues(self, **options: Any) -> Figure:
+        """Queue length per server over time (see :func:`mailsim.plot.queue_figure`)."""
+        from mailsim.plot import queue_figure
+
+        return queue_figure(self.records, **options)
+
+    def animate(self, **options: Any) -> Any:
+        """Messages moving across the topology (see :func:`mailsim.plot.animate`)."""
+        from mailsim.plot import animate
+
+        return animate(self.records, **options)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, figures: bool = True, pcap: bool = False) -> Path:
+        """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
+
+        ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
+        ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
+        handful of messages); ``trace.pcap`` when ``pcap`` is true (needs segment tracing).
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "events.jsonl", "w", encoding="utf-8", newline="\n") as stream:
+            write_events(self.records, stream)
+        write_summary(out / "summary.json", self.summary())
+        (out / "transcript.txt").write_text(self.transcript(), encoding="utf-8")
+        if figures:
+            from mailsim.plot import render_all
+
+            render_all(self.records, out)
+        if pcap:
+            from mailsim.trace.pcap import write_pcap
+
+            write_pcap(self.records, out / "trace.pcap")
+        return out
+
+
+def timed_progress(callback: Progress, delay: float = 1.0) -> Progress:
+    """Wrap ``callback`` so it starts only once the run has taken ``delay`` seconds of wall time."""
+    started = time.perf_counter()
+
+    def report(now: float, end: float) -> None:
+        if time.perf_counter() - started >= delay:
+            callback(now, end)
+
+    return report

@@ -1,0 +1,160 @@
+"""Every bundled scenario runs, its books balance, and its headline outcome holds."""
+
+from __future__ import annotations
+
+import itertools
+
+import mailsim
+from mailsim.mail.dsn import parse_dsn
+from mailsim.scenario.catalog import bundled
+from mailsim.trace.exports import transcript
+
+
+def run(name: str, **changes: object):  # type: ignore[no-untyped-def]
+    scenario = mailsim.load(name)
+    return scenario.run(strict=True, **changes)
+
+
+def attempts_of(result, msg: str) -> list[float]:  # type: ignore[no-untyped-def]
+    return [r["t"] for r in result.records if r["type"] == "mail.attempt" and r["msg"] == msg]
+
+
+def test_every_bundled_scenario_is_tested_here() -> None:
+    tested = {
+        "james-to-steve",
+        "seed-transcript",
+        "link-outage",
+        "bounce-after-days",
+        "attachments",
+        "persistent-connection",
+        "busy-day",
+    }
+    assert {name for name, _ in bundled()} == tested
+
+
+def test_james_to_steve_walks_the_six_steps_in_order() -> None:
+    result = run("james-to-steve")
+    assert result.books.balanced, result.books.problems
+    kinds = [r["type"] for r in result.records]
+    # 1-2 submitted and queued at india-mail; 3-4 a connection to usa-mail port 25 carries it;
+    # 5 filed in Steve's mailbox (india-mail hears the 250 a little later: mail.sent); 6 fetched.
+    relay = next(
+        i
+        for i, r in enumerate(result.records)
+        if r["type"] == "tcp.open" and r["client"] == "india-mail" and r["sport"] == 25
+    )
+    order = [
+        kinds.index("mail.submit"),
+        kinds.index("mail.queue"),
+        relay,
+        kinds.index("mail.deliver"),
+        kinds.index("mail.sent"),
+        kinds.index("mail.fetch"),
+    ]
+    assert order == sorted(order)
+    [row] = result.books.rows.values()
+    assert row.status == "delivered" and row.attempts == 1
+    inbox = result.world.agents["steve@usa.com"].inbox
+    assert b"What about Atlas?" in inbox[0]
+
+
+def test_seed_transcript_reproduces_the_tutorial_dialogue_line_for_line() -> None:
+    result = run("seed-transcript")
+    lines = [
+        line.split("] ", 1)[1]
+        for line in transcript(result.records).splitlines()
+        if line.startswith("[") and " -- " not in line
+    ]
+    smtp = lines[: lines.index("S: 221 India.com closing connection.") + 1]
+    assert smtp == [
+        "S: 220 India.com",
+        "C: HELO USA.com",
+        "S: 250 Hello USA.com, Nice to meet you.",
+        "C: MAIL FROM:<James@USA.com>",
+        "S: 250 James@USA.com.... Sender OK.",
+        "C: RCPT TO:<Steve@India.com>",
+        "S: 250 Steve@India.com... Recipient OK.",
+        "C: DATA",
+        'S: 354 Enter Mail, end with "." on a line by itself.',
+        "C: Do you have a Grammar Book?",
+        "C: What about Atlas?",
+        "C: .",
+        "S: 250 Message accepted for delivery.",
+        "C: QUIT",
+        "S: 221 India.com closing connection.",
+    ]
+    assert result.books.balanced
+    assert any(b"What about Atlas?" in m for m in result.world.agents["steve@india.com"].inbox)
+
+
+def test_link_outage_queues_retries_every_30_to_40_minutes_then_delivers() -> None:
+    result = run("link-outage")
+    assert result.books.balanced
+    [row] = result.books.rows.values()
+    assert row.status == "delivered"
+    times = attempts_of(result, row.id)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # The link is down from 30 s to 3 h 30 s. Each failed try ends in a 30 s connect timeout, then
+    # waits 30 min + up to 10 min, so consecutive tries are 30.5 to 40.5 minutes apart.
+    assert len(times) >= 5
+    assert all(30 * 60 <= gap <= 40.5 * 60 for gap in gaps), gaps
+    assert row.delivered_at > 3 * 3600
+
+
+def test_a_ten_hour_outage_gives_more_attempts_and_a_later_delivery() -> None:
+    short = run("link-outage")
+    scenario = mailsim.load("link-outage")
+    scenario.faults[0].down_for = 10 * 3600
+    scenario.duration = 12 * 3600
+    long = scenario.run(strict=True)
+    [before], [after] = short.books.rows.values(), long.books.rows.values()
+    assert after.status == "delivered" and after.attempts > before.attempts
+    assert after.delivered_at > 10 * 3600
+
+
+def test_bounce_after_days_returns_a_delivery_status_report_to_james() -> None:
+    result = run("bounce-after-days")
+    assert result.books.balanced, result.books.problems
+    original = next(r for r in result.books.rows.values() if r.kind == "mail")
+    assert original.status == "bounced"
+    bounce_time = next(r["t"] for r in result.records if r["type"] == "mail.bounce")
+    # Given up at the first failed try once the message is 5 days old: within one retry gap.
+    assert 5 * 86400 <= bounce_time - original.submitted_at <= 5 * 86400 + 41 * 60
+    report = parse_dsn(next(m for m in result.world.agents["james@india.com"].inbox))
+    [recipient] = report.recipients
+    assert recipient.action == "failed" and recipient.final_recipient.endswith("steve@usa.com")
+
+
+def test_attachments_cost_more_time_than_a_note() -> None:
+    result = run("attachments")
+    assert result.books.balanced
+    rows = sorted(result.books.rows.values(), key=lambda r: r.submitted_at)
+    assert [r.status for r in rows] == ["delivered"] * 3
+    note, photo, video = (r.latency for r in rows)
+    assert note < photo < video
+
+
+def test_persistent_connection_carries_five_messages_over_one_connection() -> None:
+    result = run("persistent-connection")
+    assert result.books.balanced
+    assert all(r.status == "delivered" for r in result.books.rows.values())
+    opens = [
+        r
+        for r in result.records
+        if r["type"] == "tcp.open" and r["sport"] == 25 and r["server"] == "usa-mail"
+    ]
+    established = {r["conn"] for r in result.records if r["type"] == "tcp.established"}
+    from_india = [o for o in opens if o["client"] == "india-mail" and o["conn"] in established]
+    from_uk = [o for o in opens if o["client"] == "uk-mail" and o["conn"] in established]
+    assert len(from_india) == 1
+    assert len(from_uk) == 5
+
+
+def test_busy_day_queues_grow_and_drain_and_nothing_is_lost() -> None:
+    result = run("busy-day")
+    totals = result.books.totals()
+    assert result.books.balanced, result.books.problems[:5]
+    assert totals["submitted"] > 2000
+    assert totals["lost"] == 0
+    assert totals["delivered"] > 0.9 * totals["submitted"]
+    assert any(r["type"] == "link.down" for r in result.records)

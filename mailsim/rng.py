@@ -1,8 +1,8 @@
 """Named random streams derived from one seed (DESIGN.md, principle 4).
 
 Each part of a world that draws random numbers asks for its own stream by name, for example
-``streams.get("fault", "link", "india-mail", "usa-mail")``. A stream's state depends only on the seed
-and its name, so adding a node or a message does not reshuffle the draws of unrelated parts.
+``streams.get("fault", "link", "india-mail", "usa-mail")``. A stream's state depends only on the
+seed and its name, so adding a node or a message does not reshuffle the draws of unrelated parts.
 """
 
 from __future__ import annotations

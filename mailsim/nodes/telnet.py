@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailsim.net.tcp import ConnectError, ConnectionReset, SocketTimeout
-from mailsim.nodes.wire import LineTracer
+from mailsim.nodes.wire import LineTracer, transmit
 
 if TYPE_CHECKING:
     from mailsim.nodes.world import World
@@ -37,6 +37,9 @@ class TelnetScript:
         lines: the lines, as typed (without line ends).
         typing_time: seconds between a reply and the next line (a person typing).
         reply_timeout: how long to wait for a reply before giving up and hanging up.
+        wait_for_reply: wait for the server's reply to each line (as a person does); False types
+            every line without waiting (``typing_time`` apart), then reads what comes back
+            until the server hangs up or is silent for ``reply_timeout``.
     """
 
     at: float
@@ -46,6 +49,7 @@ class TelnetScript:
     port: int = 25
     typing_time: float = 2.0
     reply_timeout: float = 60.0
+    wait_for_reply: bool = True
 
 
 class TelnetSession:
@@ -83,6 +87,9 @@ class TelnetSession:
             script.server,
             data_lines=10_000,
         )
+        if not script.wait_for_reply:
+            yield from self._type_blind(conn, tracer)
+            return
         pop3 = script.port == 110
         buffer = bytearray()
         ok = yield from self._await_reply(conn, buffer, multiline=False, pop3=pop3)
@@ -91,9 +98,10 @@ class TelnetSession:
             if not ok:
                 break
             yield env.timeout(script.typing_time)
-            data = line.encode("latin-1") + b"\r\n"
-            tracer.sent(data)
-            conn.send(data)
+            data = line.encode("utf-8") + b"\r\n"
+            if not transmit(conn, tracer, data):
+                self.failure = "telnet: connection closed by the server"
+                break
             verb = line.split(" ", 1)[0].upper()
             if in_data:
                 if line != ".":
@@ -105,6 +113,27 @@ class TelnetSession:
             ok = yield from self._await_reply(conn, buffer, multiline=multiline, pop3=pop3)
             if ok and not pop3 and verb == "DATA" and self.received[-1].startswith("354"):
                 in_data = True
+        conn.close()
+
+    def _type_blind(self, conn: Any, tracer: LineTracer) -> Generator[Any, Any, None]:
+        """Type every line without waiting for replies, then collect what the server said."""
+        env = self.world.env
+        for line in self.script.lines:
+            if self.script.typing_time > 0:
+                yield env.timeout(self.script.typing_time)
+            if not transmit(conn, tracer, line.encode("utf-8") + b"\r\n"):
+                self.failure = "telnet: connection closed by the server"
+                break
+        buffer = bytearray()
+        while True:
+            try:
+                data = yield conn.recv(timeout=self.script.reply_timeout)
+            except (SocketTimeout, ConnectionReset):
+                data = b""
+            if not data:
+                break
+            buffer += data
+        self.received.extend(bytes(buffer).decode("latin-1").split("\r\n")[:-1])
         conn.close()
 
     def _await_reply(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.mail.message import Attachment, addresses_of, compose, make_message_id
 from mailsim.net.tcp import ConnectError
-from mailsim.nodes.mailserver import POP3_PORT, SUBMISSION_PORT
+from mailsim.nodes.mailserver import POP3_PORT, SUBMISSION_PORT, reply_line
 from mailsim.nodes.wire import LineTracer, drive_client
 from mailsim.protocol import pop3
 from mailsim.protocol.smtp import (
@@ -40,7 +40,8 @@ class Draft:
 
     Attributes:
         at: when the user presses Send (simulated seconds).
-        to: the To recipients; ``cc`` the Cc recipients (both become envelope recipients).
+        to: the To recipients; ``cc`` the Cc recipients (both become envelope recipients);
+            ``bcc`` the blind copies (envelope recipients only, in no header).
         subject, body: the text; ``html`` an optional HTML alternative.
         attachments: files to attach.
         local_id: a name for the message, unique in the world (the Message-ID is derived from it).
@@ -51,6 +52,7 @@ class Draft:
     subject: str = ""
     body: str = ""
     cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     local_id: str | None = None
@@ -154,7 +156,7 @@ class UserAgent:
             date_t=world.env.now,
         )
         msg = message_id.strip("<>")
-        rcpts = addresses_of(list(draft.to), list(draft.cc))
+        rcpts = addresses_of(list(draft.to), list(draft.cc), list(draft.bcc))
         world.note_submit(msg, self.node, self.address, rcpts, len(content))
         return _Outgoing(msg, Envelope(self.address, rcpts, content))
 
@@ -192,7 +194,7 @@ class UserAgent:
                             msg=item.msg,
                             node=self.node,
                             rcpt=outcome.address,
-                            reply=outcome.reply.text,
+                            reply=reply_line(outcome.reply),
                         )
                 if temporary:
                     rcpts = tuple(o.address for o in temporary)

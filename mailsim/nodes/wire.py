@@ -50,19 +50,63 @@ class LineTracer:
         """Record the lines of ``data`` (bytes just written to the connection)."""
         if not data:
             return
-        lines = split_lines(data)
-        emit = self.recorder.emit
-        kind, fields = self.record_type, self._fields
         keep = self.data_lines
-        if len(lines) > keep + 2:
-            skipped = len(lines) - keep - 1
-            for line in lines[:keep]:
-                emit(kind, **fields, line=line)
-            emit(kind, **fields, line=f"[... {skipped:,} more lines ...]", elided=skipped)
-            emit(kind, **fields, line=lines[-1])
+        count = data.count(b"\r\n") + (0 if data.endswith(b"\r\n") else 1)
+        if count > keep + 2:
+            # A long block (message content): decode only the lines that are kept, the first
+            # ``keep`` and the last, not the megabytes in between.
+            end = 0
+            for _ in range(keep):
+                end = data.find(b"\r\n", end) + 2
+            lines = data[:end].decode("latin-1").split("\r\n")[:-1]
+            body = data[:-2] if data.endswith(b"\r\n") else data
+            last = body[body.rfind(b"\r\n") + 2 :].decode("latin-1")
+            skipped = count - keep - 1
+            self._record(lines)
+            self._record([f"[... {skipped:,} more lines ...]"], elided=skipped)
+            self._record([last])
             return
-        for line in lines:
-            emit(kind, **fields, line=line)
+        self._record(split_lines(data))
+
+    def _record(self, lines: list[str], **extra: Any) -> None:
+        """One record per line, all stamped now.
+
+        The first goes through ``Recorder.emit`` (which stamps and, in strict mode, checks it);
+        the others copy it with their own line, which keeps a transcript of many short lines
+        cheap on the simulator's hot path.
+        """
+        if not lines:
+            return
+        recorder = self.recorder
+        kind, fields = self.record_type, self._fields
+        first = recorder.emit(kind, **fields, line=lines[0], **extra)
+        if len(lines) == 1:
+            return
+        if recorder.strict:
+            for line in lines[1:]:
+                recorder.emit(kind, **fields, line=line, **extra)
+            return
+        append = recorder.records.append
+        for line in lines[1:]:
+            record = first.copy()
+            record["line"] = line
+            append(record)
+
+
+def transmit(conn: Any, tracer: LineTracer, data: bytes) -> bool:
+    """Write ``data`` to ``conn`` and trace its lines; False if the connection is already gone.
+
+    A connection can be reset (the peer crashed, its service stopped) while a process was busy
+    elsewhere, e.g. writing a message to its queue; ``Connection.send`` would then raise. Lines
+    that cannot be sent are not traced, since they never went on the wire.
+    """
+    if not data:
+        return True
+    if conn.closed:
+        return False
+    tracer.sent(data)
+    conn.send(data)
+    return True
 
 
 def drive_client(
@@ -83,10 +127,7 @@ def drive_client(
     """
     from mailsim.net.tcp import ConnectionReset, SocketTimeout
 
-    out = machine.data_to_send()
-    if out:
-        tracer.sent(out)
-        conn.send(out)
+    transmit(conn, tracer, machine.data_to_send())
     while True:
         try:
             data = yield conn.recv(timeout=timeout_for())
@@ -107,10 +148,7 @@ def drive_client(
             if event is need_data or getattr(event, "name", None) == "PAUSED":
                 break
             handle(event)
-        out = machine.data_to_send()
-        if out:
-            tracer.sent(out)
-            conn.send(out)
+        transmit(conn, tracer, machine.data_to_send())
         if not data or machine.state.name in ("CLOSED", "ERROR", "DONE"):
             break
     conn.close()

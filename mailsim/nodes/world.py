@@ -86,6 +86,14 @@ class World:
         self.dns: DnsDatabase = DnsDatabase()
         #: Domains whose MX records were given explicitly (none are generated for them).
         self.explicit_mx: set[str] = set()
+        #: Generate an A record for every node and an MX record (preference 10) for every
+        #: server's domain when the world starts; False leaves the zones to :attr:`dns` and
+        #: :attr:`a_records`.
+        self.generate_dns = True
+        #: Extra A records as (name, address, node, ttl): the address, or else ``node``'s.
+        self.a_records: list[tuple[str, str | None, str | None, float | None]] = []
+        #: How long a resolver waits for each DNS answer (seconds; glibc's 5 s).
+        self.dns_timeout = 5.0
         self._server_specs: dict[str, dict[str, Any]] = {}
         self._user_specs: list[dict[str, Any]] = []
         self._drafts: dict[str, list[Draft]] = {}
@@ -114,10 +122,17 @@ class World:
         domains: Iterable[str],
         settings: ServerSettings | None = None,
     ) -> None:
-        """Run a mail server on ``node`` for ``domains``."""
+        """Run a mail server on ``node`` for ``domains``.
+
+        Domains are matched without regard to case; the first one, as written, is the server's
+        name in greetings and headers unless ``settings.hostname`` says otherwise (so the
+        tutorial's ``220 India.com`` keeps its capital).
+        """
         self.topology.node(node)
+        written = list(domains)
         self._server_specs[node] = {
-            "domains": [d.lower() for d in domains],
+            "written": written,
+            "domains": [d.lower() for d in written],
             "settings": settings or ServerSettings(),
         }
 
@@ -169,14 +184,21 @@ class World:
         html: str | None = None,
         attachments: Sequence[Attachment] = (),
         name: str | None = None,
+        bcc: Sequence[str] = (),
     ) -> None:
-        """The user ``sender`` writes a message at time ``at`` and presses Send."""
+        """The user ``sender`` writes a message at time ``at`` and presses Send.
+
+        ``to`` and ``cc`` appear in the headers; ``bcc`` recipients get the message too but are
+        named only in the envelope (RCPT TO), never in the headers. ``name`` is the message's
+        local id (its Message-ID is ``<name@sender's domain>``); by default ``m1``, ``m2``, ...
+        """
         if not any(spec["address"].lower() == sender.lower() for spec in self._user_specs):
             raise WorldError(f"message at t={at}: {sender} is not a user of this world")
         draft = Draft(
             at=at,
             to=tuple(to),
             cc=tuple(cc),
+            bcc=tuple(bcc),
             subject=subject,
             body=body,
             html=html,
@@ -223,7 +245,7 @@ class World:
             users_by_server[spec["home"]][local] = spec["password"]
         for node, spec in self._server_specs.items():
             server = MailServer(
-                self, node, spec["domains"], users_by_server[node], spec["settings"]
+                self, node, spec["written"], users_by_server[node], spec["settings"]
             )
             self.servers[node] = server
             server.start()
@@ -261,19 +283,32 @@ class World:
         self.dns_node = "dns"
 
     def _fill_zones(self) -> None:
-        """MX records for every server's domains (preference 10), A records for every node."""
-        for node in self.topology.nodes:
-            self.dns.add_a(node.name, node.ip)
-        for node, spec in self._server_specs.items():
-            for domain in spec["domains"]:
-                if domain not in self.explicit_mx:
-                    self.dns.add_mx(domain, 10, node)
+        """A records for every node, MX records for every server's domains (preference 10)
+        unless given explicitly (both only with :attr:`generate_dns`), and :attr:`a_records`."""
+        if self.generate_dns:
+            for each in self.topology.nodes:
+                self.dns.add_a(each.name, self.topology.ip_of(each.name))
+            for server, spec in self._server_specs.items():
+                for domain in spec["domains"]:
+                    if domain not in self.explicit_mx:
+                        self.dns.add_mx(domain, 10, server)
+        for name, address, owner, ttl in self.a_records:
+            if address is None:
+                if owner is None:
+                    raise WorldError(f"A record {name}: give an address or a node")
+                address = self.topology.ip_of(owner)
+            self.dns.add_a(name, address, ttl)
 
     def resolver_for(self, node: str) -> Resolver:
         """The DNS resolver of ``node`` (one per node, with its cache)."""
         resolver = self._resolvers.get(node)
         if resolver is None:
-            resolver = Resolver(self.network, node, self.dns_node)  # type: ignore[arg-type]
+            resolver = Resolver(
+                self.network,
+                node,
+                self.dns_node,  # type: ignore[arg-type]
+                timeout=self.dns_timeout,
+            )
             self._resolvers[node] = resolver
         return resolver
 

@@ -54,7 +54,7 @@ class LineBuffer:
         self._buf += data
 
     def next_line(self) -> tuple[bytes, bool] | None:
-        """The next complete line without its CRLF, and whether it was too long; None if none yet."""
+        """The next complete line without its CRLF and whether it was too long, or None."""
         while True:
             end = self._buf.find(b"\r\n")
             if end < 0:

@@ -155,6 +155,11 @@ class Books:
         return not self.problems
 
 
+#: When copies of one message end differently (RFC 1047), the pair counts as the best outcome:
+#: the recipient has the message if any copy was delivered.
+_COPY_RANK = {"lost": 1, "bounced": 2, "delivered": 3}
+
+
 def reconcile(records: Iterable[Record]) -> Books:
     """Rebuild every (message, recipient)'s fate from the trace and check the books balance.
 
@@ -163,10 +168,20 @@ def reconcile(records: Iterable[Record]) -> Books:
     still queued, rejected at submission, or lost by a modelled fault that the trace names. A pair
     that is both delivered and bounced, or a bounce with no notice, is a problem. Duplicates
     (RFC 1047) are counted, not treated as errors.
+
+    The one exception is RFC 1047 itself: when a reply to a final dot was lost (a record says
+    ``after_dot``) or a second copy of the message was queued after the pair ended, two copies
+    were in the system and each ends its own way: one filed in the mailbox, the other bounced
+    after days of retries, or lost in a crash while its sender waited for the 250. The pair
+    then counts as the best outcome (delivered over bounced over lost), with the other named in
+    its ``detail``; without such evidence, two endings are still a problem.
     """
     books = Books()
     rows = books.rows
-    dsn_for: dict[tuple[str, str], str] = {}
+    dsn_for: list[tuple[str, str, str]] = []
+    copies: dict[tuple[str, str], int] = defaultdict(int)  # mail.queue records per pair
+    ended_with: dict[tuple[str, str], int] = {}  # copies queued when the pair last ended
+    unsure: set[tuple[str, str]] = set()  # a final dot of the pair went unanswered
     for rec in records:
         kind = rec["type"]
         if kind == "tcp.open":
@@ -193,60 +208,85 @@ def reconcile(records: Iterable[Record]) -> Books:
                 if row is not None:
                     row.attempts += 1
             continue
-        if kind in ("mail.fetch", "mail.queue"):
+        if kind == "mail.queue":
+            for rcpt in rec["rcpts"]:
+                copies[(msg, rcpt)] += 1
             continue
-        row = rows.get((msg, rec["rcpt"]))
+        if kind == "mail.fetch":
+            continue
+        key = (msg, rec["rcpt"])
+        row = rows.get(key)
         if row is None:
             books.problems.append(
                 f"{kind} at t={rec['t']:.3f} for {msg} -> {rec['rcpt']}, which was never submitted"
             )
             continue
-        if kind == "mail.duplicate":
+        if rec.get("after_dot"):
+            unsure.add(key)
+        if kind in ("mail.deliver", "mail.bounce", "mail.reject", "mail.lost"):
+            status = {
+                "mail.deliver": "delivered",
+                "mail.bounce": "bounced",
+                "mail.reject": "rejected",
+                "mail.lost": "lost",
+            }[kind]
+            if kind == "mail.deliver" and row.status == "delivered":
+                row.duplicates += 1  # a second copy reached the mailbox
+                continue
+            another = key in unsure or copies[key] > ended_with.get(key, 0)
+            outcome = _end(books, row, status, rec, another_copy=another)
+            ended_with[key] = copies[key]
+            if outcome == "problem":
+                continue
+            if outcome == "set":
+                if kind == "mail.deliver":
+                    row.delivered_at = rec["t"]
+                elif kind == "mail.lost":
+                    row.detail = rec["cause"]
+                else:
+                    row.last_reply = rec["reply"]
+            if kind == "mail.bounce":
+                if rec.get("dsn"):
+                    dsn_for.append((msg, row.to, rec["dsn"]))
+                elif row.sender:
+                    books.problems.append(f"{msg} -> {row.to} bounced but no notice was made")
+        elif kind == "mail.duplicate":
             row.duplicates += 1
         elif kind == "mail.sent" or kind == "mail.defer":
             row.last_reply = rec["reply"]
         elif kind == "mail.warn":
             row.detail = "delay warning sent"
-        elif kind == "mail.deliver":
-            if row.status == "delivered":
-                row.duplicates += 1  # a second copy reached the mailbox
-            else:
-                _final(books, row, "delivered", rec)
-                row.delivered_at = rec["t"]
-        elif kind in ("mail.bounce", "mail.expire"):
-            if kind == "mail.expire":
-                continue  # the bounce that follows an expiry carries the outcome
-            if not _final(books, row, "bounced", rec):
-                continue
-            row.last_reply = rec["reply"]
-            if rec.get("dsn"):
-                dsn_for[(msg, row.to)] = rec["dsn"]
-            elif row.sender:
-                books.problems.append(f"{msg} -> {row.to} bounced but no notice was made")
-        elif kind == "mail.reject":
-            _final(books, row, "rejected", rec)
-            row.last_reply = rec["reply"]
-        elif kind == "mail.lost":
-            _final(books, row, "lost", rec)
-            row.detail = rec["cause"]
+        # mail.expire: the bounce that follows an expiry carries the outcome.
     # A bounce counts only with its notice delivered, queued, or lost by a named fault.
     dsn_rows = {row.id: row for row in rows.values() if row.kind == "dsn"}
-    for (msg, rcpt), dsn in dsn_for.items():
+    for msg, rcpt, dsn in dsn_for:
         if dsn not in dsn_rows:
             books.problems.append(f"{msg} -> {rcpt} bounced, but its notice {dsn} never appeared")
     return books
 
 
-def _final(books: Books, row: DeliveryRow, status: str, rec: Record) -> bool:
-    """Move ``row`` to a final ``status``; False (and a problem noted) if it already ended."""
-    if row.status != "queued":
-        books.problems.append(
-            f"{row.id} -> {row.to} was already {row.status} and is now {status} "
-            f"(t={rec['t']:.3f}); a pair must end exactly one way"
-        )
-        return False
-    row.status = status
-    return True
+def _end(books: Books, row: DeliveryRow, status: str, rec: Record, *, another_copy: bool) -> str:
+    """Move ``row`` to a final ``status``.
+
+    Returns ``"set"`` when the row now has ``status``, ``"kept"`` when another copy's better
+    outcome stands (RFC 1047, see :func:`reconcile`), and ``"problem"`` (noted in the books)
+    when the pair had already ended and nothing explains a second ending.
+    """
+    if row.status == "queued":
+        row.status = status
+        return "set"
+    if another_copy and row.status in _COPY_RANK and status in _COPY_RANK:
+        if _COPY_RANK[status] > _COPY_RANK[row.status]:
+            row.detail = f"{row.status}, then {status} by another copy (RFC 1047)"
+            row.status = status
+            return "set"
+        row.detail = f"{row.status}; another copy was {status} (RFC 1047)"
+        return "kept"
+    books.problems.append(
+        f"{row.id} -> {row.to} was already {row.status} and is now {status} "
+        f"(t={rec['t']:.3f}); a pair must end exactly one way"
+    )
+    return "problem"
 
 
 def summary(

@@ -57,6 +57,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "auth.fail": ("node", "user", "service"),
     # --- mail ------------------------------------------------------------------------------------
     # msg: message id (str); rcpt: one recipient address; node: where it happened.
+    # Optional: mail.defer, mail.expire and mail.lost carry after_dot=True when the final dot
+    # went out but its reply never came back, so the next hop may hold the message already
+    # (RFC 1047); the books then accept that the pair was also delivered.
     "mail.submit": ("msg", "node", "sender", "rcpts", "size"),
     "mail.queue": ("msg", "node", "rcpts", "queued"),
     "mail.attempt": ("msg", "node", "rcpts", "mx", "conn"),

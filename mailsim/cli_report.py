@@ -95,7 +95,9 @@ def print_summary(console: Console, result: Result) -> None:
     rows = [row for row in result.books.rows.values() if row.kind == "mail"]
     table = Table(title=f"{result.scenario.name} (seed {result.seed})", title_justify="left")
     for column in ("message", "from", "to", "outcome", "attempts", "latency"):
-        table.add_column(column, justify="right" if column in ("attempts", "latency") else "left")
+        right = column in ("attempts", "latency")
+        # Addresses wrap rather than being cut short with an ellipsis in a narrow terminal.
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
     colour = {"delivered": "green", "bounced": "red", "queued": "yellow", "lost": "red"}
     for row in rows[:MAX_ROWS]:
         latency = format_duration(row.latency) if row.latency is not None else "-"

@@ -59,9 +59,9 @@ def build_world(
     if scenario.dns_node is None:
         # No DNS node given: one is added, 1 ms from every mail server (docs/scenario-language.md).
         # Routes never pass through it: DNS nodes and hosts do not forward packets.
+        # It belongs to no one site: drawn between them, as a service of the Internet.
         servers = list(scenario.mail_servers)
-        site = scenario.nodes[servers[0]].site or "" if servers else ""
-        world.add_node(schema.IMPLICIT_DNS_NAME, kind="dns", site=site)
+        world.add_node(schema.IMPLICIT_DNS_NAME, kind="dns", site="Internet")
         for server in servers:
             world.add_link(
                 schema.IMPLICIT_DNS_NAME,
@@ -281,8 +281,8 @@ def _add_fault(world: World, fault: object) -> None:
             fault.service.node, fault.service.port, at=fault.stop_at, duration=fault.stop_for
         )
     elif isinstance(fault, schema.RandomFault):
-        if fault.random == "link":
-            a, b = fault.target  # type: ignore[misc]
+        if fault.random == "link" and isinstance(fault.target, tuple):
+            a, b = fault.target
             world.random_faults("link", a, b, fault.mtbf, fault.mttr)
         else:
             world.random_faults("node", fault.target, fault.mtbf, fault.mttr)

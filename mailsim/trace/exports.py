@@ -48,7 +48,7 @@ def transcript(records: Iterable[Record], connection: int | None = None) -> str:
     for rec in records:
         kind = rec["type"]
         conn = rec.get("conn")
-        if connection is not None and conn != connection:
+        if not isinstance(conn, int) or (connection is not None and conn != connection):
             continue
         if kind == "tcp.open":
             opened[conn] = rec

@@ -39,7 +39,7 @@ from mailsim.live.server import ServeConfig, ServerThread
 from mailsim.live.storage import MaildirStore
 
 MESSAGES = 2000
-ROUNDS = 3
+ROUNDS = 5
 CONCURRENT_CLIENTS = 20
 CONCURRENT_EACH = 50
 MESSAGE = (

@@ -40,6 +40,7 @@ def run_command(
     demo: bool = False,
 ) -> int:
     """Run, report and save; returns the exit code (0 ok, 1 books do not balance)."""
+    pcap = pcap or scenario.trace.pcap  # --pcap, or `trace: {pcap: true}` in the scenario
     console = Console(stderr=False, quiet=quiet)
     err = Console(stderr=True)
     want_segments = True if pcap else None

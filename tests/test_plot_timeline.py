@@ -125,3 +125,10 @@ def test_short_reason_prefers_the_tcp_failure_and_drops_enhanced_codes():
 def test_no_mail_draws_a_note():
     fig = delivery_timeline([{"t": 0.0, "type": "node.down", "node": "usa-mail"}])
     assert any("no mail" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_max_rows_keeps_the_most_retried_pairs_and_says_so():
+    records = link_outage()
+    fig = delivery_timeline(records, max_rows=3)
+    assert len(artists_with_gid(fig, "timeline-row")) == 3
+    assert "3 of 7, the most retried" in fig.axes[0].get_title(loc="left")

@@ -53,6 +53,8 @@ __all__ = [
 SEQUENCE_MAX_LINES = 200
 #: ``queues.png`` is written when the trace has more messages than this.
 QUEUE_FIGURE_AFTER = 5
+#: Rows of ``timeline.png`` at most: the most retried pairs of a busy run (all of them in Python).
+TIMELINE_MAX_ROWS = 40
 
 
 def render_all(
@@ -61,7 +63,8 @@ def render_all(
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
     Always ``sequence.png`` (data lines collapsed, at most :data:`SEQUENCE_MAX_LINES` lines),
-    ``timeline.png`` (log time when the story spans more than a day) and ``topology.png``; also
+    ``timeline.png`` (log time when the story spans more than a day; at most
+    :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also
     ``queues.png`` when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by
     ``mailsim run`` and ``mailsim plot DIR``.
     """
@@ -72,7 +75,7 @@ def render_all(
     long_story = bool(mail_times) and max(mail_times) - min(mail_times) > 86400
     figures = {
         "sequence.png": sequence_diagram(records, hide_data=True, max_lines=SEQUENCE_MAX_LINES),
-        "timeline.png": delivery_timeline(records, log_time=long_story),
+        "timeline.png": delivery_timeline(records, log_time=long_story, max_rows=TIMELINE_MAX_ROWS),
         "topology.png": topology_figure(records),
     }
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}

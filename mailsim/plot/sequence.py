@@ -353,12 +353,13 @@ def _limit(chart: Chart, max_lines: int) -> None:
     shows how it began and how it ended; a failed connection counts as three lines (it costs a
     cut-out gap). The title then says which connections were left out.
     """
-    order: list[int] = []
+    # Connections by first appearance (a dict keeps insertion order and finds in O(1)).
+    first_seen: dict[int, None] = {}
     for _, conn in sorted(
         [(a.t_send, a.conn) for a in chart.arrows] + [(m.t, m.conn) for m in chart.marks]
     ):
-        if conn not in order:
-            order.append(conn)
+        first_seen.setdefault(conn, None)
+    order = list(first_seen)
     cost = dict.fromkeys(order, 0)
     for arrow in chart.arrows:
         cost[arrow.conn] += 1

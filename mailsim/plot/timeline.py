@@ -312,8 +312,22 @@ _LEGEND_NAMES = {
 }
 
 
+def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
+    """The ``keep`` journeys with the most attempts (undelivered first on ties), by start time."""
+    order = sorted(
+        range(len(rows)),
+        key=lambda i: (-len(rows[i].attempts), rows[i].delivered is not None, rows[i].start),
+    )
+    chosen = sorted(order[:keep])
+    return [rows[i] for i in chosen]
+
+
 def delivery_timeline(
-    records: Sequence[Record], *, log_time: bool = False, ax: Axes | None = None
+    records: Sequence[Record],
+    *,
+    log_time: bool = False,
+    max_rows: int | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
     """Draw one row per (message, recipient) with its whole story over time.
 
@@ -322,6 +336,9 @@ def delivery_timeline(
         log_time: plot time since the first submission on a logarithmic axis (linear below 1 s),
             so seconds-long dialogues and days-long retry stories fit on one figure. Without it
             the axis is simulated time in a unit chosen from the span (s, min, h or d).
+        max_rows: draw at most this many rows: those with the most attempts (then the ones
+            that did not end delivered, then the earliest), still in submission order, and say
+            so in the title. None draws every row; a busy day has thousands.
         ax: draw into this axes instead of a new figure.
 
     Returns:
@@ -331,6 +348,9 @@ def delivery_timeline(
     """
     records = list(records)
     rows = sorted(journeys(records), key=lambda j: j.start)
+    total = len(rows)
+    if max_rows is not None and total > max_rows:
+        rows = _most_eventful(rows, max_rows)
     outages = read_topology(records).outages
     n = max(len(rows), 1)
     own_figure = ax is None
@@ -347,9 +367,10 @@ def delivery_timeline(
         )
     else:
         fig = ax.get_figure()  # type: ignore[assignment]
-    ax.set_title(
-        "Delivery timeline, one row per (message, recipient)", fontsize=FONT + 1, loc="left"
-    )
+    title = "Delivery timeline, one row per (message, recipient)"
+    if len(rows) < total:
+        title += f": {len(rows)} of {total:,}, the most retried"
+    ax.set_title(title, fontsize=FONT + 1, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
         return fig

@@ -256,3 +256,28 @@ def test_addresses_and_domains_for_the_envelope() -> None:
     )
     assert domain_of("Steve@USA.com") == "usa.com"
     assert domain_of("postmaster") == ""
+
+
+def test_a_message_typed_without_headers_keeps_its_text_as_body_when_stamped() -> None:
+    # The tutorial types two text lines after DATA and no header: the stamp must not turn the
+    # first of them into a header line of its own.
+    stamped = add_received(
+        b"Do you have a Grammar Book?\r\nWhat about Atlas?\r\n",
+        helo="USA.com",
+        client_ip="198.51.100.1",
+        by_host="India.com",
+        queue_id="Q1",
+        t=0,
+        protocol="SMTP",
+    )
+    parsed = read_message(stamped)
+    assert parsed.text.startswith("Do you have a Grammar Book?")
+    assert b"with SMTP id Q1" in stamped
+
+
+def test_the_with_keyword_follows_rfc3848() -> None:
+    from mailsim.mail.message import with_protocol
+
+    assert with_protocol(extended=False, authenticated=False) == "SMTP"
+    assert with_protocol(extended=True, authenticated=False) == "ESMTP"
+    assert with_protocol(extended=True, authenticated=True) == "ESMTPA"  # no TLS: never ...S...

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsim.live.storage import OUTGOING, MaildirMaildrop, MaildirStore, check_mailbox_name
-from mailsim.mail.message import is_looping, received_header
+from mailsim.mail.message import add_received, is_looping, with_protocol
 from mailsim.protocol import pop3
 from mailsim.protocol.smtp import (
     NEED_DATA,
@@ -108,7 +108,6 @@ _STORE_THREADS = 8
 _SMTP_OVER = (ServerState.CLOSED, ServerState.ERROR)
 _SMTP_BUSY = (ServerState.DATA, ServerState.AWAITING_DECISION)
 # RFC 5322 2.2: a header field starts with printable characters other than ":", then ":".
-_HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 
 
 class StartupError(Exception):
@@ -477,26 +476,19 @@ class LiveServer:
                     mailboxes[box] = None
             else:
                 foreign.append(address)
-        content = event.content
-        if not content or not _HEADER_START.match(content):
-            # No header section: add the empty line that ends it, so readers do not take the
-            # first text line for a header (Postfix's cleanup does the same).
-            content = b"\r\n" + content
-        if session.authenticated_user is not None:
-            protocol = "ESMTPA"  # RFC 3848
-        else:
-            protocol = "ESMTP" if session.extended else "SMTP"
-        stamp = received_header(
+        content = add_received(
+            event.content,
             helo=session.hello_name or "unknown",
             client_ip=peer,
             by_host=self.config.server_name,
             queue_id=queue_id,
             t=time.time(),
             rcpt=event.rcpt_to[0] if len(event.rcpt_to) == 1 else None,
-            protocol=protocol,
+            protocol=with_protocol(
+                extended=session.extended, authenticated=session.authenticated_user is not None
+            ),
             epoch=_UNIX_EPOCH,
         )
-        content = stamp + content
         sender = event.mail_from.encode("ascii", "replace")
         copies: list[tuple[str, bytes]] = []
         if mailboxes:

@@ -429,6 +429,21 @@ def received_header(
     return text.encode("ascii", "replace")
 
 
+#: A header field name followed by a colon at the very start (RFC 5322 2.2: printable ASCII
+#: except the colon).
+_HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+
+
+def with_protocol(*, extended: bool, authenticated: bool) -> str:
+    """The ``with`` keyword of a Received line (RFC 3848): SMTP, ESMTP or ESMTPA.
+
+    mailsim models no TLS, so never ESMTPS or ESMTPSA; AUTH needs EHLO, so there is no SMTPA.
+    """
+    if not extended:
+        return "SMTP"
+    return "ESMTPA" if authenticated else "ESMTP"
+
+
 def add_received(
     content: bytes,
     *,
@@ -442,7 +457,15 @@ def add_received(
     protocol: str = "ESMTP",
     epoch: datetime = SIM_EPOCH,
 ) -> bytes:
-    """``content`` with a ``Received:`` header prepended; arguments as for received_header."""
+    """``content`` with a ``Received:`` header prepended; arguments as for received_header.
+
+    Content without a header section (a message typed by hand after DATA, as in the tutorial)
+    first gets the empty line that ends the headers, so a mail reader does not take its first
+    text line for a header after the new one (Postfix's cleanup does the same). Both the
+    simulated and the live servers stamp messages through this function.
+    """
+    if not content or not _HEADER_START.match(content):
+        content = b"\r\n" + content
     stamp = received_header(
         helo=helo,
         client_ip=client_ip,

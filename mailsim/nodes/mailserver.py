@@ -35,7 +35,7 @@ import simpy
 
 from mailsim.mail.dsn import RecipientStatus, make_report
 from mailsim.mail.mailbox import MailStore
-from mailsim.mail.message import MailItem, add_received, domain_of
+from mailsim.mail.message import MailItem, add_received, domain_of, with_protocol
 from mailsim.mail.queue import (
     WAITING_STATES,
     DueEntry,
@@ -492,7 +492,7 @@ class MailServer:
             queue_id=queue_id,
             t=now,
             rcpt=event.rcpt_to[0] if len(event.rcpt_to) == 1 else None,
-            protocol="ESMTPSA" if submission and policy.authenticated else "ESMTP",
+            protocol=with_protocol(extended=policy.extended, authenticated=policy.authenticated),
         )
         item = MailItem(
             id=msg_id,
@@ -1160,6 +1160,7 @@ class _SimPolicy(ServerPolicy):
         self.submission = submission
         self.port = port
         self.session_hello: str | None = None
+        self.extended = False
         self.authenticated = False
         self._sender = ""
 
@@ -1185,6 +1186,7 @@ class _SimPolicy(ServerPolicy):
     def before_command(self, session: Session, verb: str, arg: str) -> Reply | None:
         if verb in ("EHLO", "HELO"):
             self.session_hello = arg.split(" ")[0] if arg else None
+            self.extended = verb == "EHLO"
         if verb == "MAIL":
             self._sender = arg
         fault = self.fault(verb)

@@ -76,9 +76,14 @@ def test_retries_every_30_to_40_minutes_until_the_server_is_back(how: str) -> No
 def test_the_attempt_records_name_the_failure_and_the_success() -> None:
     world = _three_hours_down("crash")
     attempts = of_type(world, "mail.attempt", msg="books@india.com")
-    # Failed connects have no connection and no MX that answered; the last one has both.
-    assert all(rec["conn"] is None and rec["mx"] is None for rec in attempts[:-1])
-    assert attempts[-1]["mx"] == "usa-mail" and attempts[-1]["conn"] is not None
+    # Each attempt is recorded when its SYN leaves, naming the MX host and the connection it
+    # opens; the connections of all but the last timed out, the last one got through.
+    failed = {rec["conn"] for rec in of_type(world, "tcp.fail")}
+    opened = {rec["conn"]: rec["t"] for rec in of_type(world, "tcp.open")}
+    assert all(rec["mx"] == "usa-mail" for rec in attempts)
+    assert all(rec["conn"] in failed for rec in attempts[:-1])
+    assert attempts[-1]["conn"] not in failed
+    assert all(rec["t"] == opened[rec["conn"]] for rec in attempts)
 
 
 @pytest.fixture(scope="module")

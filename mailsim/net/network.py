@@ -275,6 +275,11 @@ class Network:
         self._listeners[(node, port)] = listener
         return listener
 
+    @property
+    def next_connection_id(self) -> int:
+        """The id the next :meth:`connect` will give its connection (for records made before)."""
+        return self._next_id
+
     def connect(self, src: str, dst: str, port: int, timeout: float | None = None) -> Event:
         """Open a TCP connection from node ``src`` to ``dst`` (a node name or IP) on ``port``.
 

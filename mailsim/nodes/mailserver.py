@@ -765,6 +765,21 @@ class MailServer:
                 # RFC 5321 5.1: an MX list that leads back to ourselves is a configuration error.
                 last_error = f"451 4.4.6 mail for {domain} loops back to myself ({host})"
                 continue
+            # An attempt starts when its SYN leaves, not when the connect succeeds or times
+            # out 30 s later: record it now, one record per transaction it will need.
+            announced = {due.entry.seq for due in waiting}
+            attempted |= announced
+            per_delivery = max(1, self.settings.recipients_per_delivery)
+            for due in waiting:
+                for start in range(0, len(due.recipients), per_delivery):
+                    self.trace.emit(
+                        "mail.attempt",
+                        msg=due.entry.item.id,
+                        node=self.node,
+                        rcpts=list(due.recipients[start : start + per_delivery]),
+                        mx=host,
+                        conn=net.next_connection_id,
+                    )
             try:
                 conn = yield net.connect(
                     self.node, address, SMTP_PORT, timeout=self.settings.connect_timeout
@@ -773,8 +788,9 @@ class MailServer:
                 why = _CONNECT_FAILURES.get(error.reason, str(error))
                 last_error = f"451 4.4.1 connect to {host}[{address}]:{SMTP_PORT}: {why}"
                 continue
-            attempted.update(due.entry.seq for due in waiting)
-            waiting, refusal = yield from self._client_session(conn, host, domain, waiting, agent)
+            waiting, refusal = yield from self._client_session(
+                conn, host, domain, waiting, agent, announced=announced
+            )
             if refusal is not None:
                 last_error = refusal
         agent.open = False
@@ -792,10 +808,18 @@ class MailServer:
             )
 
     def _client_session(
-        self, conn: Any, host: str, domain: str, chunk: list[DueEntry], agent: _Agent
+        self,
+        conn: Any,
+        host: str,
+        domain: str,
+        chunk: list[DueEntry],
+        agent: _Agent,
+        announced: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> Generator[Any, Any, tuple[list[DueEntry], str | None]]:
         """Our SMTP client over an established connection: ``chunk``, what rides along, QUIT.
 
+        ``announced`` holds the queue entries whose ``mail.attempt`` was already recorded when
+        the connection was opened; messages that join later get theirs when they are offered.
         Returns the messages the server never started (it refused the session or hung up before
         their turn) with its reason, for the next MX host or a later try.
         """
@@ -830,6 +854,8 @@ class MailServer:
                     due if len(part) == len(rcpts) else DueEntry(due.entry, part)
                 )
                 client.send_message(envelope)
+                if due.entry.seq in announced:
+                    continue
                 self.trace.emit(
                     "mail.attempt",
                     msg=item.id,

@@ -104,7 +104,7 @@ def test_send_with_auth_to_our_submission_port_then_pop3_reads_it(tmp_path):
     assert b"Subject: Hi" in lines and b"hello" in lines
 
 
-def test_send_exit_code_1_names_the_refused_recipient(tmp_path):
+def test_send_exit_code_3_names_the_refused_recipient(tmp_path):
     config = ServeConfig(
         domains=("India.com",), users={"Steve": "secret"}, maildir=tmp_path / "m",
         smtp_port=0, submission_port=0, pop3_port=0,
@@ -114,7 +114,7 @@ def test_send_exit_code_1_names_the_refused_recipient(tmp_path):
             "--server", f"127.0.0.1:{running.ports['smtp']}", "--from", "James@USA.com",
             "--to", "Steve@India.com", "--to", "bob@example.org", "--body", "x",
         )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "=== Steve@India.com: accepted (250 2.0.0 Ok: queued as " in result.output
     assert (
         "=== bob@example.org: failed permanently (550 5.7.1 <bob@example.org>: "
@@ -123,11 +123,11 @@ def test_send_exit_code_1_names_the_refused_recipient(tmp_path):
     assert "not delivered to bob@example.org" in result.output
 
 
-def test_send_to_a_closed_port_fails_temporarily_with_exit_1():
+def test_send_to_a_closed_port_fails_temporarily_with_exit_3():
     result = run_send(
         "--server", f"127.0.0.1:{free_port()}", "--from", "a@b.c", "--to", "d@e.f", "--quiet"
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "=== d@e.f: failed temporarily (451 4.4.1 cannot connect to" in result.output
 
 

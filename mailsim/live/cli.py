@@ -203,7 +203,7 @@ async def _serve(config: Any, replies: str) -> None:
         ports = await server.start()
     except StartupError as error:
         click.echo(f"mailsim serve: {error}", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None  # e.g. the port is taken: choose another (bad input)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -318,7 +318,8 @@ def send(
     """Send one message with mailsim's SMTP client and show the dialogue, as swaks does.
 
     Server lines are shown as '<~ 220 ...', ours as ' ~> EHLO ...'. Exit code 0 when every
-    recipient was accepted, 1 when any failed (temporarily or permanently), 2 on bad arguments.
+    recipient was accepted, 3 when the server did not take it for every recipient (refused,
+    temporarily or permanently, or could not be reached), 2 on bad arguments.
     """
     from mailsim.live.client import compose_message, send_message
     from mailsim.protocol.smtp import Envelope
@@ -377,4 +378,5 @@ def send(
     if not report.ok:
         failed = [o.address for o in report.outcomes if o.status != "accepted"]
         click.echo(f"mailsim send: not delivered to {', '.join(failed)}", err=True)
-        raise SystemExit(1)
+        # Not 1: that means an internal error (DESIGN.md); a refusal is the server's answer.
+        raise SystemExit(3)

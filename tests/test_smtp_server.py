@@ -926,9 +926,15 @@ def test_smuggling_separator_does_not_end_data(separator: bytes) -> None:
     assert codes(replies).count("354") == 1
 
 
-def test_bare_lf_does_not_end_a_command_line() -> None:
+def test_bare_lf_does_not_end_a_command_line_and_the_client_is_told() -> None:
+    # RFC 5321 2.3.8: "NOOP<LF>" is not a command line. It is refused with a hint (as Postfix's
+    # smtpd_forbid_bare_newline does) instead of waiting for a CRLF that a plain nc never sends;
+    # what follows is read as the next line.
     replies, _ = converse(b"NOOP\nQUIT\r\n")
-    assert replies == ["500 5.5.2 Error: command not recognized"]
+    assert replies == [
+        "500 5.5.2 Error: bare <LF> received; end lines with <CR><LF> (nc -C)",
+        "221 2.0.0 Bye",
+    ]
 
 
 def test_crlf_dot_crlf_split_across_reads_still_ends_data() -> None:

@@ -742,6 +742,14 @@ class SMTPServer:
         buf, pos = self._in, self._pos
         end = buf.find(_CRLF, pos)
         limit = self.limits.command_line
+        bare = buf.find(b"\n", pos, end if end >= 0 else len(buf))
+        if bare >= 0 and (bare == pos or buf[bare - 1] != 0x0D):
+            # A command ended by a bare LF (RFC 5321 2.3.8): not a line; say what is wrong. Found
+            # the same way however the bytes were split, since only octets up to the LF count.
+            self._pos = bare + 1
+            self._overlong = False
+            self._error("bare_lf")
+            return True
         if end < 0:
             if len(buf) - pos >= limit:
                 # Too long already: skip it, keeping the last octet (maybe the CR of the CRLF).

@@ -190,6 +190,9 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "empty": (500, "5.5.2", "Error: bad syntax"),
     "unknown": (500, "5.5.2", "Error: command not recognized"),
     "line_too_long": (500, "5.5.2", "Error: line too long"),
+    # RFC 5321 2.3.8: commands end in CRLF. A client sending a bare LF (nc without -C) is told so,
+    # as Postfix 3.9's smtpd_forbid_bare_newline does, instead of waiting for a CRLF for ever.
+    "bare_lf": (500, "5.5.2", "Error: bare <LF> received; end lines with <CR><LF> (nc -C)"),
     "text_too_long": (500, "5.5.2", "Error: message text line too long"),
     # 501: the command is known, its arguments are not right.
     "syntax_ehlo": (501, "5.5.4", "Syntax: EHLO hostname"),

@@ -33,7 +33,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # reason: "refused" (RST, host up, nothing listening), "timeout" (SYN retries exhausted),
     # "unreachable" (no route at all when asked).
     "tcp.fail": ("conn", "reason"),
-    # by: the node that closed; how: "fin" (orderly), "reset" (RST, e.g. a crash), "abort".
+    # by: the node that closed; how: "fin" (orderly), "reset" (RST, e.g. a crash), "abort",
+    # "timeout" (retransmissions gave up).
     "tcp.close": ("conn", "by", "how"),
     # One TCP segment on the wire (only when segment tracing is on). src/dst: node names;
     # flags: e.g. "S", "SA", "A", "PA", "FA", "R"; seq/ack: ints; length: payload octets;
@@ -46,7 +47,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "node.up": ("node",),
     "service.down": ("node", "port"),
     "service.up": ("node", "port"),
-    # rcode: "NOERROR", "NXDOMAIN", "TIMEOUT"; answer: list of [preference, host] or addresses.
+    # rcode: "NOERROR", "NXDOMAIN", "SERVFAIL", "TIMEOUT"; answer: [preference, host] or addresses.
     "dns.query": ("node", "name", "qtype", "rcode", "answer"),
     # --- protocol lines ------------------------------------------------------------------------
     # side: "C" (client to server) or "S" (server to client); src/dst: node names;

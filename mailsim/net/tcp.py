@@ -101,7 +101,20 @@ class NetError(Exception):
     """Base class of what the simulated network raises."""
 
 
-class ConnectError(NetError):
+class _ReasonedError(NetError):
+    """A network error with a machine-readable ``reason`` and a sentence for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        # Both in args, so copies made with type(e)(*e.args) (SimPy does that) work.
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConnectError(_ReasonedError):
     """A connection could not be opened.
 
     Attributes:
@@ -110,32 +123,14 @@ class ConnectError(NetError):
             (the destination is not a node of the network, or the client has no working link).
     """
 
-    def __init__(self, reason: str, message: str) -> None:
-        # Both in args, so copies made with type(e)(*e.args) (SimPy does that) work.
-        super().__init__(reason, message)
-        self.reason = reason
-        self.message = message
 
-    def __str__(self) -> str:
-        return self.message
-
-
-class ConnectionReset(NetError):
+class ConnectionReset(_ReasonedError):
     """The connection is gone: reset by the peer, crashed, or timed out retransmitting.
 
     Attributes:
         reason: "reset" (a RST arrived), "crash" (this node crashed), "timeout" (retransmissions
             exhausted) or "abort" (this side aborted it).
     """
-
-    def __init__(self, reason: str, message: str) -> None:
-        # Both in args, so copies made with type(e)(*e.args) (SimPy does that) work.
-        super().__init__(reason, message)
-        self.reason = reason
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class SocketTimeout(NetError):

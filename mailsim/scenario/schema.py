@@ -316,15 +316,21 @@ def _is_negative(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
 
 
-def _duration(value: Any) -> float:
+def _quantity(value: Any, parse: Callable[[Any], Any], example: str) -> Any:
+    """``value`` parsed by ``parse`` (a duration, size or rate), or a problem saying why not."""
     if _is_negative(value):
         _fail(f"must not be negative, got {shown(value)}")
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        _fail(f"must be a duration like '120ms' or '30min', got {shown(value)}")
+        _fail(f"must be {example}, got {shown(value)}")
     try:
-        return parse_duration(value)
+        return parse(value)
     except ValueError as error:
         _fail(str(error))
+
+
+def _duration(value: Any) -> float:
+    seconds: float = _quantity(value, parse_duration, "a duration like '120ms' or '30min'")
+    return seconds
 
 
 def _positive_duration(value: Any) -> float:
@@ -335,14 +341,9 @@ def _positive_duration(value: Any) -> float:
 
 
 def _size(value: Any) -> int:
-    if _is_negative(value):
-        _fail(f"must not be negative, got {shown(value)}")
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        _fail(f"must be a size like '2MB' or '512KiB', got {shown(value)}")
-    try:
-        return parse_size(value)  # type: ignore[arg-type]  # floats are accepted too
-    except ValueError as error:
-        _fail(str(error))
+    # parse_size accepts floats too ('1.5MB' and 1.5e6 alike).
+    size: int = _quantity(value, parse_size, "a size like '2MB' or '512KiB'")
+    return size
 
 
 def _positive_size(value: Any) -> int:
@@ -353,14 +354,8 @@ def _positive_size(value: Any) -> int:
 
 
 def _bandwidth(value: Any) -> float:
-    if _is_negative(value):
-        _fail(f"must not be negative, got {shown(value)}")
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        _fail(f"must be a rate like '10Mbps' or '64kbps', got {shown(value)}")
-    try:
-        return parse_rate(value)
-    except ValueError as error:
-        _fail(str(error))
+    rate: float = _quantity(value, parse_rate, "a rate like '10Mbps' or '64kbps'")
+    return rate
 
 
 _EVENT_RATE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(?:/|per\s)\s*(.+?)\s*")

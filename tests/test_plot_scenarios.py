@@ -67,3 +67,24 @@ def test_render_all_writes_the_three_figures_for_every_story(tmp_path: Path) -> 
     for name in STORIES:
         written = {p.name for p in render_all(records(name), tmp_path / name, dpi=60)}
         assert {"sequence.png", "timeline.png", "topology.png"} <= written
+
+
+def test_queue_latency_and_attempt_figures_from_real_runs() -> None:
+    from mailsim.plot import attempts_histogram, latency_cdf, queue_figure
+
+    outage = records("link-outage")
+    queues = queue_figure(outage)
+    # india-mail queued the message during the outage; usa-mail filed it directly.
+    assert [line.get_label() for line in artists_with_gid(queues, "queue")] == ["india-mail"]
+    cdf = latency_cdf({name: records(name) for name in ("james-to-steve", "link-outage")})
+    assert len(artists_with_gid(cdf, "cdf")) == 2
+    bars = attempts_histogram(outage)
+    assert artists_with_gid(bars, "attempts-delivered")
+
+
+def test_the_animation_of_a_real_run_has_its_frames() -> None:
+    from mailsim.plot import animate
+
+    animation = animate(records("james-to-steve"), fps=2, duration=1)
+    # The HTML player a notebook shows embeds one image per frame: fps x duration of them.
+    assert animation.to_jshtml().count("data:image/png;base64") == 2

@@ -87,7 +87,7 @@ def _parse_until(text: str | None) -> float | None:
     type=click.Path(file_okay=False),
     help="Output folder (default: runs/<scenario name>/).",
 )
-@click.option("--seed", type=int, help="Random seed (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
 @click.option(
     "--until", help="Run until this simulated time instead of the scenario's duration, like 3h."
 )

@@ -34,10 +34,12 @@ def test_nxdomain_bounces_at_once() -> None:
 
 
 def test_unreachable_dns_defers_and_delivers_later() -> None:
-    # The DNS node's only link is down for the first 3000 s. The resolver tries 3 times, 5 s
-    # each: the lookup fails 15 s after the message was queued, a temporary failure.
+    # Both of the DNS node's links (one to each mail server) are down for the first 3000 s. The
+    # resolver tries 3 times, 5 s each: the lookup fails 15 s after the message was queued, a
+    # temporary failure.
     world = tutorial_world(seed=9)
     world.link_down("dns", "india-mail", at=0, duration=3000)
+    world.link_down("dns", "usa-mail", at=0, duration=3000)
     world.send(60, JAMES, [STEVE], "Books", "Atlas?", name="books")
     world.run(until=3 * 3600)
     queued = first(world, "mail.queue", msg="books@india.com")

@@ -114,8 +114,25 @@ def test_dns_timeout_sets_the_resolvers_wait() -> None:
     world = tutorial_world(seed=11)
     world.dns_timeout = 1.0
     world.link_down("dns", "india-mail", at=0, duration=600)
+    world.link_down("dns", "usa-mail", at=0, duration=600)  # DNS unreachable from anywhere
     world.send(60, JAMES, [STEVE], "Books", "Atlas?", name="m")
     world.run(until=120)
     queued = first(world, "mail.queue")["t"]
     timeout = first(world, "dns.query", rcode="TIMEOUT")
     assert timeout["t"] - queued == pytest.approx(3.0, abs=1e-3)  # 3 tries of 1 s
+
+
+def test_without_a_dns_node_one_sits_1_ms_from_every_mail_server_under_the_reserved_name() -> None:
+    from mailsim.nodes.world import IMPLICIT_DNS_NAME, World
+    from mailsim.scenario.schema import IMPLICIT_DNS_NAME as RESERVED
+
+    assert IMPLICIT_DNS_NAME == RESERVED  # the name scenarios may not use
+    world = World(strict=True)
+    for name in ("india-mail", "usa-mail"):
+        world.add_node(name, kind="mailserver", site=name.split("-")[0])
+        world.add_mail_server(name, [f"{name.split('-')[0]}.com"])
+    world.add_link("india-mail", "usa-mail", latency=0.110)
+    world.start()
+    assert world.dns_node == "dns" and world.topology.node("dns").site == "Internet"
+    assert world.network.route("india-mail", "usa-mail") == ["india-mail", "usa-mail"]
+    assert world.network.path_latency("usa-mail", "dns") == 0.001

@@ -56,20 +56,7 @@ def build_world(
     world.dns_timeout = scenario.dns.timeout
     for name, node in scenario.nodes.items():
         world.add_node(name, kind=node.kind, site=node.site or "", ip=node.ip)
-    if scenario.dns_node is None:
-        # No DNS node given: one is added, 1 ms from every mail server (docs/scenario-language.md).
-        # Routes never pass through it: DNS nodes and hosts do not forward packets.
-        # It belongs to no one site: drawn between them, as a service of the Internet.
-        servers = list(scenario.mail_servers)
-        world.add_node(schema.IMPLICIT_DNS_NAME, kind="dns", site="Internet")
-        for server in servers:
-            world.add_link(
-                schema.IMPLICIT_DNS_NAME,
-                server,
-                latency=schema.IMPLICIT_DNS_LATENCY,
-                bandwidth=schema.IMPLICIT_DNS_BANDWIDTH,
-            )
-        world.dns_node = schema.IMPLICIT_DNS_NAME
+    # Without a DNS node, the world adds one when it starts (World._add_dns_node).
     for link in scenario.links:
         a, b = link.between
         world.add_link(

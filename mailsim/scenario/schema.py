@@ -59,8 +59,6 @@ from mailsim.scenario.errors import closest, did_you_mean, shown
 __all__ = [
     "DOCUMENTATION_RANGES",
     "FORWARDING_KINDS",
-    "IMPLICIT_DNS_BANDWIDTH",
-    "IMPLICIT_DNS_LATENCY",
     "IMPLICIT_DNS_NAME",
     "KIND_NAMES",
     "POLICY_FIELDS",
@@ -119,12 +117,9 @@ KIND_NAMES: dict[str, str] = {
     "dns": "DNS server",
 }
 
-#: The name of the DNS node mailsim adds when no node has kind dns (linked to every mail server).
+#: The name of the DNS node mailsim adds when no node has kind dns (the world adds it:
+#: ``mailsim.nodes.world.IMPLICIT_DNS_NAME``, which a test keeps equal to this one).
 IMPLICIT_DNS_NAME = "dns"
-#: Latency (seconds) and bandwidth (bits/s) of each link from that implicit DNS node to a mail
-#: server, as docs/scenario-language.md promises.
-IMPLICIT_DNS_LATENCY = 0.001
-IMPLICIT_DNS_BANDWIDTH = 1e9
 
 #: Node kinds that pass packets on. Hosts and DNS servers are end points: a path never crosses them.
 FORWARDING_KINDS = frozenset({"router", "mailserver"})

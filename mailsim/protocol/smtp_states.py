@@ -16,6 +16,7 @@ RFC 5321 says a 4xx/5xx reply leaves the session as it was.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 
 class ServerState(enum.Enum):
@@ -221,3 +222,16 @@ for _cstate, _crow in CLIENT_TRANSITIONS.items():
         _crow["protocol error"] = C.ERROR
 
 del _state, _row, _cstate, _crow
+
+
+class Sentinel(enum.Enum):
+    """What ``next_event()`` returns when it has no event to give."""
+
+    #: Nothing complete has arrived; write ``data_to_send()``, then read more.
+    NEED_DATA = "NEED_DATA"
+    #: The server waits for the application's verdict on a message (``send(Accept(...))``).
+    PAUSED = "PAUSED"
+
+
+NEED_DATA: Final = Sentinel.NEED_DATA
+PAUSED: Final = Sentinel.PAUSED

@@ -11,6 +11,7 @@ import pytest
 from mailsim.mail.retry import EximRetry, FixedRetry, PostfixRetry, RetryRule
 from mailsim.scenario import STARTER_SCENARIO, Scenario, load_scenario
 from mailsim.scenario import schema as s
+from mailsim.scenario.schema.fields import _Section
 from mailsim.scenario.starter import starter_scenario
 
 HERE = Path(__file__).parent
@@ -356,11 +357,13 @@ def test_starter_scenario_takes_any_name(name: str) -> None:
 
 
 def _models() -> list[type[pydantic.BaseModel]]:
-    return [
-        value
-        for value in vars(s).values()
-        if isinstance(value, type) and issubclass(value, s._Section) and value is not s._Section
-    ]
+    found: list[type[pydantic.BaseModel]] = []
+    todo = list(_Section.__subclasses__())
+    while todo:
+        model = todo.pop()
+        found.append(model)
+        todo.extend(model.__subclasses__())
+    return sorted(found, key=lambda m: m.__name__)
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda m: m.__name__)

@@ -30,13 +30,12 @@ from ruamel.yaml.reader import ReaderError
 from mailsim.scenario.errors import Problem, ScenarioError, closest, shown
 from mailsim.scenario.schema import (
     Issue,
-    Loc,
     Scenario,
     ScenarioParts,
     check_references,
-    dotted,
     explain_shape,
 )
+from mailsim.scenario.schema.issues import Loc, dotted
 
 __all__ = ["SourceMap", "load_scenario", "parse_yaml", "validate_file", "validate_text"]
 

@@ -1,0 +1,150 @@
+"""The whole scenario model, with its telnet sessions and trace options."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from mailsim.scenario.result import Result
+
+from mailsim.scenario.schema.faults import Fault
+from mailsim.scenario.schema.fields import (
+    NodeName,
+    NonEmptyText,
+    PositiveDuration,
+    Text,
+    _empty_if_null,
+    _Section,
+    _whole,
+)
+from mailsim.scenario.schema.network import DnsConfig, Link, MxRecord, Node, _DnsSection
+from mailsim.scenario.schema.people import Message, TrafficGenerator, User
+from mailsim.scenario.schema.references import ScenarioParts, check_references
+from mailsim.scenario.schema.servers import ServerSettings, _ServersSection, overlay
+from mailsim.scenario.schema.sessions import TelnetSession, TraceOptions
+
+
+class Scenario(_Section):
+    """A whole scenario: the world, the people, the mail, the faults, and how long to run.
+
+    Loaded from YAML by :func:`mailsim.scenario.load_scenario`, which reports every mistake with
+    its file, line and column. Built from Python with ``Scenario.model_validate(dict)``, the same
+    checks run and a :class:`pydantic.ValidationError` lists them.
+    """
+
+    name: NonEmptyText = Field(description="a short title, like 'James mails Steve'")
+    description: Text = Field(default="", description="a longer text for the reader")
+    seed: Annotated[int, BeforeValidator(_whole(0))] = Field(
+        default=1, description="the random seed"
+    )
+    duration: PositiveDuration = Field(default=86400.0, description="how long the simulation runs")
+    nodes: Annotated[dict[NodeName, Node], BeforeValidator(_empty_if_null(dict))] = Field(
+        description="the machines, each under its name, like james-pc: {kind: host}"
+    )
+    links: Annotated[list[Link], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="the links between nodes"
+    )
+    dns: _DnsSection = Field(default_factory=DnsConfig, description="DNS settings and records")
+    servers: _ServersSection = Field(
+        default_factory=ServerSettings, description="settings of every mail server"
+    )
+    users: Annotated[list[User], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="the people"
+    )
+    messages: Annotated[list[Message], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="messages sent at given times"
+    )
+    traffic: Annotated[list[TrafficGenerator], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="random background mail"
+    )
+    faults: Annotated[list[Fault], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="scheduled and random failures"
+    )
+    telnet: Annotated[list[TelnetSession], BeforeValidator(_empty_if_null(list))] = Field(
+        default_factory=list, description="scripted telnet sessions"
+    )
+    trace: Annotated[TraceOptions, BeforeValidator(_empty_if_null(dict))] = Field(
+        default_factory=TraceOptions, description="what to record"
+    )
+
+    @model_validator(mode="after")
+    def _tie_together(self, info: ValidationInfo) -> Scenario:
+        # Fill in what defaults to another part of the scenario, so the builder reads it directly.
+        for user in self.users:
+            if user.submission_server is None:
+                user.submission_server = self.server_for_domain(user.domain)
+        if (info.context or {}).get("skip_reference_checks"):
+            return self  # the loader runs them itself, to place each problem in the file
+        issues = check_references(ScenarioParts.of(self))
+        if issues:
+            raise ValueError("\n".join(str(issue) for issue in issues))
+        return self
+
+    def run(self, seed: int | None = None, until: float | None = None, **options: Any) -> Result:
+        """Build the world this scenario describes and run it; returns the :class:`Result`.
+
+        Args:
+            seed: overrides ``seed``.
+            until: simulated seconds to run instead of ``duration``.
+            options: passed to :func:`mailsim.scenario.result.run_scenario` (``segments``,
+                ``progress``, ``strict``).
+        """
+        from mailsim.scenario.result import run_scenario
+
+        return run_scenario(self, seed=seed, until=until, **options)
+
+    # --- what the builder asks --------------------------------------------------------------
+
+    @property
+    def mail_servers(self) -> dict[str, Node]:
+        """The nodes of kind mailserver, by name, in file order."""
+        return {name: node for name, node in self.nodes.items() if node.kind == "mailserver"}
+
+    @property
+    def dns_node(self) -> str | None:
+        """The name of the DNS node given in ``nodes``, or None when mailsim adds its own."""
+        return next((name for name, node in self.nodes.items() if node.kind == "dns"), None)
+
+    def server_for_domain(self, domain: str) -> str | None:
+        """The mail server that serves ``domain`` (any case), or None."""
+        wanted = domain.lower()
+        for name, node in self.mail_servers.items():
+            if any(served.lower() == wanted for served in node.domains):
+                return name
+        return None
+
+    def mailbox_server(self, address: str) -> str | None:
+        """The mail server that holds the mailbox of ``address``, or None."""
+        return self.server_for_domain(address.rsplit("@", 1)[-1])
+
+    def user(self, address: str) -> User | None:
+        """The user with ``address`` (any case), or None."""
+        wanted = address.lower()
+        return next((user for user in self.users if user.address.lower() == wanted), None)
+
+    def settings_for(self, server: str) -> ServerSettings:
+        """The settings of mail server ``server``: top-level ``servers`` with its overrides."""
+        node = self.nodes[server]
+        return self.servers if node.settings is None else overlay(self.servers, node.settings)
+
+    def mx_records(self) -> list[MxRecord]:
+        """The MX records the DNS serves: the explicit ones, then (unless ``dns.generate`` is
+        false) one generated record, preference 10, for every domain without an explicit one.
+        A record's ``ttl`` of None means ``dns.ttl``.
+        """
+        records = [record for record in self.dns.records if isinstance(record, MxRecord)]
+        if self.dns.generate:
+            covered = {record.name.lower() for record in records}
+            for name, node in self.mail_servers.items():
+                for domain in node.domains:
+                    if domain.lower() not in covered:
+                        records.append(MxRecord(type="MX", name=domain, exchange=name))
+                        covered.add(domain.lower())
+        return records

@@ -1,0 +1,70 @@
+"""Digests of every bundled scenario's outputs at its own seed: the determinism contract.
+
+A refactor that must not change behaviour (a faster composer, the mail-server core shared with the
+live servers) keeps these digests. A change that is meant to alter what a run does (a new TCP
+behaviour, an edited scenario) regenerates them on purpose, in the same commit, with
+
+    .venv/bin/python tests/golden_traces.py --update
+
+and says why in the commit message. ``--show NAME`` prints the counts for one scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+GOLDEN = Path(__file__).with_name("golden") / "traces.json"
+
+
+def fingerprint(name: str) -> dict[str, Any]:
+    """Digests of the events, transcript and summary of bundled scenario ``name`` at its seed."""
+    import mailsim
+    from mailsim.trace.recorder import write_events
+
+    result = mailsim.load(name).run()
+    events = io.StringIO()
+    write_events(result.records, events)
+    summary = json.dumps(result.summary(), sort_keys=True)
+    counts = Counter(record["type"] for record in result.records)
+    return {
+        "events_sha256": hashlib.sha256(events.getvalue().encode()).hexdigest(),
+        "transcript_sha256": hashlib.sha256(result.transcript().encode()).hexdigest(),
+        "summary_sha256": hashlib.sha256(summary.encode()).hexdigest(),
+        "records": len(result.records),
+        "record_types": dict(sorted(counts.items())),
+    }
+
+
+def bundled_names() -> list[str]:
+    from mailsim.scenario.catalog import bundled
+
+    return [name for name, _ in bundled()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--update", action="store_true", help="rewrite tests/golden/traces.json")
+    parser.add_argument("--show", metavar="NAME", help="print one scenario's fingerprint")
+    args = parser.parse_args(argv)
+    if args.show:
+        print(json.dumps(fingerprint(args.show), indent=2))
+        return 0
+    if args.update:
+        GOLDEN.parent.mkdir(exist_ok=True)
+        table = {name: fingerprint(name) for name in bundled_names()}
+        GOLDEN.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {GOLDEN} ({len(table)} scenarios)")
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

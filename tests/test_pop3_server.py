@@ -150,6 +150,8 @@ COMMAND_TABLE = [
     (AP, b"STAT", b"-ERR STAT needs a login first (USER and PASS)\r\n", A),
     (AP, b"NOOP", b"-ERR NOOP needs a login first (USER and PASS)\r\n", A),
     (AP, b"FOO", b"-ERR unknown command 'FOO'\r\n", A),
+    (A, b"STLS", b"-ERR STLS is not offered here (start the server with TLS)\r\n", A),
+    (AP, b"STLS", b"-ERR STLS is not offered here (start the server with TLS)\r\n", A),
     (T, b"STAT", b"+OK 2 131\r\n", T),
     (T, b"stat", b"+OK 2 131\r\n", T),
     (T, b"STAT 1", b"-ERR STAT takes no arguments\r\n", T),

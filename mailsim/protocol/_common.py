@@ -69,6 +69,11 @@ class LineBuffer:
             self._overlong = False
             return line, overlong
 
+    def discard(self) -> None:
+        """Drop everything buffered (input that came in the clear before a TLS handshake)."""
+        self._buf.clear()
+        self._overlong = False
+
     def pending(self) -> int:
         """How many received bytes wait for the end of their line."""
         return len(self._buf)

@@ -60,6 +60,8 @@ from mailsim.protocol.pop3_events import (
     ServerEvent,
     SessionDone,
     Shutdown,
+    StartTLS,
+    TLSStarted,
     Updated,
 )
 from mailsim.protocol.pop3_server import (
@@ -129,6 +131,8 @@ __all__ = [
     "ServerEvent",
     "SessionDone",
     "Shutdown",
+    "StartTLS",
+    "TLSStarted",
     "Updated",
     "apop_digest",
 ]

@@ -99,6 +99,19 @@ class ConnectionClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class StartTLS:
+    """The client sent STLS and got ``+OK`` (RFC 2595 4): run the TLS handshake now.
+
+    Write ``data_to_send()`` first, wrap the socket, then ``send(TLSStarted())``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class TLSStarted:
+    """Sent to the server by its application when the TLS handshake after STLS is done."""
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Sent to the server by its application to end a session: autologout or server shutdown.
 
@@ -203,6 +216,7 @@ ServerEvent: TypeAlias = (
     | Deleted
     | DeletionsReset
     | Updated
+    | StartTLS
     | ConnectionClosed
 )
 #: What a POP3Client's ``next_event()`` can return besides a Sentinel.

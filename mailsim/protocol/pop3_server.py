@@ -25,6 +25,8 @@ from mailsim.protocol.pop3_events import (
     Retrieved,
     ServerEvent,
     Shutdown,
+    StartTLS,
+    TLSStarted,
     Updated,
 )
 from mailsim.protocol.pop3_states import NEED_DATA, SERVER_TRANSITIONS, Pop3State, Sentinel
@@ -257,6 +259,11 @@ class POP3Server:
             by the application (process id, clock, host) so the machine stays deterministic.
             APOP is enabled exactly when it is set; it is appended to the greeting.
         max_errors: after this many -ERR replies the server says so and closes; None: no limit.
+        tls_offered: offer STLS (RFC 2595) in CAPA and accept it; the adapter runs the handshake
+            when the machine says :class:`StartTLS`.
+        login_needs_tls: refuse USER, PASS and APOP before TLS (``-ERR [AUTH]``, as Dovecot's
+            ``disable_plaintext_auth``); CAPA then lists USER only under TLS (RFC 2595 4).
+        tls: the connection is under TLS from the start (implicit TLS, RFC 8314 port 995).
     """
 
     def __init__(
@@ -266,6 +273,9 @@ class POP3Server:
         banner: str = "mailsim POP3 server ready",
         apop_timestamp: str | None = None,
         max_errors: int | None = DEFAULT_MAX_ERRORS,
+        tls_offered: bool = False,
+        login_needs_tls: bool = False,
+        tls: bool = False,
     ) -> None:
         if apop_timestamp is not None and not APOP_TIMESTAMP.fullmatch(apop_timestamp):
             raise ValueError(
@@ -283,6 +293,12 @@ class POP3Server:
         self.state = Pop3State.AUTHORIZATION
         #: -ERR replies sent so far.
         self.errors = 0
+        #: Offer STLS.
+        self.tls_offered = tls_offered
+        #: USER/PASS/APOP only under TLS.
+        self.login_needs_tls = login_needs_tls
+        #: The session runs under TLS.
+        self.tls = tls
         #: The logged-in user (TRANSACTION), or the name USER gave (AUTHORIZATION_PASS), or None.
         self.user: str | None = None
         self._lines = LineBuffer(COMMAND_LINE_LIMIT)
@@ -297,6 +313,7 @@ class POP3Server:
             "PASS": self._pass_command,
             "APOP": self._apop_command,
             "CAPA": self._capa_command,
+            "STLS": self._stls_command,
             "QUIT": self._quit_command,
             "STAT": self._stat_command,
             "LIST": self._list_command,
@@ -338,6 +355,8 @@ class POP3Server:
         if self.state is Pop3State.ERROR:
             raise LocalProtocolError("the POP3 server machine is in ERROR after an earlier misuse")
         while not self._events:
+            if self.state is Pop3State.TLS_STARTING:
+                return NEED_DATA  # nothing is read until TLSStarted
             if self.state is Pop3State.CLOSED:
                 assert self._closed is not None
                 return self._closed
@@ -351,20 +370,28 @@ class POP3Server:
             self._handle_line(*got)
         return self._events.popleft()
 
-    def send(self, event: Shutdown) -> bytes:
-        """Act on the application's event; only :class:`Shutdown` exists for a server.
+    def send(self, event: Shutdown | TLSStarted) -> bytes:
+        """Act on the application's event: :class:`Shutdown`, or :class:`TLSStarted` after STLS.
 
         Returns:
             The bytes to write (``-ERR <text>``); ``b""`` if the session is already over.
 
         Raises:
-            LocalProtocolError: any other event (the machine goes to ERROR).
+            LocalProtocolError: any other event, or TLSStarted without STLS (the machine goes to
+                ERROR).
         """
+        if isinstance(event, TLSStarted) and self.state is Pop3State.TLS_STARTING:
+            # RFC 2595 4 / RFC 3207 5: drop what came in the clear after STLS.
+            self._lines.discard()
+            self.tls = True
+            self._transition("TLS started")
+            return b""
         if not isinstance(event, Shutdown):
             if "local error" in SERVER_TRANSITIONS[self.state]:
                 self._transition("local error")
             raise LocalProtocolError(
-                f"a POP3 server can only send Shutdown, not {type(event).__name__}"
+                f"a POP3 server can only send Shutdown (or TLSStarted after STLS), "
+                f"not {type(event).__name__} in {self.state.name}"
             )
         if self.state in (Pop3State.CLOSED, Pop3State.ERROR):
             return b""
@@ -486,7 +513,16 @@ class POP3Server:
 
     # -- command handlers: each returns the answer; the table does the state --
 
+    def _plaintext_refused(self) -> _Answer | None:
+        """The -ERR for a password login before TLS when ``login_needs_tls``, else None."""
+        if self.login_needs_tls and not self.tls:
+            return _err("[AUTH] plaintext authentication disallowed before STLS; send STLS first")
+        return None
+
     def _user_command(self, arg: str) -> _Answer:
+        refused = self._plaintext_refused()
+        if refused is not None:
+            return refused
         args = split_args(arg)
         if len(args) != 1:
             return _err("USER needs exactly one argument: the mailbox name")
@@ -511,6 +547,9 @@ class POP3Server:
         return self._open_maildrop(user)
 
     def _apop_command(self, arg: str) -> _Answer:
+        refused = self._plaintext_refused()
+        if refused is not None:
+            return refused
         if self.apop_timestamp is None:
             return _err("APOP is not enabled on this server; use USER and PASS")
         args = split_args(arg)
@@ -547,9 +586,23 @@ class POP3Server:
         if split_args(arg):
             return _err("CAPA takes no arguments")
         # RFC 2449 section 6; RESP-CODES for [IN-USE], AUTH-RESP-CODE for [AUTH] (RFC 3206).
-        capabilities = ("USER", "TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE")
+        capabilities = ["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"]
+        if self._plaintext_refused() is None:
+            capabilities.insert(0, "USER")
+        if self.tls_offered and not self.tls and self.state is not Pop3State.TRANSACTION:
+            capabilities.append("STLS")  # RFC 2595 4
         body = b"".join(c.encode("ascii") + b"\r\n" for c in capabilities) + b".\r\n"
         return _Answer(True, "capability list follows", body)
+
+    def _stls_command(self, arg: str) -> _Answer:
+        if not self.tls_offered:
+            return _err("STLS is not offered here (start the server with TLS)")
+        if split_args(arg):
+            return _err("STLS takes no arguments")
+        if self.tls:
+            return _err("TLS is already active")  # RFC 2595 4: STLS once
+        self._events.append(StartTLS())
+        return _Answer(True, "Begin TLS negotiation")
 
     def _quit_command(self, arg: str) -> _Answer | None:
         if self.state is Pop3State.TRANSACTION:

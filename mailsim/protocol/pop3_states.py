@@ -34,6 +34,9 @@ class Pop3State(enum.Enum):
     AUTHORIZATION = "AUTHORIZATION"
     #: Still AUTHORIZATION for RFC 1939, but USER got +OK, so PASS may come now (section 7).
     AUTHORIZATION_PASS = "AUTHORIZATION_PASS"
+    #: ``+OK`` sent to STLS (RFC 2595 4); the adapter runs the TLS handshake, then sends
+    #: ``TLSStarted``; nothing is read meanwhile.
+    TLS_STARTING = "TLS_STARTING"
     #: Logged in, maildrop locked; mail commands allowed, deletions only marked.
     TRANSACTION = "TRANSACTION"
     #: QUIT received in TRANSACTION: the marked messages are being deleted (section 6).
@@ -61,6 +64,7 @@ SERVER_TRANSITIONS: Final[dict[Pop3State, dict[str, Pop3State]]] = {
         "USER": _S.AUTHORIZATION_PASS,
         "APOP": _S.TRANSACTION,
         "CAPA": _S.AUTHORIZATION,
+        "STLS": _S.TLS_STARTING,  # RFC 2595 4: only in AUTHORIZATION
         "QUIT": _S.CLOSED,  # no UPDATE: nothing was marked (section 5)
         "-ERR": _S.AUTHORIZATION,
         **_SERVER_ENDINGS,
@@ -70,10 +74,13 @@ SERVER_TRANSITIONS: Final[dict[Pop3State, dict[str, Pop3State]]] = {
         "USER": _S.AUTHORIZATION_PASS,
         "APOP": _S.TRANSACTION,
         "CAPA": _S.AUTHORIZATION,  # PASS must come *immediately* after USER (section 7)
+        "STLS": _S.TLS_STARTING,
         "QUIT": _S.CLOSED,
         "-ERR": _S.AUTHORIZATION,
         **_SERVER_ENDINGS,
     },
+    # RFC 2595 4: after the handshake the session starts over in AUTHORIZATION.
+    _S.TLS_STARTING: {"TLS started": _S.AUTHORIZATION, **_SERVER_ENDINGS},
     _S.TRANSACTION: {
         "STAT": _S.TRANSACTION,
         "LIST": _S.TRANSACTION,

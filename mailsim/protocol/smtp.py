@@ -69,6 +69,7 @@ from mailsim.protocol.smtp_server import (
     AuthResult,
     ConnectionClosed,
     Hello,
+    ImproperPipelining,
     MailFrom,
     MessageReceived,
     MessageRefused,
@@ -83,6 +84,8 @@ from mailsim.protocol.smtp_server import (
     Session,
     Shutdown,
     SMTPServer,
+    StartTLS,
+    TLSStarted,
     is_postmaster,
 )
 from mailsim.protocol.smtp_states import (
@@ -110,6 +113,7 @@ __all__ = [
     "Envelope",
     "Hello",
     "Idle",
+    "ImproperPipelining",
     "LocalProtocolError",
     "MailFrom",
     "MailParams",
@@ -136,6 +140,8 @@ __all__ = [
     "ServiceClosing",
     "Session",
     "Shutdown",
+    "StartTLS",
+    "TLSStarted",
     "TransactionResult",
     "canonical_content",
     "dot_stuff",

@@ -217,6 +217,7 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     # 502 / 504: known but not implemented here (RFC 5321 4.2.4).
     "not_implemented": (502, "5.5.1", "Error: command not implemented"),
     "auth_not_enabled": (502, "5.5.1", "Error: authentication not enabled"),
+    "syntax_starttls": (501, "5.5.4", "Syntax: STARTTLS"),
     "auth_mechanism": (504, "5.5.4", "Unsupported authentication mechanism"),  # RFC 4954 4
     # 503: right command, wrong moment; the state does not change (RFC 5321 4.1.4).
     "need_hello": (503, "5.5.1", "Error: send HELO/EHLO first"),
@@ -227,6 +228,16 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "auth_in_transaction": (503, "5.5.1", "Error: MAIL transaction in progress"),
     "already_authenticated": (503, "5.5.1", "Error: already authenticated"),
     "no_service": (503, "5.5.1", "Error: no SMTP service here"),
+    "tls_in_transaction": (503, "5.5.1", "Error: MAIL transaction in progress"),
+    # RFC 3207 4: STARTTLS once per session; Postfix's words.
+    "tls_active": (554, "5.5.1", "Error: TLS already active"),
+    # RFC 3207 4: a server that requires TLS answers other commands with 530 5.7.0.
+    "tls_required": (530, "5.7.0", "Must issue a STARTTLS command first"),
+    # RFC 4954 6: this mechanism (PLAIN, LOGIN: passwords in the clear) only under TLS.
+    "auth_needs_tls": (538, "5.7.11", "Encryption required for requested authentication mechanism"),
+    # --strict (RFC 5321 4.3, RFC 2920 3.1): input before the reply it had to wait for; the
+    # wording is Postfix's (smtpd_forbid_unauth_pipelining), which then hangs up.
+    "improper_pipelining": (554, "5.5.0", "Error: SMTP protocol synchronization"),
     # Everything else the machine decides without asking the policy.
     "no_valid_recipients": (554, "5.5.1", "Error: no valid recipients"),
     "too_many_recipients": (452, "4.5.3", "Error: too many recipients"),  # RFC 5321 4.5.3.1.10

@@ -150,6 +150,31 @@ class ServiceClosing:
 
 
 @dataclass(frozen=True, slots=True)
+class StartTLS:
+    """The client sent STARTTLS and got 220 (RFC 3207): run the TLS handshake now.
+
+    Write ``data_to_send()`` first (the 220 must go out in the clear), wrap the socket, then
+    ``send(TLSStarted())``. Until then the machine is PAUSED and reads nothing.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ImproperPipelining:
+    """``strict``: the client sent ``unexpected`` before the reply to ``after`` (RFC 5321 4.3).
+
+    The machine answered 554 5.5.0 and is CLOSED, as Postfix's smtpd_forbid_unauth_pipelining.
+
+    Attributes:
+        after: the command (upper-case verb) or ``"end of data"`` whose reply was not awaited;
+            ``"DATA"`` when message text came before the 354.
+        unexpected: the start of what was already waiting, for the log and the report.
+    """
+
+    after: str
+    unexpected: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The peer closed the connection; ``transaction_aborted`` if a mail transaction was open.
 
@@ -169,6 +194,8 @@ ServerEvent = (
     | Reset
     | Quit
     | ServiceClosing
+    | StartTLS
+    | ImproperPipelining
     | ConnectionClosed
 )
 
@@ -185,6 +212,15 @@ class Reject:
     """The application refuses the message with ``reply`` (4xx or 5xx; 421 also closes)."""
 
     reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class TLSStarted:
+    """The adapter finished the TLS handshake after :class:`StartTLS`.
+
+    RFC 3207 4.2: the server forgets what the client said before (EHLO, AUTH), and discards any
+    input that came in the clear after the STARTTLS line (command injection, CVE-2011-0411).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +245,14 @@ class Session:
         hello_name: the name from EHLO/HELO, or None before it.
         extended: True if the client used EHLO.
         authenticated_user: the user of a successful AUTH, or None.
+        tls: the session runs under TLS (after STARTTLS, or implicit TLS on port 465).
     """
 
     peer: str
     hello_name: str | None = None
     extended: bool = False
     authenticated_user: str | None = None
+    tls: bool = False
 
 
 class ServerPolicy:
@@ -234,6 +272,13 @@ class ServerPolicy:
             is asked about like any recipient: only the application knows which domains are its
             own, and accepting it for every domain would make the server an open relay.
         users: user name -> password for the default :meth:`authenticate` (none by default).
+        tls_offered: advertise and accept STARTTLS (RFC 3207); the adapter must be able to run
+            the handshake when the machine says :class:`StartTLS`.
+        auth_needs_tls: offer AUTH only under TLS (PLAIN and LOGIN send the password in the
+            clear): before it EHLO does not list AUTH, AUTH gets 538 5.7.11 (RFC 4954 6), and
+            MAIL on a port that requires AUTH gets 530 5.7.0 "Must issue a STARTTLS command
+            first" (RFC 3207 4).
+        pipelining_offered: advertise PIPELINING (RFC 2920) in the EHLO reply.
     """
 
     def __init__(
@@ -243,6 +288,9 @@ class ServerPolicy:
         auth_required: bool = False,
         always_accept_postmaster: bool = True,
         users: Mapping[str, str] | None = None,
+        tls_offered: bool = False,
+        auth_needs_tls: bool = False,
+        pipelining_offered: bool = True,
     ) -> None:
         #: Offer AUTH PLAIN LOGIN in the EHLO reply and accept the AUTH command.
         self.auth_offered = auth_offered
@@ -252,6 +300,16 @@ class ServerPolicy:
         self.always_accept_postmaster = always_accept_postmaster
         #: Known users and their passwords (used by the default authenticate).
         self.users: dict[str, str] = dict(users or {})
+        #: Offer STARTTLS in the EHLO reply and accept the command.
+        self.tls_offered = tls_offered
+        #: AUTH only under TLS.
+        self.auth_needs_tls = auth_needs_tls
+        #: Offer PIPELINING in the EHLO reply.
+        self.pipelining_offered = pipelining_offered
+
+    def offers_auth(self, session: Session) -> bool:
+        """Whether AUTH is offered in this session (before TLS, not when it needs TLS)."""
+        return self.auth_offered and (session.tls or not self.auth_needs_tls)
 
     def authenticate(self, user: str, password: str) -> bool:
         """Whether ``user`` with ``password`` may log in (default: the ``users`` table)."""
@@ -284,7 +342,11 @@ class ServerPolicy:
 # --- server --------------------------------------------------------------------------------------
 
 # RFC 5321 4.1.1 verbs the server knows but does not implement: 502 (4.2.4), not 500.
-_NOT_IMPLEMENTED = frozenset({"TURN", "ETRN", "ATRN", "BDAT", "STARTTLS", "SEND", "SOML", "SAML"})
+_NOT_IMPLEMENTED = frozenset({"TURN", "ETRN", "ATRN", "BDAT", "SEND", "SOML", "SAML"})
+# RFC 2920 3.1: only these may be followed by more commands in one group (with PIPELINING);
+# EHLO, DATA, VRFY, EXPN, NOOP, QUIT (and AUTH, STARTTLS) must end a group. The message text
+# may be followed by the next transaction or QUIT.
+_PIPELINABLE = frozenset({"MAIL", "RCPT", "RSET", "end of data"})
 # Error codes that count towards ServerLimits.max_errors.
 _COUNTED_CODES = frozenset({500, 501, 502, 503, 504, 530, 535, 554, 555})
 
@@ -383,6 +445,12 @@ class SMTPServer:
         greeting: a greeting of your own instead: a 220 (own text), a 554 (as refuse_service),
             or a 421 (RFC 5321 3.8: too busy; the session is CLOSED at once, with a
             ServiceClosing event). A simulation injects connection faults this way.
+        tls: the connection is under TLS from the start (implicit TLS, RFC 8314 port 465).
+        strict: enforce RFC 5321 4.3 synchronisation: input already waiting when a reply is
+            written (other than within an RFC 2920 pipelining group) gets 554 5.5.0 and the
+            session ends with an :class:`ImproperPipelining` event, as Postfix's
+            ``smtpd_forbid_unauth_pipelining`` does. A client that waits cannot trip it: the
+            next command cannot arrive before the reply it waits for was written.
     """
 
     def __init__(
@@ -395,6 +463,8 @@ class SMTPServer:
         texts: ReplyTexts = ReplyTexts.MODERN,
         refuse_service: bool = False,
         greeting: Reply | None = None,
+        tls: bool = False,
+        strict: bool = False,
     ) -> None:
         if greeting is not None and greeting.code not in (220, 421, 554):
             raise ValueError(f"a greeting is 220, 421 or 554 (RFC 5321 4.3.2), got {greeting.code}")
@@ -409,7 +479,10 @@ class SMTPServer:
         #: Where the session is; changed only through SERVER_TRANSITIONS.
         self.state = ServerState.CONNECTED
         #: What the policy may know about the session.
-        self.session = Session(peer)
+        self.session = Session(peer, tls=tls)
+        #: Enforce the RFC 5321 4.3 synchronisation (see the class docstring).
+        self.strict = strict
+        self._pipelining = False  # PIPELINING offered in this session's EHLO reply
         self._in = bytearray()
         self._pos = 0  # first unconsumed octet of _in
         self._scan = 0  # where the search for CRLF.CRLF resumes in DATA
@@ -438,6 +511,7 @@ class SMTPServer:
             "HELP": self._on_help,
             "QUIT": self._on_quit,
             "AUTH": self._on_auth,
+            "STARTTLS": self._on_starttls,
         }
         # RFC 5321 3.1: the greeting is the server's first move.
         if greeting is not None:
@@ -486,7 +560,7 @@ class SMTPServer:
         events = self._events
         while not events:
             state = self.state
-            if state is ServerState.AWAITING_DECISION:
+            if state is ServerState.AWAITING_DECISION or state is ServerState.TLS_STARTING:
                 return PAUSED
             if state is ServerState.CLOSED or state is ServerState.ERROR:
                 return NEED_DATA
@@ -497,13 +571,25 @@ class SMTPServer:
                 self._peer_closed()
         return events.popleft()
 
-    def send(self, event: Accept | Reject | Shutdown) -> bytes:
+    def send(self, event: Accept | Reject | Shutdown | TLSStarted) -> bytes:
         """Tell the server the application's decision; returns every byte to write now.
 
         Raises:
             LocalProtocolError: Accept/Reject while no message awaits a decision, a Reject with a
-                2xx/3xx reply, or a Shutdown with a reply that is not 421.
+                2xx/3xx reply, a Shutdown with a reply that is not 421, or TLSStarted without a
+                StartTLS.
         """
+        if isinstance(event, TLSStarted):
+            if self.state is not ServerState.TLS_STARTING:
+                self._local_error(
+                    f"TLSStarted sent in state {self.state.name}; only after StartTLS"
+                )
+            # RFC 3207 4.2 and 5: forget the session; drop what came in the clear meanwhile.
+            del self._in[:]
+            self._pos = self._scan = 0
+            self.session = Session(self.session.peer, tls=True)
+            self._go("TLS started")
+            return self.data_to_send()
         if isinstance(event, Shutdown):
             if self.state is ServerState.CLOSED or self.state is ServerState.ERROR:
                 return self.data_to_send()
@@ -524,6 +610,7 @@ class SMTPServer:
                 self._local_error(f"queue id must be printable ASCII, got {event.queue_id!r}")
             self._reply(250, self.texts.queued, queue_id=event.queue_id)
             self._go("Accept")
+            self._check_sync("end of data", len(self._in) - self._pos)
         else:
             if event.reply.code < 400:
                 self._local_error(f"Reject needs a 4xx or 5xx reply, got {event.reply.code}")
@@ -531,6 +618,8 @@ class SMTPServer:
             self._go("Reject")
             if event.reply.code == 421:
                 self._close_421(event.reply)
+            else:
+                self._check_sync("end of data", len(self._in) - self._pos)
         self._clear_transaction()
         return self.data_to_send()
 
@@ -593,6 +682,27 @@ class SMTPServer:
         self._go("421")
         self._events.append(ServiceClosing(reply))
 
+    def _check_sync(self, after: str, waiting: int) -> None:
+        """``strict``: hang up with 554 5.5.0 if ``waiting`` octets came before this reply.
+
+        Called right after a reply is queued. Octets already here were sent before the client
+        could have read it: allowed only inside an RFC 2920 pipelining group.
+        """
+        if not self.strict or waiting <= 0 or self.state in (ServerState.CLOSED, ServerState.ERROR):
+            return
+        if self._pipelining and after in _PIPELINABLE:
+            return
+        if self._events and isinstance(self._events[-1], StartTLS):
+            self._events.pop()  # no handshake: the session ends here
+        start = len(self._in) - waiting
+        unexpected = bytes(self._in[start : start + 60]).decode("latin-1")
+        self._out += self.error_reply("improper_pipelining").to_bytes()
+        del self._in[:]
+        self._pos = self._scan = 0
+        self._clear_transaction()
+        self._go("improper pipelining")
+        self._events.append(ImproperPipelining(after, unexpected.split("\r\n")[0]))
+
     def _clear_transaction(self) -> None:
         self._mail_from = None
         self._mail_params = MailParams()
@@ -634,12 +744,15 @@ class SMTPServer:
         self._pos = end + 2
         if self.state in _AUTH_STATES:
             self._on_auth_line(line, overlong)
+            self._check_sync("AUTH", len(buf) - self._pos)
         else:
-            self._on_command(line, overlong)
+            verb = self._on_command(line, overlong)
+            waiting = len(buf) - self._pos
             if self.state is ServerState.DATA:
                 # Keep the DATA line's CRLF: the content then starts after a CRLF, so CRLF.CRLF
                 # also finds an empty message and a leading "." is un-stuffed like any other.
                 self._pos = self._scan = end
+            self._check_sync(verb, waiting)
         return True
 
     def _read_content(self) -> bool:
@@ -698,39 +811,42 @@ class SMTPServer:
         self._clear_transaction()
         self._go("end of data, refused")
         self._events.append(refused)
+        self._check_sync("end of data", len(self._in) - self._pos)
 
     # -- commands ----------------------------------------------------------------------------
 
-    def _on_command(self, line: bytes, overlong: bool) -> None:
+    def _on_command(self, line: bytes, overlong: bool) -> str:
+        """Answer one command line; returns its verb (``""`` when it was not a command)."""
         if overlong:
             self._error("line_too_long")
-            return
+            return ""
         text = line.decode("latin-1")
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         if self.state is ServerState.NO_SERVICE and verb != "QUIT":
             self._error("no_service")  # RFC 5321 3.1: 503 to anything but QUIT
-            return
+            return verb
         handler = self._commands.get(verb)
-        if handler is None:
-            if verb in _NOT_IMPLEMENTED:
+        if handler is None or (verb == "STARTTLS" and not self.policy.tls_offered):
+            if verb in _NOT_IMPLEMENTED or verb == "STARTTLS":
                 self._error("not_implemented")
             else:
                 self._error("unknown" if text.strip() else "empty")
-            return
+            return verb
         arg = arg.strip()
         hook = self.policy.before_command(self.session, verb, arg)
         if hook is not None:
             self._answer_policy(hook)
-            return
+            return verb
         if verb == "AUTH" and not self.policy.auth_offered:
             self._error("auth_not_enabled")
-            return
+            return verb
         row = SERVER_TRANSITIONS[self.state]
         if ("AUTH PLAIN" if verb == "AUTH" else verb) not in row:
             self._sequence_error(verb)
-            return
+            return verb
         handler(arg)
+        return verb
 
     def _sequence_error(self, verb: str) -> None:
         """503 (RFC 5321 4.1.4), with the most helpful text for where the session is."""
@@ -738,6 +854,9 @@ class SMTPServer:
         if verb == "AUTH":
             in_txn = state in (ServerState.MAIL, ServerState.RCPT)
             name = "auth_in_transaction" if in_txn else "need_ehlo"
+        elif verb == "STARTTLS":
+            in_txn = state in (ServerState.MAIL, ServerState.RCPT)
+            name = "tls_in_transaction" if in_txn else "need_ehlo"
         elif verb == "MAIL":
             name = "need_hello" if state is ServerState.GREETED else "nested_mail"
         elif verb == "RCPT":
@@ -768,12 +887,15 @@ class SMTPServer:
         self.session = replace(self.session, hello_name=arg, extended=extended)
         if extended:
             texts = self.texts
-            lines = [
-                texts.ehlo.format(hostname=self.hostname, helo=arg, address="", queue_id=""),
-                "PIPELINING",
-                f"SIZE {self.limits.max_message_size}",
-            ]
-            if self.policy.auth_offered:
+            policy = self.policy
+            lines = [texts.ehlo.format(hostname=self.hostname, helo=arg, address="", queue_id="")]
+            self._pipelining = policy.pipelining_offered
+            if self._pipelining:
+                lines.append("PIPELINING")
+            lines.append(f"SIZE {self.limits.max_message_size}")
+            if policy.tls_offered and not self.session.tls:
+                lines.append("STARTTLS")
+            if policy.offers_auth(self.session):
                 lines.append("AUTH PLAIN LOGIN")
             if texts.enhanced:
                 lines.append("ENHANCEDSTATUSCODES")
@@ -781,13 +903,15 @@ class SMTPServer:
             self._out += Reply(250, tuple(lines)).to_bytes()
             self._go("EHLO")
         else:
+            self._pipelining = False  # RFC 2920 2: PIPELINING needs EHLO
             self._reply(250, self.texts.helo)
             self._go("HELO")
         self._events.append(Hello(arg, extended))
 
     def _on_mail(self, arg: str) -> None:
         if self.policy.auth_required and self.session.authenticated_user is None:
-            self._error("auth_required")
+            needs_tls = self.policy.auth_needs_tls and not self.session.tls
+            self._error("tls_required" if needs_tls else "auth_required")
             return
         if arg[:5].upper() != "FROM:":
             self._error("syntax_mail")
@@ -825,7 +949,7 @@ class SMTPServer:
         for key, value in pairs:
             if key in found:
                 return ("duplicate_param", key)
-            if key == "AUTH" and not self.policy.auth_offered:
+            if key == "AUTH" and not self.policy.offers_auth(self.session):
                 return ("unknown_param", key)  # RFC 4954 5: only with the AUTH extension
             if key not in ("SIZE", "BODY", "RET", "ENVID", "AUTH"):
                 return ("unknown_param", key[:40])  # RFC 5321 4.1.1.11: 555
@@ -940,6 +1064,22 @@ class SMTPServer:
         self._go("QUIT")
         self._events.append(Quit())
 
+    def _on_starttls(self, arg: str) -> None:
+        if arg:
+            self._error("syntax_starttls")
+            return
+        if self.session.tls:
+            self._error("tls_active")
+            return
+        if not self.session.extended:
+            self._error("need_ehlo")  # STARTTLS is an ESMTP extension (RFC 3207 4)
+            return
+        # RFC 3207 4 (and RFC 3463): 220 2.0.0, then the handshake.
+        text = "2.0.0 Ready to start TLS" if self.texts.enhanced else "Ready to start TLS"
+        self._out += Reply(220, (text,)).to_bytes()
+        self._go("STARTTLS")
+        self._events.append(StartTLS())
+
     # -- AUTH (RFC 4954) ---------------------------------------------------------------------
 
     def _on_auth(self, arg: str) -> None:
@@ -948,6 +1088,9 @@ class SMTPServer:
             return
         if self.session.authenticated_user is not None:
             self._error("already_authenticated")  # RFC 4954 4
+            return
+        if not self.policy.offers_auth(self.session):
+            self._error("auth_needs_tls")  # RFC 4954 6: 538 before STARTTLS
             return
         mechanism, _, initial = arg.partition(" ")
         mechanism, initial = mechanism.upper(), initial.strip()

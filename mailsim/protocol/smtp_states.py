@@ -44,6 +44,9 @@ class ServerState(enum.Enum):
     DATA = "DATA"
     #: The final dot arrived; the application must Accept or Reject (input is held meanwhile).
     AWAITING_DECISION = "AWAITING_DECISION"
+    #: 220 sent to STARTTLS (RFC 3207); the adapter runs the TLS handshake, then sends
+    #: ``TLSStarted`` (nothing is read meanwhile).
+    TLS_STARTING = "TLS_STARTING"
     #: 221 or 421 written, or the peer closed; the adapter closes the connection.
     CLOSED = "CLOSED"
     #: The application misused the machine; close the connection.
@@ -116,6 +119,7 @@ SERVER_TRANSITIONS: dict[ServerState, dict[str, ServerState]] = {
         "AUTH PLAIN with response": S.READY,
         "AUTH LOGIN": S.AUTH_LOGIN_USER,
         "AUTH LOGIN with user": S.AUTH_LOGIN_PASSWORD,
+        "STARTTLS": S.TLS_STARTING,  # RFC 3207 4: after EHLO, outside a mail transaction
         "MAIL": S.MAIL,
         "RSET": S.READY,
         "NOOP": S.READY,
@@ -157,6 +161,8 @@ SERVER_TRANSITIONS: dict[ServerState, dict[str, ServerState]] = {
         "end of data, refused": S.READY,
     },
     S.AWAITING_DECISION: {"Accept": S.READY, "Reject": S.READY},
+    # RFC 3207 4.2: after the handshake both sides forget the session; the client must EHLO again.
+    S.TLS_STARTING: {"TLS started": S.GREETED},
     S.CLOSED: {},
     S.ERROR: {},
 }
@@ -169,6 +175,9 @@ for _state, _row in SERVER_TRANSITIONS.items():
         _row["peer closed"] = S.CLOSED
         _row["421"] = S.CLOSED
         _row["Shutdown"] = S.CLOSED
+        # --strict: a command sent before the previous reply (RFC 5321 4.3, RFC 2920 3.1): 554
+        # 5.5.0, then the server hangs up, as Postfix's smtpd_forbid_unauth_pipelining does.
+        _row["improper pipelining"] = S.CLOSED
         _row["local error"] = S.ERROR
 
 C = ClientState
@@ -229,7 +238,8 @@ class Sentinel(enum.Enum):
 
     #: Nothing complete has arrived; write ``data_to_send()``, then read more.
     NEED_DATA = "NEED_DATA"
-    #: The server waits for the application's verdict on a message (``send(Accept(...))``).
+    #: The server waits for the application: its verdict on a message (``send(Accept(...))``),
+    #: or the end of a TLS handshake (``send(TLSStarted())``).
     PAUSED = "PAUSED"
 
 

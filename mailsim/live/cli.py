@@ -38,6 +38,24 @@ access denied) unless the client authenticated; then it is kept in the _outgoing
 live server does not relay it onwards: MX lookup, queues and retries are what the simulation
 (mailsim run) models.
 
+With --tls it also speaks TLS: STARTTLS on both SMTP ports (RFC 3207), STLS on POP3 (RFC
+2595), and implicit TLS for submission on 2465 (RFC 8314) and POP3 on 1995. Passwords are then
+taken only under TLS. A certificate for 127.0.0.1 and localhost is made on first use; clients
+verify it with the CA written to MAILDIR/_tls/ca.pem.
+
+\b
+For a lab (grading a student's SMTP client by hand):
+  --fault SPEC   a scripted reply, as a scenario's reply fault (repeatable):
+                 'RCPT 550 5.1.1 User unknown'          (COMMAND CODE [TEXT])
+                 '{command: RCPT, code: 451, first_attempt_only: true}'  (greylisting)
+                 '{command: RCPT, code: 550, for: bob@usa.com}'
+                 '{command: MAIL, code: 421}'            (and hang up)
+                 '{command: EHLO, delay: 0.5s}'          (a slow, line-by-line reply)
+                 '{command: DATA, code: 552, text: [5.3.4 Too big, see the limit]}'
+  --strict       a command sent before the previous reply (without PIPELINING, or message
+                 text before the 354) gets 554 5.5.0 and the session ends (Postfix's rule)
+  --report FILE  one JSON line per SMTP session: commands, replies, waits, verdicts
+
 Example: mailsim serve --domain India.com --user Steve:secret --replies classic
 """
 
@@ -109,6 +127,25 @@ def _fail(lines: list[str]) -> None:
     show_default=True,
     help="POP3 autologout in seconds (RFC 1939: at least 10 minutes).",
 )
+@click.option(
+    "--tls", is_flag=True, help="STARTTLS, STLS and implicit TLS (465/995 roles); see above."
+)
+@click.option("--smtps-port", type=click.IntRange(0, 65535), default=2465, show_default=True)
+@click.option("--pop3s-port", type=click.IntRange(0, 65535), default=1995, show_default=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="A scripted SMTP reply (repeatable); see above and docs/scenario-language.md.",
+)
+@click.option("--strict", is_flag=True, help="Refuse improper pipelining with 554 5.5.0.")
+@click.option("--no-pipelining", is_flag=True, help="Do not advertise PIPELINING in EHLO.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON record per SMTP session to this file (JSON Lines).",
+)
 @click.option("--quiet", is_flag=True, help="Do not log connections and messages to stderr.")
 def serve(
     domains: tuple[str, ...],
@@ -125,6 +162,13 @@ def serve(
     max_connections: int,
     idle_timeout: str,
     pop3_idle_timeout: str,
+    tls: bool,
+    smtps_port: int,
+    pop3s_port: int,
+    faults: tuple[str, ...],
+    strict: bool,
+    no_pipelining: bool,
+    report: Path | None,
     quiet: bool,
 ) -> None:
     from mailsim.live.server import ServeConfig, parse_user, read_users_file
@@ -157,6 +201,7 @@ def serve(
             sizes[option] = parse(value)
         except ValueError as error:
             problems.append(f"{option}: {error}")
+    live_faults = parse_faults(faults, problems)
     if problems:
         _fail(problems)
     try:
@@ -174,6 +219,13 @@ def serve(
             max_connections=max_connections,
             idle_timeout=sizes["--idle-timeout"],
             pop3_idle_timeout=sizes["--pop3-idle-timeout"],
+            tls=tls,
+            smtps_port=smtps_port,
+            pop3s_port=pop3s_port,
+            strict=strict,
+            pipelining=not no_pipelining,
+            faults=live_faults,
+            report=report,
         )
     except ValueError as error:
         _fail([str(error)])
@@ -182,6 +234,51 @@ def serve(
 
     with contextlib.suppress(KeyboardInterrupt):  # platforms without loop signal handlers
         asyncio.run(_serve(config, replies))
+
+
+def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]:
+    """``--fault`` values as :class:`~mailsim.live.faults.LiveFault`; problems are appended.
+
+    Each is a scenario reply fault (:mod:`mailsim.scenario.fault_spec`), named ``--fault[N]`` in
+    problems when there are several.
+    """
+    if not specs:
+        return ()
+    from mailsim.live.faults import LiveFault
+    from mailsim.live.smtp_session import GREETING_FAULT_CODES
+    from mailsim.scenario.errors import ScenarioError
+    from mailsim.scenario.fault_spec import LIVE_ROLES, parse_fault
+
+    out = []
+    for number, text in enumerate(specs, 1):
+        name = "--fault" if len(specs) == 1 else f"--fault[{number}]"
+        try:
+            spec = parse_fault(text, name)
+        except ScenarioError as error:
+            problems.extend(error.lines)
+            continue
+        command = "DOT" if spec.command == "dot" else spec.command
+        if command == "CONNECT" and spec.code is not None and spec.code not in GREETING_FAULT_CODES:
+            # RFC 5321 4.3.2: a greeting is 220, 421 or 554 (a fault replaces only failures).
+            problems.append(
+                f"{name}:1:1: code: a greeting (CONNECT) can only be 421 or 554, got {spec.code}"
+            )
+            continue
+        out.append(
+            LiveFault(
+                command=command,
+                code=spec.code,
+                lines=spec.reply_lines(),
+                address=spec.address,
+                delay=spec.delay,
+                start=spec.start,
+                until=spec.until,
+                probability=spec.probability,
+                first_attempt_only=spec.first_attempt_only,
+                role=LIVE_ROLES[spec.port] if spec.port is not None else None,
+            )
+        )
+    return tuple(out)
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -227,6 +324,18 @@ def _print_banner(config: Any, ports: dict[str, int], replies: str, server: Any)
         lines.append(f"  submission (AUTH required)  {host}:{ports['submission']}")
     if "pop3" in ports:
         lines.append(f"  POP3                        {host}:{ports['pop3']}")
+    if "smtps" in ports:
+        lines.append(f"  submission, implicit TLS    {host}:{ports['smtps']}")
+    if "pop3s" in ports:
+        lines.append(f"  POP3, implicit TLS          {host}:{ports['pop3s']}")
+    if server.tls_ca is not None:
+        lines.append(f"  TLS: STARTTLS/STLS offered; clients trust {server.tls_ca}")
+    if config.faults:
+        lines.append(f"  {len(config.faults)} scripted fault(s); strict: {config.strict}")
+    elif config.strict:
+        lines.append("  strict: improper pipelining gets 554 5.5.0")
+    if config.report is not None:
+        lines.append(f"  one JSON line per SMTP session in {config.report}")
     names = list(config.users)
     first_domain = config.domains[0]
     if names:

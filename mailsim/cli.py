@@ -21,6 +21,7 @@ from mailsim import __version__
 LAZY_COMMANDS = {
     "serve": "mailsim.live.cli:serve",
     "send": "mailsim.live.cli:send",
+    "grade": "mailsim.live.cli:grade",
 }
 
 

@@ -1,11 +1,12 @@
-"""The ``mailsim serve`` and ``mailsim send`` commands (loaded lazily by :mod:`mailsim.cli`).
+"""The ``mailsim serve``, ``send`` and ``grade`` commands (loaded lazily by :mod:`mailsim.cli`).
 
 Only click and the standard library are imported at the top, so ``mailsim serve --help`` is
 instant; the asyncio server, the protocol machines and the MIME code are imported inside the
 command bodies.
 
-Exit codes (DESIGN.md): 0 success; 2 bad arguments (one line per problem, no traceback); 1 the
-server could not start, or ``send`` could not deliver to every recipient.
+Exit codes (DESIGN.md): 0 success; 2 bad arguments (one line per problem, no traceback) or a
+port that cannot be bound; 1 an internal error; 3 ``send`` could not deliver to every recipient;
+4 ``grade``: some situation failed.
 """
 
 from __future__ import annotations
@@ -489,3 +490,81 @@ def send(
         click.echo(f"mailsim send: not delivered to {', '.join(failed)}", err=True)
         # Not 1: that means an internal error (DESIGN.md); a refusal is the server's answer.
         raise SystemExit(3)
+
+
+# --- grade ---------------------------------------------------------------------------------------
+
+_GRADE_HELP = """Grade a student's SMTP client: run it once per situation against a fresh server.
+
+\b
+  mailsim grade -- python student.py {host} {port}
+
+Each run gets a new mail server on 127.0.0.1 for usa.com set up for one situation (a scripted
+fault, TLS, no PIPELINING). The client must send the message in {message} (lines end in LF;
+send CRLF) from {from} to every address of {to} (comma-separated), then QUIT. The same values
+are in the environment: SMTP_HOST, SMTP_PORT, MAIL_FILE, MAIL_FROM, MAIL_TO, and SMTP_CAFILE
+(the CA to trust after STARTTLS).
+
+Only what is observable counts: the message delivered intact (headers, CRLF line ends,
+dot-stuffing), each command sent after its reply, multi-line replies read whole, no DATA after
+every RCPT was refused, no message text after a refused DATA, nothing after a 421, QUIT, and
+an exit within --timeout.
+
+\b
+Situations (--situations, comma-separated; default: all):
+  plain, dot-line, multiline-ehlo, unknown-recipient, greylisting, too-big,
+  service-closing, no-pipelining, starttls
+
+Exit codes: 0 every situation passed, 4 some failed, 2 bad arguments.
+"""
+
+
+@click.command(help=_GRADE_HELP, context_settings={"ignore_unknown_options": True})
+@click.option("--situations", metavar="LIST", help="Only these situations (comma-separated).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results, with every session's dialogue, as JSON to this file.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0),
+    default=20.0,
+    show_default=True,
+    help="Seconds each run of the client may take before it is killed.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def grade(
+    situations: str | None, json_path: Path | None, timeout: float, command: tuple[str, ...]
+) -> None:
+    import json
+
+    from mailsim.live.grade import EXIT_SOME_FAILED, grade as run_grade, report_card
+    from mailsim.live.situations import SITUATIONS
+
+    names = [name.strip() for name in situations.split(",") if name.strip()] if situations else []
+    unknown = [name for name in names if name not in SITUATIONS]
+    if unknown:
+        _fail(
+            [
+                f"--situations: unknown {', '.join(repr(n) for n in unknown)}; "
+                f"expected some of {', '.join(SITUATIONS)}"
+            ]
+        )
+    if not command:
+        _fail(["give the client's command after --, like: mailsim grade -- python c.py {host}"])
+    results = run_grade(command, names or None, timeout=timeout)
+    click.echo(report_card(results, command))
+    if json_path is not None:
+        document = {
+            "command": list(command),
+            "passed": sum(r.passed for r in results),
+            "situations": [r.as_json() for r in results],
+        }
+        try:
+            json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        except OSError as error:
+            _fail([f"--json: cannot write {json_path}: {error.strerror}"])
+    if not all(result.passed for result in results):
+        raise SystemExit(EXIT_SOME_FAILED)

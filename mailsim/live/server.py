@@ -372,7 +372,9 @@ class LiveServer:
             t=time.time(),
             rcpt=event.rcpt_to[0] if len(event.rcpt_to) == 1 else None,
             protocol=with_protocol(
-                extended=session.extended, authenticated=session.authenticated_user is not None
+                extended=session.extended,
+                authenticated=session.authenticated_user is not None,
+                tls=session.tls,
             ),
             epoch=_UNIX_EPOCH,
         )

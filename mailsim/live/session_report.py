@@ -39,6 +39,7 @@ class Exchange:
             before that reply was written); None for the first line of a session.
         reply: the reply's lines, or () if the server did not answer it.
         t_reply: when the reply's last line was written, or None.
+        t_reply_first: when its first line was written, or None.
         kind: ``command``, ``text`` (message content), ``auth`` (an AUTH continuation line),
             ``after close`` (sent after the server's last reply, read during the close).
         text: the message text (un-stuffed) when ``kind`` is ``text``.
@@ -49,6 +50,7 @@ class Exchange:
     wait: float | None
     reply: tuple[str, ...] = ()
     t_reply: float | None = None
+    t_reply_first: float | None = None
     kind: str = "command"
     text: bytes = b""
 
@@ -58,6 +60,10 @@ class Exchange:
         out["wait"] = None if self.wait is None else round(self.wait, 6)
         out["S"] = list(self.reply)
         out["t_reply"] = None if self.t_reply is None else round(self.t_reply, 6)
+        first = self.t_reply_first
+        out["t_reply_first"] = None if first is None else round(first, 6)
+        if self.kind == "text":
+            out["text"] = self.text.decode("latin-1")  # un-stuffed, as the server read it
         return out
 
 
@@ -144,6 +150,7 @@ class SessionRecorder:
             exchange = Exchange(t, line, wait, kind=kind, text=text)
             if answer is not None:
                 exchange.reply, exchange.t_reply = answer[2], answer[1]
+                exchange.t_reply_first = answer[0]
                 previous_done = answer[1]
                 code = answer[2][-1][:3]
                 verb = line.split(" ", 1)[0].upper()

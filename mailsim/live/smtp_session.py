@@ -216,6 +216,8 @@ class SMTPSession(asyncio.Protocol):
         self._next_delay = 0.0
         self._slow_verb = ""
         self._after_output: list[Callable[[], None]] = []
+        # Decrypted input that arrives before start_tls() returns: said under TLS, kept for later.
+        self._under_tls: bytearray | None = None
 
     # -- asyncio callbacks ------------------------------------------------------------------------
 
@@ -272,6 +274,9 @@ class SMTPSession(asyncio.Protocol):
         if machine is None or self.finishing:
             return
         self.last_activity = self.loop.time()
+        if self._under_tls is not None:
+            self._under_tls += data  # the handshake just ended; TLSStarted comes next
+            return
         if self._slow and self.server.config.strict and machine.state not in _SMTP_OVER:
             # The client did not wait for the whole of a slow reply (RFC 5321 4.2.1, 4.3).
             self._improper(ImproperPipelining(self._slow_verb, _first_line(data)))
@@ -466,6 +471,7 @@ class SMTPSession(asyncio.Protocol):
         assert machine is not None and transport is not None
         context = self.server.tls_context
         assert context is not None
+        self._under_tls = bytearray()
         try:
             new = await self.loop.start_tls(
                 transport,
@@ -486,6 +492,9 @@ class SMTPSession(asyncio.Protocol):
             self.recorder.mark("TLS started")
             self.recorder.facts["tls"] = True
         self._emit(machine.send(TLSStarted()))
+        early, self._under_tls = bytes(self._under_tls or b""), None
+        if early:
+            machine.receive_data(early)
         self._pump()
 
     def _start_tls(self) -> None:

@@ -434,14 +434,15 @@ def received_header(
 _HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 
 
-def with_protocol(*, extended: bool, authenticated: bool) -> str:
-    """The ``with`` keyword of a Received line (RFC 3848): SMTP, ESMTP or ESMTPA.
+def with_protocol(*, extended: bool, authenticated: bool, tls: bool = False) -> str:
+    """The ``with`` keyword of a Received line (RFC 3848): SMTP, ESMTP, ESMTPA, ESMTPS, ESMTPSA.
 
-    mailsim models no TLS, so never ESMTPS or ESMTPSA; AUTH needs EHLO, so there is no SMTPA.
+    The simulation models no TLS (never an S); the live server under TLS says so. AUTH and
+    STARTTLS need EHLO, so there is no SMTPA or SMTPS.
     """
     if not extended:
         return "SMTP"
-    return "ESMTPA" if authenticated else "ESMTP"
+    return "ESMTP" + ("S" if tls else "") + ("A" if authenticated else "")
 
 
 def add_received(

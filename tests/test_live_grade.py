@@ -1,4 +1,4 @@
-"""mailsim grade against real clients: the example, smtplib, a blaster and a client that ignores 550."""
+"""mailsim grade against real clients: the example, smtplib, a blaster, a client ignoring 550."""
 
 from __future__ import annotations
 

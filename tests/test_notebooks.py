@@ -51,6 +51,13 @@ EXPECTED_TEXT: dict[str, list[str]] = {
 
 #: Figures each notebook must display (inline PNGs): a figure left as a cell's last expression
 #: shows only if ``%matplotlib inline`` is in force.
+EXPECTED_TEXT["09-mail-client-lab.ipynb"] = [
+    # Bob forgot dot-stuffing; Carol blasted every command before reading a reply.
+    "bob    dot-line         the message arrived cut short",
+    "carol  no-pipelining    a command was sent before the reply to the previous one",
+    "(sent ",
+]
+
 EXPECTED_FIGURES = {
     "01-six-steps.ipynb": 3,  # topology, sequence diagram, timeline
     "02-retries-and-bounces.ipynb": 3,  # outage timeline, retry policies, bounce timeline

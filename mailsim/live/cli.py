@@ -540,7 +540,8 @@ def grade(
 ) -> None:
     import json
 
-    from mailsim.live.grade import EXIT_SOME_FAILED, grade as run_grade, report_card
+    from mailsim.live.grade import EXIT_SOME_FAILED, report_card
+    from mailsim.live.grade import grade as run_grade
     from mailsim.live.situations import SITUATIONS
 
     names = [name.strip() for name in situations.split(",") if name.strip()] if situations else []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsim.live.server import ServeConfig, ServerThread
-from mailsim.live.situations import RECIPIENT, SENDER, SITUATIONS, Finding, Outcome, Situation
+from mailsim.live.situations import SENDER, SITUATIONS, Finding, Outcome, Situation
 
 __all__ = ["GradeResult", "grade", "report_card"]
 

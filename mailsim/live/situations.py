@@ -14,6 +14,7 @@ lines end in LF, send them with CRLF) from ``{from}`` (``MAIL_FROM``) to each ad
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,7 +248,7 @@ def read_multiline_whole(situation: Situation, outcome: Outcome) -> Finding | No
     """No command came while a multi-line reply was still arriving (RFC 5321 4.2.1)."""
     for session in outcome.sessions:
         items = _lines(session)
-        for before, item in zip(items, items[1:], strict=False):
+        for before, item in itertools.pairwise(items):
             if len(before["S"]) < 2 or item["wait"] is None or item["wait"] >= 0:
                 continue
             first = before["t_reply_first"]

@@ -152,8 +152,15 @@ def _validate(data: dict[str, Any], name: str, source: Any) -> LabReplySpec:
         return LabReplySpec.model_validate(data)
     except ValidationError as error:
         problems = []
-        for detail in error.errors():
+        details = error.errors()
+        # A misspelt key is reported once, as unknown with its suggestion (as the loader does).
+        meant = {
+            closest(str(d["loc"][-1]), _KEYS) for d in details if d["type"] == "extra_forbidden"
+        }
+        for detail in details:
             loc = tuple(detail["loc"])
+            if detail["type"] == "missing" and loc and loc[-1] in meant:
+                continue
             line, col = 1, 1
             if source is not None:
                 consumed, _ = source.locate(loc, data)

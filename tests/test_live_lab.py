@@ -170,3 +170,50 @@ def test_no_pipelining_is_not_advertised(tmp_path: Path) -> None:
     with serve(tmp_path, pipelining=False) as running:
         lines = talk(running.ports["smtp"], [b"EHLO c\r\n"])
     assert "250-PIPELINING" not in lines and lines[1].startswith("250-")
+
+
+def test_directory_fsync_is_skipped_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailsim.live import storage
+
+    def refuse(*args: object) -> int:
+        raise PermissionError(13, "Permission denied")  # what os.open(dir) does on Windows
+
+    monkeypatch.setattr(storage.os, "name", "nt")
+    monkeypatch.setattr(storage.os, "open", refuse)
+    storage._fsync_directory(".")  # no error: nothing to do there
+
+
+def test_a_reset_while_closing_is_an_ordinary_disconnect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from mailsim.live.smtp_session import SMTPSession
+
+    class ResetTransport(asyncio.Transport):
+        def can_write_eof(self) -> bool:
+            return True
+
+        def write_eof(self) -> None:
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+        def abort(self) -> None:
+            self.aborted = True
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def main() -> ResetTransport:
+        session = SMTPSession.__new__(SMTPSession)
+        session.transport = transport = ResetTransport()
+        session.finishing = False
+        session.recorder = None
+        session.timer = None
+        session.peer_eof = False
+        session.ending = "quit"
+        session._finish()
+        assert session.ending == "peer reset"
+        return transport
+
+    transport = asyncio.run(main())
+    assert transport.aborted

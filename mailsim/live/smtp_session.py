@@ -612,7 +612,12 @@ class SMTPSession(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         if transport.can_write_eof() and not self.peer_eof:
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except (ConnectionError, OSError):  # the client reset the connection: it is gone
+                self.ending = "peer reset"
+                transport.abort()
+                return
             transport.resume_reading()
             self.timer = self.loop.call_later(LINGER, transport.close)
         else:

@@ -61,7 +61,13 @@ def check_mailbox_name(name: str) -> str:
 
 
 def _fsync_directory(path: str) -> None:
-    """Make the directory entries under ``path`` durable (a new or removed file name)."""
+    """Make the directory entries under ``path`` durable (a new or removed file name).
+
+    Windows cannot open a directory as a file (``os.open`` fails with a permission error), and
+    NTFS makes a rename durable with the file itself, so there is nothing to do there.
+    """
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

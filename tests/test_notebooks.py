@@ -92,7 +92,9 @@ def _outputs(nb: Any, kind: str) -> list[Any]:
 
 def _printed(nb: Any) -> str:
     """Everything the notebook printed to stdout, and the plain text of its results."""
-    parts = [o.text for o in _outputs(nb, "stream") if o.name == "stdout"]
+    # A kernel may split one print() across several stream messages (it flushes on a timer, so
+    # a loaded machine splits more): stdout is concatenated as written, never joined with "\n".
+    parts = ["".join(o.text for o in _outputs(nb, "stream") if o.name == "stdout")]
     for kind in ("execute_result", "display_data"):
         parts += [o.data.get("text/plain", "") for o in _outputs(nb, kind)]
     return "\n".join(parts)

@@ -168,7 +168,13 @@ def queued_memory(count: int = QUEUED) -> dict[str, Any]:
     # ended but whose timers are still pending in SimPy's queue, the network, the email
     # package's caches).
     in_trace = held_in("trace/recorder.py", "nodes/wire.py", "protocol/smtp.py")
-    in_queue = held_in("mail/queue.py", "mail/message.py", "nodes/mailserver.py", "dataclasses.py")
+    in_queue = held_in(
+        "mail/queue.py",
+        "mail/message.py",
+        "nodes/mailserver.py",
+        "mail/server/core.py",
+        "dataclasses.py",
+    )
     queued = len(world.servers["india-mail"].queue)
     kib = 1024 * queued
     return {

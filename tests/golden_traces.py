@@ -1,4 +1,4 @@
-"""Digests of every bundled scenario's outputs at its own seed: the determinism contract.
+"""Digests of the pinned scenarios' outputs at their seeds: the determinism contract.
 
 A refactor that must not change behaviour (a faster composer, the mail-server core shared with the
 live servers) keeps these digests. A change that is meant to alter what a run does (a new TCP
@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 GOLDEN = Path(__file__).with_name("golden") / "traces.json"
+#: Scenarios written only to reach paths the bundled ones do not (delay warnings, bounces,
+#: crashes with and without a durable queue, greylisting, riders, a lost final reply), pinned
+#: under the key ``golden_scenarios/<file stem>``.
+EXTRA = Path(__file__).with_name("golden_scenarios")
 
 
 def fingerprint(name: str) -> dict[str, Any]:
@@ -28,7 +32,8 @@ def fingerprint(name: str) -> dict[str, Any]:
     import mailsim
     from mailsim.trace.recorder import write_events
 
-    result = mailsim.load(name).run()
+    source = str(EXTRA / f"{name.partition('/')[2]}.yaml") if name.startswith("golden_") else name
+    result = mailsim.load(source).run()
     events = io.StringIO()
     write_events(result.records, events)
     summary = json.dumps(result.summary(), sort_keys=True)
@@ -48,6 +53,12 @@ def bundled_names() -> list[str]:
     return [name for name, _ in bundled()]
 
 
+def pinned_names() -> list[str]:
+    """Every pinned run: the bundled scenarios, then the extra ones of tests/golden_scenarios."""
+    extra = [f"{EXTRA.name}/{path.stem}" for path in sorted(EXTRA.glob("*.yaml"))]
+    return bundled_names() + extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--update", action="store_true", help="rewrite tests/golden/traces.json")
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.update:
         GOLDEN.parent.mkdir(exist_ok=True)
-        table = {name: fingerprint(name) for name in bundled_names()}
+        table = {name: fingerprint(name) for name in pinned_names()}
         GOLDEN.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
         print(f"wrote {GOLDEN} ({len(table)} scenarios)")
         return 0

@@ -10,6 +10,8 @@ simulated mail server and the live servers share the same code. The parts:
 - :mod:`mailsim.mail.dsn`: bounces and delay warnings (RFC 3464 reports) and their parser.
 - :mod:`mailsim.mail.mailbox`: mailboxes for POP3, exported to Maildir or mbox.
 - :mod:`mailsim.mail.units`: durations, sizes and rates as people write them.
+- :mod:`mailsim.mail.server`: what a mail server decides (accept, queue, choose the MX, retry,
+  warn, bounce) as a sans-IO core, driven by the simulated and the live servers alike.
 """
 
 from __future__ import annotations

@@ -429,6 +429,8 @@ def received_header(
     return text.encode("ascii", "replace")
 
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>\r\n]+)>", re.IGNORECASE | re.MULTILINE)
+
 #: A header field name followed by a colon at the very start (RFC 5322 2.2: printable ASCII
 #: except the colon).
 _HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
@@ -484,6 +486,13 @@ def add_received(
 def add_return_path(content: bytes, sender: str) -> bytes:
     """``content`` with ``Return-Path: <sender>`` on top, as final delivery adds (RFC 5321 4.4)."""
     return f"Return-Path: <{sender}>\r\n".encode("ascii", "replace") + content
+
+
+def message_id_of(content: bytes) -> str | None:
+    """The Message-ID of ``content`` (without angle brackets), or None if its header has none."""
+    end = content.find(b"\r\n\r\n")
+    match = _MESSAGE_ID.search(content, 0, end if end >= 0 else len(content))
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 def header_section(content: bytes) -> bytes:

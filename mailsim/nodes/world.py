@@ -22,11 +22,12 @@ from typing import Any
 import simpy
 
 from mailsim.mail.message import Attachment
+from mailsim.mail.server import ServerSettings
 from mailsim.net.dns import DnsDatabase, DnsServer, Resolver
 from mailsim.net.faults import Faults
 from mailsim.net.network import Network
 from mailsim.net.topology import Topology
-from mailsim.nodes.mailserver import MailServer, ServerSettings
+from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
 from mailsim.nodes.useragent import Draft, UserAgent
 from mailsim.rng import RandomStreams

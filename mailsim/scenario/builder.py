@@ -13,7 +13,7 @@ import random
 from typing import TYPE_CHECKING
 
 from mailsim.mail.message import attachment_from_file, synthetic_attachment
-from mailsim.nodes.mailserver import ReplyFault, ServerSettings
+from mailsim.mail.server import ReplyFault, ServerSettings
 from mailsim.nodes.telnet import TelnetScript
 from mailsim.nodes.world import World
 from mailsim.protocol.smtp import ServerLimits

@@ -5,6 +5,8 @@ from __future__ import annotations
 import mailbox
 import os
 import smtplib
+import threading
+import time
 
 import pytest
 
@@ -48,7 +50,7 @@ def test_uid_of_a_key_too_long_for_uidl_is_a_stable_digest():
 
 
 def test_second_lock_is_refused_until_the_first_is_released(tmp_path):
-    store = MaildirStore(tmp_path, ["Steve"])
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=0.05)
     first = store.open_maildrop("Steve")
     assert not isinstance(first, str)
     assert store.open_maildrop("Steve") == "[IN-USE] maildrop already locked by another session"
@@ -104,3 +106,37 @@ def test_250_comes_only_after_the_file_and_its_directory_were_fsynced(tmp_path, 
     assert tmp_file in acknowledged  # the file, fsynced before it was linked into new/
     assert new_dir in acknowledged  # the directory entry that names it
     assert acknowledged.index(tmp_file) < acknowledged.index(new_dir)
+
+
+def test_a_login_waits_for_a_maildrop_released_meanwhile(tmp_path):
+    # The [IN-USE] race: the old session's end is noticed a moment after the new login.
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=5.0)
+    first = store.open_maildrop("Steve")
+    assert not isinstance(first, str)
+    threading.Timer(0.2, first.release).start()
+    started = time.monotonic()
+    second = store.open_maildrop("Steve")
+    waited = time.monotonic() - started
+    assert not isinstance(second, str)
+    assert 0.1 < waited < 4.0  # woken by the release, not by the end of the wait
+    second.release()
+
+
+def test_a_maildrop_still_held_after_the_wait_is_in_use(tmp_path):
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=0.2)
+    first = store.open_maildrop("Steve")
+    started = time.monotonic()
+    assert store.open_maildrop("Steve") == "[IN-USE] maildrop already locked by another session"
+    assert time.monotonic() - started >= 0.2
+    assert not isinstance(first, str)
+    first.release()
+
+
+def test_the_size_cache_is_bounded_and_sizes_stay_right(tmp_path):
+    store = MaildirStore(tmp_path, ["Steve"], size_cache=3)
+    contents = [b"Subject: %d\r\n\r\n" % n + b"x\r\n" * n for n in range(10)]
+    store.deliver([("Steve", content) for content in contents])
+    assert store.cached_sizes() == 3
+    entries = store.entries("Steve")
+    assert store.cached_sizes() == 3  # measured again from the files, still bounded
+    assert sorted(entry.size for entry in entries) == sorted(len(c) for c in contents)

@@ -620,13 +620,26 @@ def test_a_huge_line_is_not_buffered_without_bound() -> None:
     )
 
 
-def test_bare_lf_does_not_end_a_command() -> None:
+def test_a_line_ended_by_a_bare_lf_is_refused_with_a_hint_not_obeyed() -> None:
+    # nc without -C sends LF only: the client hears at once what is wrong (as from SMTP's 500
+    # 5.5.2) instead of waiting in silence, and the LF-ended command is never carried out.
     server, drop = server_in(Pop3State.TRANSACTION)
     assert talk(server, b"DELE 1\nQUIT\r\n") == (
-        b"-ERR message number must be a decimal number, got '1\\nQUIT'\r\n"
+        b"-ERR line ended by a bare <LF>; end lines with <CR><LF> (nc -C)\r\n"
+        b"+OK POP3 server signing off (2 messages left)\r\n"
     )
-    assert server.state is Pop3State.TRANSACTION
     assert len(drop) == 2
+
+
+@pytest.mark.parametrize(
+    ("pieces", "bare"),
+    [([b"STAT\n"], True), ([b"ST", b"AT", b"\n"], True), ([b"STAT\r", b"\n"], False)],
+)
+def test_bare_lf_answer_does_not_depend_on_how_the_input_was_split(pieces, bare) -> None:
+    server, _ = server_in(Pop3State.TRANSACTION)
+    out = b"".join(talk(server, piece) for piece in pieces)
+    assert out.startswith(b"-ERR line ended by a bare <LF>") is bare
+    assert out.startswith(b"+OK 2 ") is not bare
 
 
 @pytest.mark.parametrize("banner", ["x" * 600, "\u00e9" * 300])

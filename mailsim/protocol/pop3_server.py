@@ -33,6 +33,7 @@ from mailsim.protocol.pop3_states import NEED_DATA, SERVER_TRANSITIONS, Pop3Stat
 from mailsim.protocol.pop3_wire import (
     APOP_TIMESTAMP,
     ARGUMENT_LIMIT,
+    BARE_LF_HINT,
     COMMAND_LINE_LIMIT,
     DEFAULT_MAX_ERRORS,
     apop_digest,
@@ -360,6 +361,10 @@ class POP3Server:
             if self.state is Pop3State.CLOSED:
                 assert self._closed is not None
                 return self._closed
+            if self._lines.take_bare_lf_line() is not None:
+                # RFC 1939 3: CRLF ends a line. Say so at once, as the SMTP server does.
+                self._answer(None, _err(BARE_LF_HINT))
+                continue
             got = self._lines.next_line()
             if got is None:
                 if not self._lines.closed:

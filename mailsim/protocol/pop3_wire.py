@@ -25,6 +25,10 @@ CLIENT_LINE_LIMIT: Final = 64 * 1024
 #: How many -ERR replies a server sends before it gives up and closes the connection.
 DEFAULT_MAX_ERRORS: Final = 20
 
+#: The answer to a command line ended by a bare LF (what ``nc`` sends without ``-C``): lines end
+#: in CRLF (RFC 1939 3). Refused, not obeyed, like the SMTP server's 500 5.5.2.
+BARE_LF_HINT: Final = "line ended by a bare <LF>; end lines with <CR><LF> (nc -C)"
+
 # The APOP timestamp is a msg-id in angle brackets (RFC 1939 section 7: "<process-ID.clock@host>").
 APOP_TIMESTAMP = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _ASCII_DIGITS = re.compile(r"[0-9]+")

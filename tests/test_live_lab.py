@@ -210,6 +210,7 @@ def test_a_reset_while_closing_is_an_ordinary_disconnect(
         session.recorder = None
         session.timer = None
         session.peer_eof = False
+        session._write_paused = False
         session.ending = "quit"
         session._finish()
         assert session.ending == "peer reset"

@@ -44,6 +44,11 @@ With --tls it also speaks TLS: STARTTLS on both SMTP ports (RFC 3207), STLS on P
 taken only under TLS. A certificate for 127.0.0.1 and localhost is made on first use; clients
 verify it with the CA written to MAILDIR/_tls/ca.pem.
 
+Against hostile clients: at most --max-per-address connections from one address; a command
+line must end within --line-timeout of its first byte; a failed AUTH or POP3 login is answered
+after --auth-failure-delay, and --auth-lockout failures from one address within
+--auth-lockout-window refuse its logins (454 4.7.0 / -ERR) until the oldest is that old.
+
 \b
 For a lab (grading a student's SMTP client by hand):
   --fault SPEC   a scripted reply, as a scenario's reply fault (repeatable):
@@ -129,6 +134,38 @@ def _fail(lines: list[str]) -> None:
     help="POP3 autologout in seconds (RFC 1939: at least 10 minutes).",
 )
 @click.option(
+    "--max-per-address",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Open connections from one client address, over all listeners.",
+)
+@click.option(
+    "--line-timeout",
+    default="120",
+    show_default=True,
+    help="Seconds a command line may take from its first byte to its end.",
+)
+@click.option(
+    "--auth-failure-delay",
+    default="2",
+    show_default=True,
+    help="Seconds before a failed SMTP AUTH or POP3 login is answered.",
+)
+@click.option(
+    "--auth-lockout",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Failed logins from one address that lock it out (0: never).",
+)
+@click.option(
+    "--auth-lockout-window",
+    default="300",
+    show_default=True,
+    help="Seconds a failed login is remembered (the longest lockout).",
+)
+@click.option(
     "--tls", is_flag=True, help="STARTTLS, STLS and implicit TLS (465/995 roles); see above."
 )
 @click.option("--smtps-port", type=click.IntRange(0, 65535), default=2465, show_default=True)
@@ -163,6 +200,11 @@ def serve(
     max_connections: int,
     idle_timeout: str,
     pop3_idle_timeout: str,
+    max_per_address: int,
+    line_timeout: str,
+    auth_failure_delay: str,
+    auth_lockout: int,
+    auth_lockout_window: str,
     tls: bool,
     smtps_port: int,
     pop3s_port: int,
@@ -197,6 +239,9 @@ def serve(
         ("--max-message-size", max_message_size, parse_size),
         ("--idle-timeout", idle_timeout, parse_duration),
         ("--pop3-idle-timeout", pop3_idle_timeout, parse_duration),
+        ("--line-timeout", line_timeout, parse_duration),
+        ("--auth-failure-delay", auth_failure_delay, parse_duration),
+        ("--auth-lockout-window", auth_lockout_window, parse_duration),
     ):
         try:
             sizes[option] = parse(value)
@@ -220,6 +265,11 @@ def serve(
             max_connections=max_connections,
             idle_timeout=sizes["--idle-timeout"],
             pop3_idle_timeout=sizes["--pop3-idle-timeout"],
+            max_per_address=max_per_address,
+            line_timeout=sizes["--line-timeout"],
+            auth_failure_delay=sizes["--auth-failure-delay"],
+            auth_lockout_failures=auth_lockout,
+            auth_lockout_window=sizes["--auth-lockout-window"],
             tls=tls,
             smtps_port=smtps_port,
             pop3s_port=pop3s_port,
@@ -355,6 +405,32 @@ def _print_banner(config: Any, ports: dict[str, int], replies: str, server: Any)
     for line in lines:
         click.echo(line)
     sys.stdout.flush()
+    warning = plaintext_auth_warning(config)
+    if warning is not None:
+        click.echo(f"mailsim serve: warning: {warning}", err=True)
+
+
+def plaintext_auth_warning(config: Any) -> str | None:
+    """Why listening on ``config.host`` without TLS exposes passwords, or None when it does not.
+
+    AUTH PLAIN/LOGIN and POP3 PASS carry the password in the clear (base64 is no encryption);
+    on loopback nobody else sees it, on any other address the network does.
+    """
+    import ipaddress
+
+    if config.tls:
+        return None
+    host = config.host
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    return (
+        f"listening on {host}, beyond loopback, with AUTH and POP3 passwords in plaintext: "
+        "anyone on the network can read them; add --tls (or --host 127.0.0.1)"
+    )
 
 
 # --- send ----------------------------------------------------------------------------------------

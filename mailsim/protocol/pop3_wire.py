@@ -92,8 +92,8 @@ def top_of(content: bytes, body_lines: int) -> bytes:
 def split_args(arg: str) -> list[str]:
     """The arguments of a command: separated by SPACE (RFC 1939 section 3), extra spaces forgiven.
 
-    Only SPACE separates: a TAB or a bare LF stays inside an argument, where it makes the argument
-    invalid instead of smuggling in a second command.
+    Only SPACE separates: a TAB stays inside an argument, where it makes the argument invalid. (A
+    bare LF never gets this far: the line it ends is refused with :data:`BARE_LF_HINT`.)
     """
     return [token for token in arg.split(" ") if token]
 

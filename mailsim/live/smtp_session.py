@@ -331,6 +331,11 @@ class SMTPSession(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._under_tls is not None:
+            # The handshake just ended; TLSStarted comes next. Recorded then, after the "TLS
+            # started" mark, since it was said under TLS (a loaded machine makes this common).
+            self._under_tls += data
+            return
         if self.recorder is not None:
             self.recorder.received(data)
         machine = self.machine
@@ -339,9 +344,6 @@ class SMTPSession(asyncio.Protocol):
         self.last_activity = self.loop.time()
         if self.line.saw(data, self.last_activity):
             self._check_by(self.last_activity + self.server.config.line_timeout)
-        if self._under_tls is not None:
-            self._under_tls += data  # the handshake just ended; TLSStarted comes next
-            return
         if self._slow and self.server.config.strict and machine.state not in _SMTP_OVER:
             # The client did not wait for the whole of a slow reply (RFC 5321 4.2.1, 4.3).
             self._improper(ImproperPipelining(self._slow_verb, _first_line(data)))
@@ -574,6 +576,10 @@ class SMTPSession(asyncio.Protocol):
         self._emit(machine.send(TLSStarted()))
         early, self._under_tls = bytes(self._under_tls or b""), None
         if early:
+            if self.recorder is not None:
+                self.recorder.received(early)
+            self.last_activity = self.loop.time()
+            self.line.saw(early, self.last_activity)
             machine.receive_data(early)
         self._pump()
 

@@ -107,8 +107,9 @@ class Result:
         return deliveries_frame(self.records)
 
     def transcript(self, connection: int | None = None) -> str:
-        """The protocol dialogue of every connection, or of one."""
-        return transcript(self.records, connection)
+        """The protocol dialogue of every connection, or of one (connections still open at the
+        end of the run are marked so)."""
+        return transcript(self.records, connection, end_time=self.end_time)
 
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` document."""

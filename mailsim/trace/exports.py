@@ -10,8 +10,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from mailsim.trace.clock import SIM_EPOCH, epoch_text, format_time
 
 Record = dict[str, Any]
 
@@ -19,33 +22,39 @@ Record = dict[str, Any]
 OUTCOMES = ("delivered", "bounced", "queued", "rejected", "lost")
 
 
-def format_time(seconds: float) -> str:
-    """Simulated seconds as ``[Nd ]HH:MM:SS.mmm``, the transcript's clock."""
-    millis = round(seconds * 1000)
-    days, millis = divmod(millis, 86_400_000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-    return f"{days}d {clock}" if days else clock
-
-
 # --- transcript ---------------------------------------------------------------------------------
 
 
-def transcript(records: Iterable[Record], connection: int | None = None) -> str:
+def transcript(
+    records: Iterable[Record],
+    connection: int | None = None,
+    *,
+    end_time: float | None = None,
+    epoch: datetime = SIM_EPOCH,
+) -> str:
     """The protocol dialogue of every connection (or one), one block per connection.
 
     A block is headed by its opening time, client node, server node and protocol, then lists each
-    line as ``C: ...`` or ``S: ...`` with its time, as the tutorial writes them. Connections that
-    never got established are listed with their failure, since "connection timed out" is part of
-    the story too.
+    line as ``C: ...`` or ``S: ...`` with its time, as the tutorial writes them, and ends with how
+    the connection ended. Connections that never got established are listed with their failure,
+    since "connection timed out" is part of the story too, and connections still open when the
+    run stopped say so, so every stream of ``trace.pcap`` has its block. The whole transcript
+    (``connection`` None) starts with a header naming the clock's epoch.
+
+    Args:
+        records: the run's trace records, in emission order.
+        connection: only this connection's block (no header).
+        end_time: when the run stopped (default: the time of the last record), for the
+            connections still open then.
+        epoch: the wall-clock instant of simulated time 0 (default :data:`SIM_EPOCH`).
     """
     opened: dict[int, Record] = {}
     blocks: dict[int, list[str]] = defaultdict(list)
     protocol: dict[int, str] = {}
     ends: dict[int, str] = {}
+    last = 0.0
     for rec in records:
+        last = rec["t"]
         kind = rec["type"]
         conn = rec.get("conn")
         if not isinstance(conn, int) or (connection is not None and conn != connection):
@@ -60,18 +69,23 @@ def transcript(records: Iterable[Record], connection: int | None = None) -> str:
         elif kind == "tcp.close" and conn not in ends:
             how = "closed" if rec["how"] == "fin" else f"ended by {rec['how']}"
             ends[conn] = f"[{format_time(rec['t'])}] -- {how} by {rec['by']}"
+    stopped = format_time(last if end_time is None else end_time)
     out: list[str] = []
+    if connection is None:
+        out += [
+            f"# mailsim transcript: simulated time 00:00:00.000 is {epoch_text(epoch)}, the clock",
+            "# of the messages' Date: headers and of trace.pcap (Wireshark: View > Time Display",
+            "# Format > UTC Date and Time of Day). One block per connection.",
+            "",
+        ]
     for conn, rec in opened.items():
-        if conn not in blocks and conn not in ends:
-            continue
         proto = protocol.get(conn) or _guess_protocol(rec["sport"])
         out.append(
             f"=== connection {conn} at {format_time(rec['t'])}: {rec['client']} -> "
             f"{rec['server']}:{rec['sport']} ({proto})"
         )
         out.extend(blocks.get(conn, ()))
-        if conn in ends:
-            out.append(ends[conn])
+        out.append(ends.get(conn) or f"[{stopped}] -- still open when the run ended")
         out.append("")
     return "\n".join(out)
 

@@ -32,15 +32,17 @@ import ipaddress
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailsim.trace.clock import SIM_EPOCH
+
 Record = dict[str, Any]
 
-#: Simulated time 0 on the capture's clock: 2026-01-05 09:00:00 UTC. The same instant as
-#: ``mailsim.mail.message.SIM_EPOCH``, written out here because trace/ sits below mail/.
-PCAP_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+#: Simulated time 0 on the capture's clock: 2026-01-05 09:00:00 UTC, the run's epoch
+#: (:data:`mailsim.trace.clock.SIM_EPOCH`), also that of the transcript and the Date: headers.
+PCAP_EPOCH = SIM_EPOCH
 
 #: libpcap file magic for microsecond timestamps, written big-endian ("!" formats below) so the
 #: file is the same on every machine; readers accept either byte order.

@@ -688,3 +688,58 @@ def test_tshark_decodes_dns_mx_queries_and_answers(tmp_path: Path) -> None:
     assert rows[2][1:6] == ["1", "usa.com", "mail.usa.com", "", "0"]
     assert rows[4][1:6] == ["1", "mail.usa.com", "", "198.51.100.25", "0"]
     assert rows[6][1:6] == ["1", "nowhere.example", "", "", "3"]
+
+
+# --- a bundled story: DNS before the SYN ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def story_pcap(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
+    """james-to-steve with segment tracing, written as a capture."""
+    import mailsim
+    from mailsim.scenario.result import run_scenario
+
+    result = run_scenario(mailsim.load("james-to-steve"), segments=True, strict=True)
+    path = tmp_path_factory.mktemp("story") / "trace.pcap"
+    write_pcap(result.records, path)
+    return result.records, path
+
+
+def test_the_mx_lookup_of_step_3_is_in_the_capture_before_the_syn(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    # Tutorial step 3: india-mail finds Steve's server (usa.com MX) and then opens the TCP
+    # connection to it. Before the fix the capture had no UDP packet at all.
+    records, path = story_pcap
+    _, packets = read_pcap(path.read_bytes())
+    addresses = {r["node"]: r["ip"] for r in records if r["type"] == "net.node"}
+    india, usa, dns = addresses["india-mail"], addresses["usa-mail"], addresses["dns"]
+    query = next(p for p in packets if p.proto == 17 and p.src == india and p.dport == 53)
+    answer = next(p for p in packets if p.proto == 17 and p.src == dns and p.sport == 53)
+    syn = next(p for p in packets if p.proto == 6 and p.flags == "S" and p.dst == usa)
+    assert query.time < answer.time < syn.time
+    assert query.payload[12:] == b"\x03usa\x03com\x00\x00\x0f\x00\x01"  # usa.com MX IN
+    # One answer (10 usa-mail.usa.com) and the glue A record in the additional section.
+    assert struct.unpack("!HHHH", answer.payload[4:12]) == (1, 1, 0, 1)
+    assert b"\x08usa-mail\x03usa\x03com\x00" in answer.payload
+    assert answer.payload.endswith(ipaddress.IPv4Address(usa).packed)
+    assert all(p.l4_checksum_ok for p in packets if p.proto == 17)
+
+
+@needs_tshark
+def test_tshark_dissects_the_storys_dns_without_warnings(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    _, path = story_pcap
+    out = tshark(
+        path, "-Y", "dns", "-T", "fields", "-e", "dns.flags.response", "-e", "dns.qry.name",
+        "-e", "dns.mx.mail_exchange", "-e", "dns.count.add_rr", "-e", "dns.a",
+        "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "udp.checksum.status",
+    )  # fmt: skip
+    rows = [(row.split("\t") + [""] * 8)[:8] for row in out.splitlines()]
+    assert rows and rows[0][:2] == ["0", "usa.com"]
+    answers = [row for row in rows if row[0] == "1" and row[1] == "usa.com"]
+    assert answers[0][2:5] == ["usa-mail.usa.com", "1", "198.51.100.2"]
+    for row in rows:
+        worst = max((int(s) for s in row[6].split(",") if s), default=0)
+        assert row[5] == "" and worst < 6291456 and row[7] == "1", row  # no warning, no error

@@ -292,14 +292,23 @@ class World:
 
     def _fill_zones(self) -> None:
         """A records for every node, MX records for every server's domains (preference 10)
-        unless given explicitly (both only with :attr:`generate_dns`), and :attr:`a_records`."""
+        unless given explicitly (both only with :attr:`generate_dns`), and :attr:`a_records`.
+
+        A generated MX names its server by a full name in the server's first domain
+        (``usa-mail.usa.com``, with its A record), as a real zone would, so the answer in
+        ``trace.pcap`` reads like one from the Internet.
+        """
         if self.generate_dns:
             for each in self.topology.nodes:
                 self.dns.add_a(each.name, self.topology.ip_of(each.name))
             for server, spec in self._server_specs.items():
+                if not spec["domains"]:
+                    continue
+                exchange = f"{server}.{spec['domains'][0]}"
+                self.dns.add_a(exchange, self.topology.ip_of(server))
                 for domain in spec["domains"]:
                     if domain not in self.explicit_mx:
-                        self.dns.add_mx(domain, 10, server)
+                        self.dns.add_mx(domain, 10, exchange)
         for name, address, owner, ttl in self.a_records:
             if address is None:
                 if owner is None:

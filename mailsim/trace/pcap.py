@@ -17,9 +17,11 @@ starts with its IPv4 header) that Wireshark and tshark open like any capture:
   window, and the simulator's fixed 64 KiB window never closes), the MSS option on SYN and
   SYN-ACK (each end advertising its link MTU - 40, RFC 9293 3.7.1), the payload octets, and a
   correct checksum over the pseudo-header;
-* DNS (RFC 1035) over UDP, for ``dns.query`` records that say when their queries were sent (an
-  optional ``sent`` field, see :func:`write_pcap`): each query at its time, the answer at the
-  record's time. Records without ``sent`` and answers from the resolver's cache give no packets.
+* DNS (RFC 1035) over UDP port 53, for ``dns.query`` records that say when their queries were
+  sent (``sent``, one time per try, written by :mod:`mailsim.net.dns`): each try's query at its
+  time, and the answer when the server sent it (``answered``), with the MX exchanges' A records
+  (``additional``) in the additional section. Answers from the resolver's cache sent nothing and
+  give no packets; a lookup that timed out gives its queries only.
 
 The capture point is every sender at once: a segment appears when its sender puts it on the
 wire, so the gap between a segment and its ACK in Wireshark is the full round trip, as if the
@@ -310,16 +312,24 @@ class _Capture:
         rcode = _RCODES.get(record["rcode"])
         if rcode is not None:
             answers = [_dns_answer(record["qtype"], item) for item in record.get("answer") or ()]
+            # The glue: the exchanges' A records in the additional section (RFC 1035 4.1,
+            # RFC 5321 5.1), owned by their full names.
+            glue = [
+                _dns_name(str(host)) + _dns_rr("A", ipaddress.IPv4Address(ip).packed)
+                for host, ip in record.get("additional") or ()
+            ]
             # QR (response), RD copied, RA (recursion available), and the response code.
             flags = 0x8180 | rcode
             reply = (
-                struct.pack("!HHHHHH", dns_id, flags, 1, len(answers), 0, 0)
+                struct.pack("!HHHHHH", dns_id, flags, 1, len(answers), 0, len(glue))
                 + question
                 + b"".join(answers)
+                + b"".join(glue)
             )
-            packets.append(
-                self._udp(float(record["t"]), server, client, port, cport, reply, record)
-            )
+            # Stamped when the server sent it (the capture is at every sender), else, in a
+            # trace without ``answered``, when it reached the resolver.
+            at = float(record.get("answered", record["t"]))
+            packets.append(self._udp(at, server, client, port, cport, reply, record))
         return packets
 
     def _udp(
@@ -424,13 +434,18 @@ def _dns_name(name: str) -> bytes:
 
 def _dns_answer(qtype: str, item: Any) -> bytes:
     """One answer record owned by the question's name (a pointer to offset 12, RFC 1035
-    4.1.4), class IN, with the rdata of an MX (preference, exchange) or an A (address)."""
+    4.1.4), with the rdata of an MX (preference, exchange) or an A (address)."""
     if qtype == "MX":
         preference, host = item
         rdata = struct.pack("!H", int(preference)) + _dns_name(str(host))
     else:
         rdata = ipaddress.IPv4Address(item).packed
-    return struct.pack("!HHHIH", 0xC00C, _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
+    return struct.pack("!H", 0xC00C) + _dns_rr(qtype, rdata)
+
+
+def _dns_rr(qtype: str, rdata: bytes) -> bytes:
+    """A resource record after its owner name (RFC 1035 4.1.3): type, class IN, TTL, rdata."""
+    return struct.pack("!HHIH", _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
 
 
 __all__ = ["LINKTYPE_RAW", "PCAP_EPOCH", "pcap_bytes", "write_pcap"]

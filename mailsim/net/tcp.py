@@ -119,8 +119,10 @@ class ConnectError(_ReasonedError):
 
     Attributes:
         reason: "refused" (the host answered RST: nothing listens on the port), "timeout" (no
-            answer to any SYN before the connect timeout: host or path down) or "unreachable"
-            (the destination is not a node of the network, or the client has no working link).
+            answer to any SYN before the connect timeout: host or path down, even when the
+            host that is down is the client's only neighbour) or "unreachable" (the destination
+            is not a node of the network, or every link of the client is down: then no packet
+            leaves, as with ENETUNREACH).
     """
 
 

@@ -31,7 +31,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "tcp.open": ("conn", "client", "server", "cport", "sport"),
     "tcp.established": ("conn",),
     # reason: "refused" (RST, host up, nothing listening), "timeout" (SYN retries exhausted),
-    # "unreachable" (no route at all when asked).
+    # "unreachable" (unknown destination, or every link of the client down: nothing sent).
     "tcp.fail": ("conn", "reason"),
     # by: the node that closed; how: "fin" (orderly), "reset" (RST, e.g. a crash), "abort",
     # "timeout" (retransmissions gave up).

@@ -93,6 +93,19 @@ def _parse_until(text: str | None) -> float | None:
     "--until", help="Run until this simulated time instead of the scenario's duration, like 3h."
 )
 @click.option("--pcap", is_flag=True, help="Also write trace.pcap for Wireshark.")
+@click.option(
+    "--pcap-filter",
+    "pcap_filter",
+    multiple=True,
+    metavar="PROTO",
+    help="Only these packets in the pcap files: smtp, pop3, dns (repeat or comma list; "
+    "implies --pcap).",
+)
+@click.option(
+    "--pcap-per-node",
+    is_flag=True,
+    help="Also write pcap/<node>.pcap: the packets each node sent or was sent.",
+)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def run(
@@ -101,12 +114,21 @@ def run(
     seed: int | None,
     until: str | None,
     pcap: bool,
+    pcap_filter: tuple[str, ...],
+    pcap_per_node: bool,
     no_figures: bool,
     quiet: bool,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
     from mailsim.cli_report import run_command
 
+    if pcap_filter:
+        from mailsim.trace.pcap import check_protocols
+
+        try:
+            check_protocols(pcap_filter)
+        except ValueError as error:
+            _fail_input([f"--pcap-filter: {error}"])
     model = _load(scenario)
     raise SystemExit(
         run_command(
@@ -115,7 +137,9 @@ def run(
             out_dir=out_dir,
             seed=seed,
             until=_parse_until(until),
-            pcap=pcap,
+            pcap=pcap or bool(pcap_filter),
+            pcap_filter=pcap_filter or None,
+            pcap_per_node=pcap_per_node,
             figures=not no_figures,
             quiet=quiet,
         )

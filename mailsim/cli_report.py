@@ -35,6 +35,8 @@ def run_command(
     seed: int | None = None,
     until: float | None = None,
     pcap: bool = False,
+    pcap_filter: tuple[str, ...] | None = None,
+    pcap_per_node: bool = False,
     figures: bool = True,
     quiet: bool = False,
     demo: bool = False,
@@ -43,7 +45,7 @@ def run_command(
     pcap = pcap or scenario.trace.pcap  # --pcap, or `trace: {pcap: true}` in the scenario
     console = Console(stderr=False, quiet=quiet)
     err = Console(stderr=True)
-    want_segments = True if pcap else None
+    want_segments = True if pcap or pcap_per_node else None
     if quiet:
         result = run_scenario(scenario, seed=seed, until=until, segments=want_segments)
     else:
@@ -73,7 +75,9 @@ def run_command(
                 progress=timed_progress(show),
             )
     out = Path(out_dir) if out_dir else default_out_dir(scenario.name)
-    result.save(out, figures=figures, pcap=pcap)
+    result.save(
+        out, figures=figures, pcap=pcap, pcap_filter=pcap_filter, pcap_per_node=pcap_per_node
+    )
     if not quiet:
         print_summary(console, result)
         files = sorted(p.name for p in out.iterdir() if p.is_file())

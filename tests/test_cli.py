@@ -128,3 +128,29 @@ def test_run_with_pcap_writes_a_capture(tmp_path: Path) -> None:
     assert code == 0
     magic = (tmp_path / "trace.pcap").read_bytes()[:4]
     assert magic in (bytes.fromhex("a1b2c3d4"), bytes.fromhex("d4c3b2a1"))  # libpcap, either order
+
+
+def test_run_writes_a_filtered_pcap_and_one_file_per_node(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = invoke(
+        "run", "james-to-steve", "--out", str(out), "--no-figures", "--pcap-filter", "pop3",
+        "--pcap-filter", "dns", "--pcap-per-node",
+    )  # fmt: skip
+    assert code == 0, stdout
+    blob = (out / "trace.pcap").read_bytes()
+    assert len(blob) > 24  # a header and packets (the filter implies --pcap)
+    # james-pc only submits (SMTP), so with pop3 and dns it has no packet and no file;
+    # steve-pc polls over POP3, the dns node answers india-mail's MX query.
+    assert sorted(p.name for p in (out / "pcap").iterdir()) == [
+        "dns.pcap",
+        "india-mail.pcap",
+        "steve-pc.pcap",
+        "usa-mail.pcap",
+    ]
+
+
+def test_run_rejects_an_unknown_pcap_filter_with_exit_2(tmp_path: Path) -> None:
+    code, _, err = invoke("run", "james-to-steve", "--out", str(tmp_path), "--pcap-filter", "http")
+    assert code == 2
+    assert "--pcap-filter: 'http' is not a protocol" in err and "smtp, pop3, dns" in err
+    assert not any(tmp_path.iterdir())  # nothing was run or written

@@ -743,3 +743,46 @@ def test_tshark_dissects_the_storys_dns_without_warnings(
     for row in rows:
         worst = max((int(s) for s in row[6].split(",") if s), default=0)
         assert row[5] == "" and worst < 6291456 and row[7] == "1", row  # no warning, no error
+
+
+def test_a_protocol_filter_keeps_only_that_applications_packets(
+    story_pcap: tuple[list[Record], Path], tmp_path: Path
+) -> None:
+    records, _ = story_pcap
+    _, everything = read_pcap(pcap_bytes(records))
+    _, dns = read_pcap(pcap_bytes(records, protocols=["dns"]))
+    assert dns and all(p.proto == 17 and 53 in (p.sport, p.dport) for p in dns)
+    _, pop3 = read_pcap(pcap_bytes(records, protocols=["pop3"]))
+    assert pop3 and all(p.proto == 6 and 110 in (p.sport, p.dport) for p in pop3)
+    _, smtp = read_pcap(pcap_bytes(records, protocols=["smtp"]))
+    assert smtp and all({p.sport, p.dport} & {25, 587} for p in smtp)
+    # The three together are the whole capture; a comma list is the same as a list.
+    assert len(dns) + len(pop3) + len(smtp) == len(everything)
+    assert pcap_bytes(records, protocols=["smtp,dns"]) == pcap_bytes(
+        records, protocols=["smtp", "dns"]
+    )
+    count = write_pcap(records, tmp_path / "dns.pcap", protocols=["DNS"])
+    assert count == len(dns)
+    with pytest.raises(ValueError, match=r"'http' is not a protocol.*smtp, pop3, dns"):
+        pcap_bytes(records, protocols=["http"])
+
+
+def test_per_node_files_hold_what_each_node_sent_or_was_sent(
+    story_pcap: tuple[list[Record], Path], tmp_path: Path
+) -> None:
+    from mailsim.trace.pcap import write_pcap_per_node
+
+    records, path = story_pcap
+    _, everything = read_pcap(path.read_bytes())
+    counts = write_pcap_per_node(records, tmp_path / "pcap")
+    addresses = {r["node"]: r["ip"] for r in records if r["type"] == "net.node"}
+    # Routers forward but send nothing of their own: no file for india-gw and usa-gw.
+    assert set(counts) == {"james-pc", "india-mail", "usa-mail", "steve-pc", "dns"}
+    for node, count in counts.items():
+        _, packets = read_pcap((tmp_path / "pcap" / f"{node}.pcap").read_bytes())
+        ip = addresses[node]
+        assert len(packets) == count
+        assert packets == [p for p in everything if ip in (p.src, p.dst)]
+    assert (
+        pcap_bytes(records, node="steve-pc") == (tmp_path / "pcap" / "steve-pc.pcap").read_bytes()
+    )

@@ -8,7 +8,7 @@ figures, and :meth:`Result.save` which writes the output files of ``mailsim run`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,13 +151,33 @@ class Result:
 
     # -- files --------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, *, figures: bool = True, pcap: bool = False) -> Path:
+    def save(
+        self,
+        directory: str | Path,
+        *,
+        figures: bool = True,
+        pcap: bool = False,
+        pcap_filter: Iterable[str] | None = None,
+        pcap_per_node: bool = False,
+    ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
-        handful of messages); ``trace.pcap`` when ``pcap`` is true (needs segment tracing).
+        handful of messages); ``trace.pcap`` when ``pcap`` is true (needs segment tracing),
+        holding only the protocols of ``pcap_filter`` if given (see :meth:`write_pcap`), and
+        with ``pcap_per_node`` also ``pcap/<node>.pcap`` for every node that sent or was sent a
+        packet.
+
+        Raises:
+            ValueError: ``pcap_filter`` names an unknown protocol (checked before anything is
+                written), or a pcap was asked for but the run had no segment tracing.
         """
+        protocols = None
+        if pcap_filter is not None:
+            from mailsim.trace.pcap import check_protocols
+
+            protocols = sorted(check_protocols(pcap_filter))
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "events.jsonl", "w", encoding="utf-8", newline="\n") as stream:
@@ -169,10 +189,33 @@ class Result:
 
             render_all(self.records, out)
         if pcap:
-            from mailsim.trace.pcap import write_pcap
+            self.write_pcap(out / "trace.pcap", protocols=protocols)
+        if pcap_per_node:
+            from mailsim.trace.pcap import write_pcap_per_node
 
-            write_pcap(self.records, out / "trace.pcap")
+            write_pcap_per_node(self.records, out / "pcap", protocols=protocols)
         return out
+
+    def write_pcap(
+        self,
+        path: str | Path,
+        *,
+        protocols: Iterable[str] | None = None,
+        node: str | None = None,
+    ) -> int:
+        """Write the run's packets to ``path`` for Wireshark; returns how many.
+
+        Args:
+            protocols: keep only these of ``smtp``, ``pop3``, ``dns`` (default: every packet).
+            node: keep only the packets this node sent or was sent.
+
+        Raises:
+            ValueError: the run had no segment tracing (``run(segments=True)``, or
+                ``trace: {pcap: true}`` in the scenario), or an unknown protocol name.
+        """
+        from mailsim.trace.pcap import write_pcap
+
+        return write_pcap(self.records, path, protocols=protocols, node=node)
 
 
 def timed_progress(callback: Progress, delay: float = 1.0) -> Progress:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,46 +92,155 @@ _SEGMENTS_NEEDED = (
 )
 
 
-def pcap_bytes(records: Iterable[Record], *, epoch: datetime = PCAP_EPOCH) -> bytes:
+#: What ``protocols`` may name: the application each packet belongs to.
+PROTOCOLS = ("smtp", "pop3", "dns")
+#: Well-known server ports, for a connection whose dialogue the trace does not show (a refused
+#: or timed-out connect): SMTP (RFC 5321), submission (RFC 6409), submissions (RFC 8314), POP3
+#: (RFC 1939) and POP3S (RFC 8314).
+_PORT_PROTOCOLS = {25: "smtp", 587: "smtp", 465: "smtp", 110: "pop3", 995: "pop3"}
+
+
+def pcap_bytes(
+    records: Iterable[Record],
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+    node: str | None = None,
+) -> bytes:
     """The libpcap file of a trace, as bytes (see the module docstring for what it holds).
 
     Args:
         records: the trace records of a run with segment tracing on, in emission order.
         epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+        protocols: keep only the packets of these applications (names from
+            :data:`PROTOCOLS`); default all packets.
+        node: keep only the packets this node sent or was sent.
 
     Returns:
         The whole file: the global header, then one packet per ``tcp.segment`` record (and the
         DNS packets of ``dns.query`` records that carry ``sent``), in time order.
 
     Raises:
-        ValueError: the trace has no ``tcp.segment`` record (segment tracing was off), or a
-            record cannot be turned into a packet (the message says which and why).
+        ValueError: the trace has no ``tcp.segment`` record (segment tracing was off), a
+            protocol name is unknown, or a record cannot be turned into a packet (the message
+            says which and why).
     """
     capture = _Capture(records)
-    return b"".join([_file_header(), *capture.frames(epoch)])
+    keep = _selection(protocols, node)
+    return b"".join([_file_header(), *(data for _p, data in capture.frames(epoch) if keep(_p))])
 
 
-def write_pcap(records: Iterable[Record], path: str | Path, *, epoch: datetime = PCAP_EPOCH) -> int:
+def write_pcap(
+    records: Iterable[Record],
+    path: str | Path,
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+    node: str | None = None,
+) -> int:
     """Write the trace's packets to ``path`` as a libpcap file for Wireshark; returns their number.
 
     One packet per ``tcp.segment`` record, plus the DNS queries and answers of ``dns.query``
-    records that carry the optional field ``sent`` (the simulated times at which the resolver
-    sent its query, one per try). The file is not created when the trace cannot give one.
+    records that carry ``sent`` (the simulated times at which the resolver sent its query, one
+    per try). The file is not created when the trace cannot give one.
 
     Args:
         records: the trace records of a run with segment tracing on, in emission order.
         path: where to write (``trace.pcap`` in a run's directory).
         epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+        protocols: keep only the packets of these applications (``smtp``: ports 25, 587, 465
+            or a connection with SMTP lines; ``pop3``: 110, 995 or POP3 lines; ``dns``: UDP
+            port 53), like Wireshark's display filter ``smtp or pop or dns``; default all.
+        node: keep only the packets this node sent or was sent (its IP identification
+            numbers keep the gaps of the packets left out, as in a filtered capture).
 
     Raises:
         ValueError: as :func:`pcap_bytes`.
     """
     capture = _Capture(records)
-    frames = list(capture.frames(epoch))  # every check done before the file is touched
+    keep = _selection(protocols, node)
+    # Every check done before the file is touched.
+    frames = [data for packet, data in capture.frames(epoch) if keep(packet)]
+    _write(path, frames)
+    return len(frames)
+
+
+def write_pcap_per_node(
+    records: Iterable[Record],
+    directory: str | Path,
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+) -> dict[str, int]:
+    """Write one capture per node that sent or was sent a packet: ``directory/<node>.pcap``.
+
+    Each file holds what :func:`write_pcap` with ``node=`` gives: the packets the node sent or
+    was sent, stamped like those of ``trace.pcap`` (when their sender sent them; a segment lost
+    on the way is still in the receiver's file). Routers forward and send nothing of their own,
+    so they get no file.
+
+    Returns:
+        Node name -> number of packets written, for the files written.
+
+    Raises:
+        ValueError: as :func:`pcap_bytes`.
+    """
+    capture = _Capture(records)
+    keep = _selection(protocols, None)
+    by_node: dict[str, list[bytes]] = {}
+    for packet, data in capture.frames(epoch):
+        if keep(packet):
+            by_node.setdefault(packet.node, []).append(data)
+            by_node.setdefault(packet.peer, []).append(data)
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frames in by_node.items():
+        _write(out / f"{_file_name(name)}.pcap", frames)
+    return {name: len(frames) for name, frames in by_node.items()}
+
+
+def _write(path: str | Path, frames: list[bytes]) -> None:
     with open(path, "wb") as out:
         out.write(_file_header())
         out.writelines(frames)
-    return len(frames)
+
+
+def _file_name(node: str) -> str:
+    """A node name made safe as a file name (node names are usually safe already)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in node).lstrip(".")
+    return safe or "node"
+
+
+def check_protocols(names: Iterable[str]) -> frozenset[str]:
+    """The protocol names of a pcap filter, lower-cased; each may be a comma list.
+
+    Raises:
+        ValueError: a name is not one of :data:`PROTOCOLS` (the message lists them).
+    """
+    wanted = frozenset(
+        part.strip().lower() for name in names for part in name.split(",") if part.strip()
+    )
+    unknown = sorted(wanted - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(name) for name in unknown)} is not a protocol mailsim captures; "
+            f"choose from {', '.join(PROTOCOLS)} (several: smtp,dns)"
+        )
+    if not wanted:
+        raise ValueError(f"no protocol given; choose from {', '.join(PROTOCOLS)}")
+    return wanted
+
+
+def _selection(protocols: Iterable[str] | None, node: str | None) -> Callable[[_Packet], bool]:
+    """The test a packet must pass to be kept, after checking the protocol names."""
+    wanted = None if protocols is None else check_protocols(protocols)
+
+    def keep(packet: _Packet) -> bool:
+        if wanted is not None and packet.app not in wanted:
+            return False
+        return node is None or node in (packet.node, packet.peer)
+
+    return keep
 
 
 # --- reading the trace ------------------------------------------------------------------------
@@ -139,16 +248,19 @@ def write_pcap(records: Iterable[Record], path: str | Path, *, epoch: datetime =
 
 @dataclass(slots=True)
 class _Packet:
-    """One packet to write, before its IPv4 header: when, the sending node, the addresses, the
-    protocol, the transport segment as captured, and the datagram's length on the wire."""
+    """One packet to write, before its IPv4 header: when, the sending and receiving nodes, the
+    addresses, the protocol, the transport segment as captured, the datagram's length on the
+    wire, and the application it belongs to (one of :data:`PROTOCOLS`, or "tcp")."""
 
     t: float
     node: str
+    peer: str
     src: bytes
     dst: bytes
     proto: int
     segment: bytes
     wire_length: int
+    app: str
 
 
 class _Capture:
@@ -166,6 +278,8 @@ class _Capture:
         self.opened: dict[int, Record] = {}
         #: Node name -> how many lookups its resolver sent (gives UDP source port and DNS id).
         self.lookups: dict[str, int] = {}
+        #: Connection id -> the application its dialogue shows (from smtp.line / pop3.line).
+        self.apps: dict[int, str] = {}
         has_segments = False
         for record in self.records:
             kind = record["type"]
@@ -179,6 +293,8 @@ class _Capture:
                 self.opened[record["conn"]] = record
             elif kind == "tcp.segment":
                 has_segments = True
+            elif kind in ("smtp.line", "pop3.line"):
+                self.apps.setdefault(record["conn"], kind.split(".")[0])
         if not has_segments:
             raise ValueError(_SEGMENTS_NEEDED)
 
@@ -193,8 +309,8 @@ class _Capture:
                 f"net.node record of {record['node']!r}: ip {ip!r} is not an IPv4 address"
             ) from None
 
-    def frames(self, epoch: datetime) -> Iterator[bytes]:
-        """The pcap packet records (header and data), in time order."""
+    def frames(self, epoch: datetime) -> Iterator[tuple[_Packet, bytes]]:
+        """Each packet with its pcap packet record (header and data), in time order."""
         base = round(epoch.timestamp() * 1_000_000)
         self.lookups = {}
         packets: list[_Packet] = []
@@ -213,7 +329,8 @@ class _Capture:
             data = _ipv4(packet, ident)
             micros = base + round(packet.t * 1_000_000)
             seconds, micros = divmod(micros, 1_000_000)
-            yield _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), packet.wire_length) + data
+            header = _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), packet.wire_length)
+            yield packet, header + data
 
     # --- TCP ----------------------------------------------------------------------------------
 
@@ -275,8 +392,9 @@ class _Capture:
                 ip_src + ip_dst + struct.pack("!BBH", 0, _PROTO_TCP, tcp_length) + segment
             )
             segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
+        app = self.apps.get(conn) or _PORT_PROTOCOLS.get(int(opened["sport"]), "tcp")
         return _Packet(
-            float(record["t"]), src, ip_src, ip_dst, _PROTO_TCP, segment, 20 + tcp_length
+            float(record["t"]), src, dst, ip_src, ip_dst, _PROTO_TCP, segment, 20 + tcp_length, app
         )
 
     # --- DNS ----------------------------------------------------------------------------------
@@ -346,7 +464,7 @@ class _Capture:
         )
         # RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
         datagram = _UDP_HEADER.pack(sport, dport, length, checksum or 0xFFFF) + data
-        return _Packet(t, src, ip_src, ip_dst, _PROTO_UDP, datagram, 20 + length)
+        return _Packet(t, src, dst, ip_src, ip_dst, _PROTO_UDP, datagram, 20 + length, "dns")
 
     # --- IPv4 ---------------------------------------------------------------------------------
 
@@ -448,4 +566,12 @@ def _dns_rr(qtype: str, rdata: bytes) -> bytes:
     return struct.pack("!HHIH", _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
 
 
-__all__ = ["LINKTYPE_RAW", "PCAP_EPOCH", "pcap_bytes", "write_pcap"]
+__all__ = [
+    "LINKTYPE_RAW",
+    "PCAP_EPOCH",
+    "PROTOCOLS",
+    "check_protocols",
+    "pcap_bytes",
+    "write_pcap",
+    "write_pcap_per_node",
+]

@@ -786,3 +786,36 @@ def test_per_node_files_hold_what_each_node_sent_or_was_sent(
     assert (
         pcap_bytes(records, node="steve-pc") == (tmp_path / "pcap" / "steve-pc.pcap").read_bytes()
     )
+
+
+@needs_tshark
+def test_tshark_shows_duplicate_acks_and_a_fast_retransmission(tmp_path: Path) -> None:
+    # The SMTP exchange over one 5 ms link whose 16th packet (the 5th segment of the message
+    # body: SYN, SYN-ACK and nine command and reply lines come first) is lost. The receiver's
+    # duplicate ACKs and the sender's resend at the third show as in a real capture; before
+    # fast retransmit, nothing happened until the RTO.
+    env, net, recorder = make_net(pair(latency=0.005, loss=0.5), seed=1, segments=True)
+    drawn = [0]
+
+    class LoseOne:
+        def random(self) -> float:
+            drawn[0] += 1
+            return 0.0 if drawn[0] == 16 else 1.0
+
+    for direction in net._directions.values():
+        direction.loss_rng = LoseOne()  # type: ignore[assignment]
+    run(env, smtp_server(net, "b"), smtp_client(net, "a", "b"))
+    path = tmp_path / "fast.pcap"
+    write_pcap(recorder.records, path)
+    out = tshark(
+        path, "-Y", "tcp.analysis.flags", "-T", "fields", "-e", "tcp.analysis.duplicate_ack",
+        "-e", "tcp.analysis.fast_retransmission", "-e", "tcp.analysis.lost_segment",
+        "-e", "tcp.analysis.ack_lost_segment", "-e", "tcp.analysis.out_of_order",
+    )  # fmt: skip
+    rows = [(row.split("\t") + [""] * 5)[:5] for row in out.splitlines()]
+    assert sum(1 for row in rows if row[0]) >= 3  # [TCP Dup ACK]
+    assert sum(1 for row in rows if row[1]) == 1  # [TCP Fast Retransmission]
+    assert not any(row[2] or row[3] or row[4] for row in rows)
+    _, packets = read_pcap(path.read_bytes())
+    smtp = conversation(packets, 25)
+    assert stream_of(smtp, smtp[0].src, smtp[0].seq) == CLIENT_STREAM

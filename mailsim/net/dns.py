@@ -331,7 +331,8 @@ class Resolver:
             self._ask(key[0], qtype, reply)
             yield reply | env.timeout(self.timeout)
             if reply.processed:
-                answer_or_none, answered = reply.value
+                # What DnsServer sent: (the answer, when it left the server).
+                answer_or_none, answered = reply.value  # type: ignore[misc]
                 break
         if answer_or_none is None:
             self._record(key[0], qtype, "TIMEOUT", [], cached=False, sent=sent)

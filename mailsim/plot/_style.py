@@ -156,7 +156,7 @@ def set_log_time_axis(ax: Axes, lo: float, hi: float, *, axis: str = "x") -> Non
 
 def clock(seconds: float) -> str:
     """Simulated time as the transcript writes it, ``[Nd ]HH:MM:SS.mmm``."""
-    from mailsim.trace.exports import format_time
+    from mailsim.trace.clock import format_time
 
     return format_time(seconds)
 

@@ -446,7 +446,7 @@ class _Capture:
             )
             # Stamped when the server sent it (the capture is at every sender), else, in a
             # trace without ``answered``, when it reached the resolver.
-            at = float(record.get("answered", record["t"]))
+            at = float(record["answered"] if "answered" in record else record["t"])
             packets.append(self._udp(at, server, client, port, cport, reply, record))
         return packets
 

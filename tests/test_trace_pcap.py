@@ -767,7 +767,7 @@ def test_a_protocol_filter_keeps_only_that_applications_packets(
         pcap_bytes(records, protocols=["http"])
 
 
-def test_per_node_files_hold_what_each_node_sent_or_was_sent(
+def test_per_node_files_are_each_hosts_own_capture(
     story_pcap: tuple[list[Record], Path], tmp_path: Path
 ) -> None:
     from mailsim.trace.pcap import write_pcap_per_node
@@ -781,20 +781,49 @@ def test_per_node_files_hold_what_each_node_sent_or_was_sent(
     for node, count in counts.items():
         _, packets = read_pcap((tmp_path / "pcap" / f"{node}.pcap").read_bytes())
         ip = addresses[node]
-        assert len(packets) == count
-        assert packets == [p for p in everything if ip in (p.src, p.dst)]
+        # The same packets (nothing is lost in this story), byte for byte...
+        mine = [p for p in everything if ip in (p.src, p.dst)]
+        assert len(packets) == count == len(mine)
+        key = lambda p: (p.src, p.ident)  # noqa: E731
+        assert sorted((key(p), p.payload) for p in packets) == sorted(
+            (key(p), p.payload) for p in mine
+        )
+        # ...what it sent at the same times, what it received later, on the way.
+        sent_at = {key(p): p.time for p in mine}
+        for packet in packets:
+            if packet.src == ip:
+                assert packet.time == sent_at[key(packet)]
+            else:
+                assert packet.time > sent_at[key(packet)]
+        stamps = [p.time for p in packets]
+        assert stamps == sorted(stamps)
+    # On steve-pc the POP3 handshake looks as on a real host: SYN-ACK one round trip
+    # (2 * 3.004 ms over its 3 ms, 100 Mbit/s link) after the SYN.
+    _, steve = read_pcap((tmp_path / "pcap" / "steve-pc.pcap").read_bytes())
+    syn = next(p for p in steve if p.flags == "S")
+    synack = next(p for p in steve if p.flags == "SA")
+    assert synack.time - syn.time == pytest.approx(2 * (0.003 + 40 * 8 / 100e6), abs=2e-6)
     assert (
         pcap_bytes(records, node="steve-pc") == (tmp_path / "pcap" / "steve-pc.pcap").read_bytes()
     )
 
 
-@needs_tshark
-def test_tshark_shows_duplicate_acks_and_a_fast_retransmission(tmp_path: Path) -> None:
-    # The SMTP exchange over one 5 ms link whose 16th packet (the 5th segment of the message
-    # body: SYN, SYN-ACK and nine command and reply lines come first) is lost. The receiver's
-    # duplicate ACKs and the sender's resend at the third show as in a real capture; before
-    # fast retransmit, nothing happened until the RTO.
-    env, net, recorder = make_net(pair(latency=0.005, loss=0.5), seed=1, segments=True)
+def test_a_lost_segment_is_only_in_its_senders_own_capture(tmp_path: Path) -> None:
+    from mailsim.trace.pcap import write_pcap_per_node
+
+    records = lossy_smtp_records(latency=0.05)
+    counts = write_pcap_per_node(records, tmp_path)
+    lost = counts["a"] - counts["b"]
+    assert lost == 1  # one packet sent, never arrived
+    _, sender = read_pcap((tmp_path / "a.pcap").read_bytes())
+    _, receiver = read_pcap((tmp_path / "b.pcap").read_bytes())
+    assert {(p.src, p.ident) for p in receiver} < {(p.src, p.ident) for p in sender}
+
+
+def lossy_smtp_records(latency: float) -> list[Record]:
+    """The SMTP exchange over one link of ``latency`` whose 16th packet (the 5th segment of the
+    message body: SYN, SYN-ACK and nine command and reply lines come first) is lost."""
+    env, net, recorder = make_net(pair(latency=latency, loss=0.5), seed=1, segments=True)
     drawn = [0]
 
     class LoseOne:
@@ -805,17 +834,57 @@ def test_tshark_shows_duplicate_acks_and_a_fast_retransmission(tmp_path: Path) -
     for direction in net._directions.values():
         direction.loss_rng = LoseOne()  # type: ignore[assignment]
     run(env, smtp_server(net, "b"), smtp_client(net, "a", "b"))
-    path = tmp_path / "fast.pcap"
-    write_pcap(recorder.records, path)
+    records: list[Record] = recorder.records
+    return records
+
+
+def fast_retransmit_flags(path: Path) -> list[list[str]]:
     out = tshark(
         path, "-Y", "tcp.analysis.flags", "-T", "fields", "-e", "tcp.analysis.duplicate_ack",
         "-e", "tcp.analysis.fast_retransmission", "-e", "tcp.analysis.lost_segment",
         "-e", "tcp.analysis.ack_lost_segment", "-e", "tcp.analysis.out_of_order",
     )  # fmt: skip
-    rows = [(row.split("\t") + [""] * 5)[:5] for row in out.splitlines()]
+    return [(row.split("\t") + [""] * 5)[:5] for row in out.splitlines()]
+
+
+@needs_tshark
+def test_tshark_shows_duplicate_acks_and_a_fast_retransmission(tmp_path: Path) -> None:
+    # One lost body segment on a 5 ms link: the receiver's duplicate ACKs and the sender's
+    # resend at the third show as in a real capture; before fast retransmit, nothing happened
+    # until the RTO.
+    records = lossy_smtp_records(latency=0.005)
+    path = tmp_path / "fast.pcap"
+    write_pcap(records, path)
+    rows = fast_retransmit_flags(path)
     assert sum(1 for row in rows if row[0]) >= 3  # [TCP Dup ACK]
     assert sum(1 for row in rows if row[1]) == 1  # [TCP Fast Retransmission]
     assert not any(row[2] or row[3] or row[4] for row in rows)
     _, packets = read_pcap(path.read_bytes())
     smtp = conversation(packets, 25)
     assert stream_of(smtp, smtp[0].src, smtp[0].seq) == CLIENT_STREAM
+
+
+@needs_tshark
+def test_the_senders_own_capture_shows_the_fast_retransmission_on_a_long_path(
+    tmp_path: Path,
+) -> None:
+    # 50 ms one way: in trace.pcap (stamped at each sender) the resend comes 50 ms after the
+    # receiver sent its third duplicate ACK, past Wireshark's 20 ms, so it reads "Retransmission";
+    # on the sender's own host the duplicate ACK arrives and the resend follows at once.
+    records = lossy_smtp_records(latency=0.05)
+    merged = tmp_path / "trace.pcap"
+    write_pcap(records, merged)
+    assert sum(1 for row in fast_retransmit_flags(merged) if row[1]) == 0
+    own = tmp_path / "a.pcap"
+    write_pcap(records, own, node="a")
+    rows = fast_retransmit_flags(own)
+    assert sum(1 for row in rows if row[0]) >= 3 and sum(1 for row in rows if row[1]) == 1
+    # The receiver's own capture shows the hole as real ones do: the next segment after a
+    # segment not captured, and the resend arriving out of order.
+    theirs = tmp_path / "b.pcap"
+    write_pcap(records, theirs, node="b")
+    rows = fast_retransmit_flags(theirs)
+    assert sum(1 for row in rows if row[2]) == 1  # [TCP Previous segment not captured]
+    # Its ACKs repeat the hole's number until the resend arrives: none acknowledges a segment
+    # it has not received yet (the duplicate ACKs once claimed the whole window too early).
+    assert not any(row[3] for row in rows)  # no [TCP ACKed unseen segment]

@@ -268,6 +268,7 @@ class Connection:
             return
         net = self._net
         route = net.routing.route(self.local_node, self.remote_node)
+        arrive = transit(route.hops, net.env._now, HEADER_BYTES) if route is not None else None
         if net.recorder.segments:
             net.recorder.emit(
                 "tcp.segment",
@@ -278,10 +279,8 @@ class Connection:
                 seq=self._out.seq_of(self._out.nxt),
                 ack=0,
                 length=0,
+                **({} if arrive is None else {"arrive": arrive}),
             )
-        if route is None:
-            return
-        arrive = transit(route.hops, net.env._now, HEADER_BYTES)
         if arrive is None:
             return
         message = f"connection {self.id} reset by {self.local_node}"

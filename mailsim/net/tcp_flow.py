@@ -444,20 +444,23 @@ class _Flow(_CongestionControl):
         if retx:
             seg.retx += 1
             self.retransmits += 1
-        if self.tracing:
-            self._trace_segment(seg, now, retx)
         if route is None:
+            if self.tracing:
+                self._trace_segment(seg, now, retx, None)
             return
         a = transit(route.hops, now, seg.end - seg.start + HEADER_BYTES)
+        if a is not None and not self.peer_gone:
+            if a < self.last_arrive:
+                a = self.last_arrive  # jitter must not reorder a connection's segments
+            else:
+                self.last_arrive = a
+        if self.tracing:
+            self._trace_segment(seg, now, retx, a)
         if a is None:
             return
         if self.peer_gone:
             self._answer_rst(a, route)
             return
-        if a < self.last_arrive:
-            a = self.last_arrive  # jitter must not reorder a connection's segments
-        else:
-            self.last_arrive = a
         if seg.arrive is None:
             seg.arrive = a
         segs = self.segs
@@ -499,6 +502,7 @@ class _Flow(_CongestionControl):
                 seq=0,
                 ack=0,
                 length=0,
+                arrive=arrive + route.ack_delay,
             )
         src = self.src
         message = f"connection {self.id} reset by {self.dst.local_node}"
@@ -821,10 +825,16 @@ class _Flow(_CongestionControl):
         return (self.isn + 1 + offset) & _SEQ_MASK
 
     def received_seq(self, now: float) -> int:
-        """The receiver's cumulative ACK number for this flow as of ``now``."""
+        """The receiver's cumulative ACK number for this flow as of ``now``.
+
+        Counted from the first segment kept (every one forgotten was acknowledged by now), not
+        from ``ir``: a delivery booked ahead (a resend that fills a hole later) has moved ``ir``
+        past segments that have not all arrived yet.
+        """
         segs = self.segs
-        k = self.ir
-        while k < self.ic and segs[k].arrive <= now:  # type: ignore[operator]
+        k = 0
+        ic = self.ic
+        while k < ic and segs[k].arrive <= now:  # type: ignore[operator]
             k += 1
         if k == 0:
             offset = segs[0].start if segs else self.nxt
@@ -832,7 +842,7 @@ class _Flow(_CongestionControl):
         last = segs[k - 1]
         return (self.seq_of(last.end) + (1 if last.fin else 0)) & _SEQ_MASK
 
-    def _trace_segment(self, seg: _Seg, now: float, retx: bool) -> None:
+    def _trace_segment(self, seg: _Seg, now: float, retx: bool, arrive: float | None) -> None:
         src = self.src.local_node
         dst = self.dst.local_node
         seq = self.seq_of(seg.start)
@@ -856,6 +866,8 @@ class _Flow(_CongestionControl):
         if length:
             data = bytes(self.buf[seg.start - self.base : seg.end - self.base])
             fields["payload"] = data.decode("latin-1")
+        if arrive is not None:
+            fields["arrive"] = arrive  # for the receiver's own capture (pcap/<node>.pcap)
         # A segment of a window round may enter the link later, when its ACK clock allows.
         net.emit_at(now, alive, "tcp.segment", **fields)
 
@@ -872,7 +884,15 @@ class _Flow(_CongestionControl):
             # then: if this side sent its own FIN meanwhile, the ACK's seq is past that FIN.
             seq = (back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0)) & _SEQ_MASK
             recorder.emit(
-                "tcp.segment", conn=conn, src=src, dst=dst, flags="A", seq=seq, ack=ack, length=0
+                "tcp.segment",
+                conn=conn,
+                src=src,
+                dst=dst,
+                flags="A",
+                seq=seq,
+                ack=ack,
+                length=0,
+                arrive=t_ack,
             )
 
         if at <= self.env._now:
@@ -890,8 +910,20 @@ class _Flow(_CongestionControl):
                 return  # a failure took the segment back, or the receiver is gone
             seq = (back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0)) & _SEQ_MASK
             ack = self.received_seq(self.env._now)
+            route = seg.route
+            fields: dict[str, Any] = {}
+            if route is not None:
+                fields["arrive"] = at + route.ack_delay
             recorder.emit(
-                "tcp.segment", conn=conn, src=src, dst=dst, flags="A", seq=seq, ack=ack, length=0
+                "tcp.segment",
+                conn=conn,
+                src=src,
+                dst=dst,
+                flags="A",
+                seq=seq,
+                ack=ack,
+                length=0,
+                **fields,
             )
 
         if at <= self.env._now:

@@ -68,16 +68,18 @@ class Handshake:
     def _send_syn(self, now: float) -> None:
         net = self.net
         self.tries += 1
+        if self.tries > 1 and net.recorder.segments:
+            net.recorder.emit(
+                "tcp.retransmit",
+                conn=self.id,
+                src=self.client,
+                dst=self.server,
+                seq=self.client_isn,
+                length=0,
+            )
+        route = net.routing.route(self.client, self.server)
+        arrive = transit(route.hops, now, HEADER_BYTES) if route is not None else None
         if net.recorder.segments:
-            if self.tries > 1:
-                net.recorder.emit(
-                    "tcp.retransmit",
-                    conn=self.id,
-                    src=self.client,
-                    dst=self.server,
-                    seq=self.client_isn,
-                    length=0,
-                )
             net.recorder.emit(
                 "tcp.segment",
                 conn=self.id,
@@ -87,13 +89,11 @@ class Handshake:
                 seq=self.client_isn,
                 ack=0,
                 length=0,
+                **_arrival(arrive),
             )
-        route = net.routing.route(self.client, self.server)
-        if route is not None:
-            arrive = transit(route.hops, now, HEADER_BYTES)
-            if arrive is not None:
-                syn_sent = now
-                call_at(net.env, arrive, lambda _ev: self._syn_arrives(syn_sent))
+        if arrive is not None:
+            syn_sent = now
+            call_at(net.env, arrive, lambda _ev: self._syn_arrives(syn_sent))
         self.next_try = now + self.rto
         self.rto *= 2  # RFC 6298 5.5: back off
         call_at(net.env, min(self.next_try, self.give_up), self._on_timer)
@@ -136,6 +136,7 @@ class Handshake:
             return  # it crashed while the SYN was on its way
         back = net.routing.route(self.server, self.client)
         listener = net._listeners.get((self.server, self.sport))
+        arrive = transit(back.hops, now, HEADER_BYTES) if back is not None else None
         if listener is None or (self.server, self.sport) in net._services_down:
             # RFC 9293 3.5.2: a SYN to a closed port gets RST; the client reports "refused".
             if net.recorder.segments:
@@ -148,11 +149,10 @@ class Handshake:
                     seq=0,
                     ack=(self.client_isn + 1) & _SEQ_MASK,
                     length=0,
+                    **_arrival(arrive),
                 )
-            if back is not None:
-                arrive = transit(back.hops, now, HEADER_BYTES)
-                if arrive is not None and arrive <= self.give_up:
-                    call_at(env, arrive, self._refused)
+            if arrive is not None and arrive <= self.give_up:
+                call_at(env, arrive, self._refused)
             return
         if net.recorder.segments:
             net.recorder.emit(
@@ -164,11 +164,9 @@ class Handshake:
                 seq=self.server_isn,
                 ack=(self.client_isn + 1) & _SEQ_MASK,
                 length=0,
+                **_arrival(arrive),
             )
-        if back is None:
-            return
-        arrive = transit(back.hops, now, HEADER_BYTES)
-        if arrive is None or arrive > self.give_up:
+        if back is None or arrive is None or arrive > self.give_up:
             return  # lost: the client will send its SYN again
         # The handshake will complete: build both ends now, wake the client at the SYN-ACK's
         # arrival and the server's accept() at the arrival of the client's ACK.
@@ -204,6 +202,7 @@ class Handshake:
                 seq=(self.client_isn + 1) & _SEQ_MASK,
                 ack=(self.server_isn + 1) & _SEQ_MASK,
                 length=0,
+                **_arrival(self.server_end.established_at if self.server_end else None),
             )
 
     def _accepted(self, listener: Listener) -> None:
@@ -230,3 +229,9 @@ class Handshake:
         if self.done:
             return
         self._fail("unreachable", message)
+
+
+def _arrival(arrive: float | None) -> dict[str, float]:
+    """The optional ``arrive`` field of a ``tcp.segment`` record: when it reaches its
+    destination (for that node's own capture), left out for a packet that is lost."""
+    return {} if arrive is None else {"arrive": arrive}

@@ -23,9 +23,13 @@ starts with its IPv4 header) that Wireshark and tshark open like any capture:
   (``additional``) in the additional section. Answers from the resolver's cache sent nothing and
   give no packets; a lookup that timed out gives its queries only.
 
-The capture point is every sender at once: a segment appears when its sender puts it on the
-wire, so the gap between a segment and its ACK in Wireshark is the full round trip, as if the
-capture ran on the sending host. Retransmissions appear as the sender repeated them.
+The capture point of ``trace.pcap`` is every sender at once: a packet appears when its sender
+puts it on the wire (so the gap between a segment and its ACK is one way, and a segment lost on
+the way is still there); retransmissions appear as the sender repeated them. The capture on one
+node (:func:`write_pcap_per_node`, ``node=``) is that host's own view instead: what it sent,
+when it sent it, and what reached it, when it arrived.
+
+Either can be cut down to some applications (``protocols``: smtp, pop3, dns).
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ def pcap_bytes(
         epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
         protocols: keep only the packets of these applications (names from
             :data:`PROTOCOLS`); default all packets.
-        node: keep only the packets this node sent or was sent.
+        node: the capture on this node instead (see :func:`write_pcap_per_node`).
 
     Returns:
         The whole file: the global header, then one packet per ``tcp.segment`` record (and the
@@ -125,9 +129,7 @@ def pcap_bytes(
             protocol name is unknown, or a record cannot be turned into a packet (the message
             says which and why).
     """
-    capture = _Capture(records)
-    keep = _selection(protocols, node)
-    return b"".join([_file_header(), *(data for _p, data in capture.frames(epoch) if keep(_p))])
+    return b"".join([_file_header(), *_frames(records, epoch, protocols, node)])
 
 
 def write_pcap(
@@ -151,16 +153,13 @@ def write_pcap(
         protocols: keep only the packets of these applications (``smtp``: ports 25, 587, 465
             or a connection with SMTP lines; ``pop3``: 110, 995 or POP3 lines; ``dns``: UDP
             port 53), like Wireshark's display filter ``smtp or pop or dns``; default all.
-        node: keep only the packets this node sent or was sent (its IP identification
-            numbers keep the gaps of the packets left out, as in a filtered capture).
+        node: the capture on this node instead: what it sent, when it sent it, and what
+            reached it, when it arrived (see :func:`write_pcap_per_node`).
 
     Raises:
         ValueError: as :func:`pcap_bytes`.
     """
-    capture = _Capture(records)
-    keep = _selection(protocols, node)
-    # Every check done before the file is touched.
-    frames = [data for packet, data in capture.frames(epoch) if keep(packet)]
+    frames = _frames(records, epoch, protocols, node)  # every check done before the file
     _write(path, frames)
     return len(frames)
 
@@ -172,12 +171,16 @@ def write_pcap_per_node(
     epoch: datetime = PCAP_EPOCH,
     protocols: Iterable[str] | None = None,
 ) -> dict[str, int]:
-    """Write one capture per node that sent or was sent a packet: ``directory/<node>.pcap``.
+    """Write one capture per node that sent or received a packet: ``directory/<node>.pcap``.
 
-    Each file holds what :func:`write_pcap` with ``node=`` gives: the packets the node sent or
-    was sent, stamped like those of ``trace.pcap`` (when their sender sent them; a segment lost
-    on the way is still in the receiver's file). Routers forward and send nothing of their own,
-    so they get no file.
+    Each file is what Wireshark on that host would record: the packets it sent, stamped when it
+    sent them, and those that reached it, stamped when they arrived (from the records'
+    ``arrive`` field); a packet lost on the way is only in its sender's file. So the gap
+    between a segment and its ACK is the full round trip, and a resend follows the third
+    duplicate ACK at once (Wireshark's "fast retransmission"). Its IP identification numbers
+    are the same as in ``trace.pcap``. Routers forward and send nothing of their own, so they
+    get no file. A compromise: a packet that a link or node failure destroyed after it was
+    sent may still show as arrived.
 
     Returns:
         Node name -> number of packets written, for the files written.
@@ -186,17 +189,33 @@ def write_pcap_per_node(
         ValueError: as :func:`pcap_bytes`.
     """
     capture = _Capture(records)
-    keep = _selection(protocols, None)
-    by_node: dict[str, list[bytes]] = {}
-    for packet, data in capture.frames(epoch):
+    keep = _selection(protocols)
+    nodes: dict[str, None] = {}
+    for packet, _data in capture.datagrams():
         if keep(packet):
-            by_node.setdefault(packet.node, []).append(data)
-            by_node.setdefault(packet.peer, []).append(data)
+            nodes.setdefault(packet.node)
+            nodes.setdefault(packet.peer)
+    files = {name: capture.host_frames(epoch, name, keep) for name in nodes}
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    for name, frames in by_node.items():
-        _write(out / f"{_file_name(name)}.pcap", frames)
-    return {name: len(frames) for name, frames in by_node.items()}
+    for name, frames in files.items():
+        if frames:
+            _write(out / f"{_file_name(name)}.pcap", frames)
+    return {name: len(frames) for name, frames in files.items() if frames}
+
+
+def _frames(
+    records: Iterable[Record],
+    epoch: datetime,
+    protocols: Iterable[str] | None,
+    node: str | None,
+) -> list[bytes]:
+    """The packet records of a capture: every sender's, or the one on ``node``."""
+    capture = _Capture(records)
+    keep = _selection(protocols)
+    if node is not None:
+        return capture.host_frames(epoch, node, keep)
+    return [data for packet, data in capture.frames(epoch) if keep(packet)]
 
 
 def _write(path: str | Path, frames: list[bytes]) -> None:
@@ -231,14 +250,12 @@ def check_protocols(names: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
-def _selection(protocols: Iterable[str] | None, node: str | None) -> Callable[[_Packet], bool]:
+def _selection(protocols: Iterable[str] | None) -> Callable[[_Packet], bool]:
     """The test a packet must pass to be kept, after checking the protocol names."""
     wanted = None if protocols is None else check_protocols(protocols)
 
     def keep(packet: _Packet) -> bool:
-        if wanted is not None and packet.app not in wanted:
-            return False
-        return node is None or node in (packet.node, packet.peer)
+        return wanted is None or packet.app in wanted
 
     return keep
 
@@ -250,7 +267,8 @@ def _selection(protocols: Iterable[str] | None, node: str | None) -> Callable[[_
 class _Packet:
     """One packet to write, before its IPv4 header: when, the sending and receiving nodes, the
     addresses, the protocol, the transport segment as captured, the datagram's length on the
-    wire, and the application it belongs to (one of :data:`PROTOCOLS`, or "tcp")."""
+    wire, the application it belongs to (one of :data:`PROTOCOLS`, or "tcp"), and when it
+    arrived."""
 
     t: float
     node: str
@@ -261,6 +279,8 @@ class _Packet:
     segment: bytes
     wire_length: int
     app: str
+    #: When it reached ``peer`` (None: lost, or not recorded).
+    arrive: float | None = None
 
 
 class _Capture:
@@ -280,6 +300,8 @@ class _Capture:
         self.lookups: dict[str, int] = {}
         #: Connection id -> the application its dialogue shows (from smtp.line / pop3.line).
         self.apps: dict[int, str] = {}
+        #: Whether the segment records say when each packet arrived (``arrive``).
+        self.has_arrivals = False
         has_segments = False
         for record in self.records:
             kind = record["type"]
@@ -293,6 +315,8 @@ class _Capture:
                 self.opened[record["conn"]] = record
             elif kind == "tcp.segment":
                 has_segments = True
+                if "arrive" in record:
+                    self.has_arrivals = True
             elif kind in ("smtp.line", "pop3.line"):
                 self.apps.setdefault(record["conn"], kind.split(".")[0])
         if not has_segments:
@@ -310,8 +334,37 @@ class _Capture:
             ) from None
 
     def frames(self, epoch: datetime) -> Iterator[tuple[_Packet, bytes]]:
-        """Each packet with its pcap packet record (header and data), in time order."""
+        """Each packet with its pcap packet record (header and data), stamped when its sender
+        sent it, in time order."""
         base = round(epoch.timestamp() * 1_000_000)
+        for packet, data in self.datagrams():
+            yield packet, _stamp(base, packet.t, data, packet.wire_length)
+
+    def host_frames(
+        self, epoch: datetime, node: str, keep: Callable[[_Packet], bool]
+    ) -> list[bytes]:
+        """The capture on ``node`` itself: what it sent, stamped when it sent it, and what
+        reached it, stamped when it arrived (a packet lost on the way is not there).
+
+        A trace from before arrival times were recorded (no ``arrive`` field anywhere) gives
+        the received packets at their send times instead.
+        """
+        base = round(epoch.timestamp() * 1_000_000)
+        stamped: list[tuple[float, bytes]] = []
+        for packet, data in self.datagrams():
+            if not keep(packet):
+                continue
+            if packet.node == node:
+                stamped.append((packet.t, _stamp(base, packet.t, data, packet.wire_length)))
+            elif packet.peer == node:
+                at = packet.arrive if self.has_arrivals else packet.t
+                if at is not None:
+                    stamped.append((at, _stamp(base, at, data, packet.wire_length)))
+        stamped.sort(key=lambda item: item[0])  # stable: same-time packets keep their order
+        return [frame for _t, frame in stamped]
+
+    def datagrams(self) -> Iterator[tuple[_Packet, bytes]]:
+        """Each packet with its IPv4 datagram, in the order of its send time."""
         self.lookups = {}
         packets: list[_Packet] = []
         for record in self.records:
@@ -326,11 +379,7 @@ class _Capture:
         idents: dict[str, int] = {}
         for packet in packets:
             ident = idents[packet.node] = (idents.get(packet.node, 0) + 1) & 0xFFFF
-            data = _ipv4(packet, ident)
-            micros = base + round(packet.t * 1_000_000)
-            seconds, micros = divmod(micros, 1_000_000)
-            header = _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), packet.wire_length)
-            yield packet, header + data
+            yield packet, _ipv4(packet, ident)
 
     # --- TCP ----------------------------------------------------------------------------------
 
@@ -393,8 +442,18 @@ class _Capture:
             )
             segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
         app = self.apps.get(conn) or _PORT_PROTOCOLS.get(int(opened["sport"]), "tcp")
+        arrive = record.get("arrive")
         return _Packet(
-            float(record["t"]), src, dst, ip_src, ip_dst, _PROTO_TCP, segment, 20 + tcp_length, app
+            float(record["t"]),
+            src,
+            dst,
+            ip_src,
+            ip_dst,
+            _PROTO_TCP,
+            segment,
+            20 + tcp_length,
+            app,
+            None if arrive is None else float(arrive),
         )
 
     # --- DNS ----------------------------------------------------------------------------------
@@ -427,6 +486,10 @@ class _Capture:
         # RFC 1035 4.1.1: a query with RD (recursion desired), one question.
         query = struct.pack("!HHHHHH", dns_id, 0x0100, 1, 0, 0, 0) + question
         packets = [self._udp(t, client, server, cport, port, query, record) for t in times]
+        if "answered" in record:
+            # The try that was answered is the last one; when the others arrived (if they
+            # did) the trace does not say, so the server's own capture leaves them out.
+            packets[-1].arrive = float(record["answered"])
         rcode = _RCODES.get(record["rcode"])
         if rcode is not None:
             answers = [_dns_answer(record["qtype"], item) for item in record.get("answer") or ()]
@@ -447,7 +510,9 @@ class _Capture:
             # Stamped when the server sent it (the capture is at every sender), else, in a
             # trace without ``answered``, when it reached the resolver.
             at = float(record["answered"] if "answered" in record else record["t"])
-            packets.append(self._udp(at, server, client, port, cport, reply, record))
+            answer = self._udp(at, server, client, port, cport, reply, record)
+            answer.arrive = float(record["t"])
+            packets.append(answer)
         return packets
 
     def _udp(
@@ -489,6 +554,13 @@ def _ipv4(packet: _Packet, ident: int) -> bytes:
     )
     checksum = _internet_checksum(header)
     return header[:10] + struct.pack("!H", checksum) + header[12:] + packet.segment
+
+
+def _stamp(base: int, t: float, data: bytes, wire_length: int) -> bytes:
+    """One pcap packet record: the time (``base`` microseconds + ``t`` seconds), the captured
+    and the original length, then the data."""
+    seconds, micros = divmod(base + round(t * 1_000_000), 1_000_000)
+    return _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), wire_length) + data
 
 
 def _file_header() -> bytes:

@@ -74,7 +74,8 @@ that side ends: ``by`` its node, ``how`` "fin" (its application closed), "abort"
 aborted), "reset" (it received a RST, or its node crashed or its service stopped) or "timeout"
 (retransmissions exhausted). With ``recorder.segments`` on, every segment is recorded at the time
 its sender sends it (``tcp.segment``, data with ``payload`` as latin-1 text; pure ACKs, duplicate
-ones included, at the time the receiver sends them), resends (fast or after a timeout) also as
+ones included, at the time the receiver sends them; ``arrive`` when it reaches the other end,
+left out if it is lost), resends (fast or after a timeout) also as
 ``tcp.retransmit``. Sequence numbers start from an initial sequence number per side drawn from
 the stream ``net/tcp/isn``; SYN and FIN consume one each, so the records form a valid stream for
 a pcap export.

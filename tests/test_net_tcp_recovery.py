@@ -83,6 +83,17 @@ def test_two_holes_in_one_window_are_both_filled_in_one_recovery() -> None:
     assert len(records(recorder, "tcp.retransmit", src="a")) == 2
 
 
+def test_a_partial_ack_resends_the_next_hole_at_once() -> None:
+    # 14 segments; the 1st (packet 3) and the 12th (packet 14, among the last sent before the
+    # first resend) are lost. Too few segments follow the second hole for three duplicate
+    # ACKs; the ACK for the first resend stops at it (a partial ACK), and NewReno resends it
+    # then (RFC 6582 3.2 step 5) instead of waiting a second for the timeout.
+    result, _, _ = transfer_with_drops(20_000, 3, 14)
+    stats = result["client_conn"].stats()
+    assert (stats["fast_retransmits"], stats["timeouts"]) == (2, 0)
+    assert result["drained_at"] < 0.1
+
+
 # --- lossy transfer times against the models ---------------------------------------------------
 
 

@@ -526,6 +526,7 @@ class _Flow(_CongestionControl):
             self.written > self.nxt
             or (self.fin_wanted and self.fin_seg is None)
             or self.rx < self.recover
+            or self.fr_recover  # a partial ACK makes a recovery resend the next hole
         ):
             a: float = segs[self.ia].ack  # type: ignore[assignment]
             if a < t:

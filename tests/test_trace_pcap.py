@@ -888,3 +888,21 @@ def test_the_senders_own_capture_shows_the_fast_retransmission_on_a_long_path(
     # Its ACKs repeat the hole's number until the resend arrives: none acknowledges a segment
     # it has not received yet (the duplicate ACKs once claimed the whole window too early).
     assert not any(row[3] for row in rows)  # no [TCP ACKed unseen segment]
+
+
+@needs_tshark
+def test_tshark_finds_no_warning_in_the_whole_story_and_decodes_james_login(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    # With SMTP's "decode base64 AUTH parameters" preference on (off by default, when
+    # Wireshark warns on every AUTH line), the story's capture has no warning, no error and
+    # nothing malformed, and shows the credentials James's user agent sent without TLS.
+    _, path = story_pcap
+    out = tshark(path, "-o", "smtp.decryption:TRUE", "-q", "-z", "expert,warn")
+    assert "Warns" not in out and "Errors" not in out, out
+    assert tshark(path, "-Y", "_ws.malformed") == ""
+    login = tshark(
+        path, "-o", "smtp.decryption:TRUE", "-Y", "smtp.auth.username", "-T", "fields",
+        "-e", "smtp.auth.username", "-e", "smtp.auth.password",
+    )  # fmt: skip
+    assert login.split() == ["james", "grammar"]

@@ -53,13 +53,20 @@ def _fail_input(lines: list[str]) -> None:
     raise SystemExit(2)
 
 
-def _load(scenario: str) -> Any:
-    """A scenario by path or bundled name, or exit 2 with its problems."""
+def _load(scenario: str, assignments: tuple[str, ...] = ()) -> Any:
+    """A scenario by path or bundled name, changed by ``--set``; or exit 2 with its problems."""
     from mailsim.scenario import ScenarioError
     from mailsim.scenario.catalog import load
+    from mailsim.scenario.overrides import parse_assignment
 
+    overrides = []
+    for text in assignments:
+        try:
+            overrides.append(parse_assignment(text))
+        except ValueError as error:
+            _fail_input([f"--set {error}"])
     try:
-        return load(scenario)
+        return load(scenario, overrides)
     except ScenarioError as error:
         _fail_input(str(error).splitlines())
     except FileNotFoundError as error:
@@ -95,6 +102,13 @@ def _parse_until(text: str | None) -> float | None:
 @click.option("--pcap", is_flag=True, help="Also write trace.pcap for Wireshark.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Change one field, like faults[0].down_for=3h or servers.retry.policy=exim (repeatable).",
+)
 def run(
     scenario: str,
     out_dir: str | None,
@@ -103,11 +117,12 @@ def run(
     pcap: bool,
     no_figures: bool,
     quiet: bool,
+    assignments: tuple[str, ...],
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
     from mailsim.cli_report import run_command
 
-    model = _load(scenario)
+    model = _load(scenario, assignments)
     raise SystemExit(
         run_command(
             model,

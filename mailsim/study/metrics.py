@@ -28,6 +28,7 @@ __all__ = [
     "MetricSpec",
     "check_metric",
     "measure",
+    "metric_title",
     "metric_unit",
     "percentile",
 ]
@@ -57,6 +58,7 @@ METRIC_DOCS: dict[str, str] = {
     "attempts_total": "all delivery attempts of user mail",
     "delivered_fraction": "delivered (message, recipient) pairs over all submitted",
     "queue_peak": "the longest outgoing queue any mail server had (entries)",
+    "relay_connections": "TCP connections opened to port 25 (mail server to mail server)",
     "submitted, delivered, bounced, queued, rejected, lost, duplicated, dsn_sent, "
     "dsn_delivered, connections": "the counts of the summary's totals",
     "<summary path>": "any number in summary.json by its path, like totals.dsn_sent or end_time",
@@ -83,6 +85,7 @@ _NAMED = (
     "attempts_total",
     "delivered_fraction",
     "queue_peak",
+    "relay_connections",
 )
 _PERCENTILE = re.compile(r"latency_p([1-9][0-9]?)")
 #: Top-level keys of summary.json that hold numbers (for ``end_time``, ``totals.x``).
@@ -108,6 +111,36 @@ def check_metric(name: object) -> str | None:
         f"unknown metric '{name}'; expected one of {', '.join(known)}, latency_p<N>, "
         f"or a number of summary.json like totals.dsn_sent{did_you_mean(name, known)}"
     )
+
+
+#: Short titles for figures (a metric without one is titled by its name).
+METRIC_TITLES: dict[str, str] = {
+    "latency_mean": "mean delivery delay",
+    "latency_median": "median delivery delay",
+    "latency_max": "longest delivery delay",
+    "attempts_mean": "delivery attempts per message",
+    "attempts_max": "most attempts of a message",
+    "attempts_total": "delivery attempts",
+    "delivered_fraction": "fraction delivered",
+    "queue_peak": "longest outgoing queue",
+    "relay_connections": "connections between mail servers",
+    "connections": "TCP connections",
+    "delivered": "messages delivered",
+    "bounced": "messages bounced",
+    "queued": "messages still queued",
+}
+
+
+def metric_title(name: str) -> str:
+    """A short title for ``name`` on a figure: ``mean delivery delay``."""
+    match = _PERCENTILE.fullmatch(name)
+    if match is not None:
+        number = int(match.group(1))
+        suffix = (
+            "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+        )
+        return f"delivery delay, {number}{suffix} percentile"
+    return METRIC_TITLES.get(name, name)
 
 
 def metric_unit(name: str) -> str:
@@ -178,6 +211,8 @@ def _named(
     if name == "delivered_fraction":
         submitted = totals["submitted"]
         return totals["delivered"] / submitted if submitted else math.nan
+    if name == "relay_connections":
+        return float(sum(1 for r in result.records if r["type"] == "tcp.open" and r["sport"] == 25))
     # queue_peak: each mail.queue record carries its server's queue length after the addition.
     return float(max((r["queued"] for r in result.records if r["type"] == "mail.queue"), default=0))
 

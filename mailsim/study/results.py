@@ -25,7 +25,7 @@ from typing import Any
 from mailsim.scenario.errors import Problem
 from mailsim.study.grid import Run, Study
 from mailsim.study.loader import StudyError
-from mailsim.study.metrics import metric_unit
+from mailsim.study.metrics import metric_title, metric_unit
 from mailsim.study.stats import estimate
 
 __all__ = [
@@ -273,7 +273,10 @@ def study_document(study: Study) -> dict[str, Any]:
         "replications": study.replications,
         "runs": len(study.points) * study.replications,
         "parameters": parameters,
-        "metrics": [{"name": name, "unit": metric_unit(name)} for name in study.metric_names],
+        "metrics": [
+            {"name": name, "unit": metric_unit(name), "title": metric_title(name)}
+            for name in study.metric_names
+        ],
         "plot": {
             "x": study.plot.x,
             "lines": study.plot.lines,

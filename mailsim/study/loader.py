@@ -138,15 +138,21 @@ def load_study(path: str | os.PathLike[str], *, source_name: str | None = None) 
     parameters = _parameters_of(raw, name, where, complain)
     if isinstance(model, StudyFile):
         _check_consistency(model, fixed, parameters, complain)
-    if problems or not isinstance(model, StudyFile):
+    reference = model.scenario if isinstance(model, StudyFile) else data.get("scenario")
+    if not isinstance(reference, str):
         raise StudyError(_sorted(problems))
-    scenario_file, scenario_ref = _resolve_scenario(model.scenario, file, name, where)
+    scenario_file, scenario_ref = _resolve_scenario(reference, file, name, where, problems)
     scenario_name = shown_path(scenario_file)
 
     def load_point(overrides: Sequence[Override]) -> Scenario:
         from mailsim.scenario.loader import load_scenario
 
         return load_scenario(scenario_file, source_name=scenario_name, overrides=overrides)
+
+    if problems or not isinstance(model, StudyFile):
+        # Before giving up, check each value alone too, so one round fixes them all.
+        problems.extend(_value_problems(load_point, fixed, parameters, name))
+        raise StudyError(_sorted(set(problems)))
 
     return _assemble(
         name=model.name or file.stem,
@@ -235,7 +241,7 @@ def _check_consistency(
     varied = [parameter.overrides[0] for parameter in parameters]
     for index, override in enumerate(varied):
         for other in [*fixed, *varied[:index]]:
-            if _overlap(override.field, other.field):
+            if _conflict(override.field, other.field, fixed=other in fixed):
                 section = "set" if other in fixed else "parameters"
                 complain(
                     ("parameters", parameters[index].field),
@@ -266,12 +272,44 @@ def _check_consistency(
             )
 
 
-def _overlap(one: str, other: str) -> bool:
-    return any(a == b or a.startswith((b + ".", b + "[")) for a, b in ((one, other), (other, one)))
+def _inside(inner: str, outer: str) -> bool:
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+def _conflict(varied: str, other: str, *, fixed: bool) -> bool:
+    """Whether a varied field clashes with another override. A varied field may lie inside a
+    fixed one (``set: {servers.retry: {policy: fixed}}`` then ``servers.retry.policy`` varied:
+    parameters apply after ``set:``), but never replace it, nor overlap another varied field."""
+    if fixed:
+        return _inside(other, varied)
+    return _inside(varied, other) or _inside(other, varied)
+
+
+def _value_problems(
+    load_point: Callable[[Sequence[Override]], Scenario],
+    fixed: Sequence[Override],
+    parameters: Sequence[Parameter],
+    origin: str,
+) -> list[Problem]:
+    """The problems of each fixed and varied value on its own that lie in the study file."""
+    found: list[Problem] = []
+    singles = [(override,) for override in fixed] + [
+        (override,) for parameter in parameters for override in parameter.overrides
+    ]
+    for overrides in singles:
+        try:
+            load_point(overrides)
+        except ScenarioError as error:
+            found.extend(problem for problem in error.problems if problem.path == origin)
+    return found
 
 
 def _resolve_scenario(
-    ref: str, study: Path, name: str, where: Callable[[tuple[str | int, ...]], tuple[int, int]]
+    ref: str,
+    study: Path,
+    name: str,
+    where: Callable[[tuple[str | int, ...]], tuple[int, int]],
+    problems: Sequence[Problem] = (),
 ) -> tuple[Path, str]:
     """The scenario file and the name ``mailsim run`` reaches it by from the current folder."""
     from mailsim.scenario.catalog import bundled, bundled_dir
@@ -284,15 +322,17 @@ def _resolve_scenario(
     if len(Path(ref).parts) == 1 and candidate.is_file():
         return candidate, stem
     names = [bundled_name for bundled_name, _ in bundled()]
+    suggestion = did_you_mean(stem, names)
+    expected = suggestion or f"; give a path from the study's folder or one of {', '.join(names)}"
     raise StudyError(
         [
+            *problems,
             Problem(
                 name,
                 *where(("scenario",)),
                 "scenario",
-                f"no file {shown_path(beside)} and no bundled scenario '{ref}'; give a path from "
-                f"the study's folder or one of {', '.join(names)}{did_you_mean(stem, names)}",
-            )
+                f"no file {shown_path(beside)} and no bundled scenario '{ref}'{expected}",
+            ),
         ]
     )
 
@@ -347,9 +387,9 @@ def build_study(
     )
     grid_data = {key: list(values) for key, values in (grid or {}).items()}
     parameters = _parameters_of(grid_data, "grid", nowhere, complain_at("grid"))
-    for parameter in parameters:
-        for other in (*fixed_overrides, *(p.overrides[0] for p in parameters)):
-            if other is not parameter.overrides[0] and _overlap(parameter.field, other.field):
+    for index, parameter in enumerate(parameters):
+        for other in (*fixed_overrides, *(p.overrides[0] for p in parameters[:index])):
+            if _conflict(parameter.field, other.field, fixed=other in fixed_overrides):
                 problems.append(Problem("grid", 0, 0, parameter.field, f"overlaps '{other.field}'"))
                 break
     specs = tuple(metrics) if metrics is not None else DEFAULT_METRICS

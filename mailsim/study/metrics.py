@@ -99,7 +99,7 @@ def check_metric(name: object) -> str | None:
     if name in _NAMED or name in _TOTALS or _PERCENTILE.fullmatch(name):
         return None
     head = name.split(".", 1)[0]
-    if head in _SUMMARY_NUMBERS:
+    if head in _SUMMARY_NUMBERS and (head == "totals" or name == head):
         if head == "totals" and name.removeprefix("totals.") not in _TOTALS:
             return (
                 f"unknown total '{name}'; the totals are {', '.join(_TOTALS)}"
@@ -107,9 +107,12 @@ def check_metric(name: object) -> str | None:
             )
         return None
     known = [*_NAMED, *_TOTALS, "latency_p95"]
+    suggestion = did_you_mean(name, known)
+    if suggestion:
+        return f"unknown metric '{name}'{suggestion}"
     return (
         f"unknown metric '{name}'; expected one of {', '.join(known)}, latency_p<N>, "
-        f"or a number of summary.json like totals.dsn_sent{did_you_mean(name, known)}"
+        "or a number of summary.json like totals.dsn_sent"
     )
 
 

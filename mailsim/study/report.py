@@ -53,7 +53,7 @@ def connect(address: str) -> Any:
             "--scheduler needs Dask: pip install 'mailsim[dask]' (dask[distributed])"
         ) from None
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT)
+        return Client(address, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError, TypeError) as error:
         raise SchedulerError(
             f"--scheduler {address}: no Dask scheduler answers there ({error}); start one with "

@@ -91,8 +91,11 @@ def sweep_figure(
     for name in chosen:
         if name not in known:
             raise PlotError(f"metric '{name}' was not collected; the study has {', '.join(known)}")
-    x = x if x is not None else plot.get("x")
-    lines = lines if lines is not None else plot.get("lines")
+    if x is None:
+        x = plot.get("x")
+        lines = lines if lines is not None else plot.get("lines")
+    elif lines is None:
+        lines = next((field for field in fields if field != x), None)
     for role, field in (("x", x), ("lines", lines)):
         if field is not None and field not in fields:
             raise PlotError(f"{role}: '{field}' is not a parameter; the study has {fields}")

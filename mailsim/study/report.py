@@ -76,8 +76,9 @@ def sweep_command(
     ``figure`` draws the figure of the folder once the files are written (the CLI passes the
     plot layer's function, which this layer does not import).
     """
-    console = Console(quiet=quiet, highlight=False)
-    err = Console(stderr=True, highlight=False)
+    # soft_wrap: a path or a command is never broken across lines, so it can be copied.
+    console = Console(quiet=quiet, highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     runs = len(study.points) * study.replications
     where = "the Dask cluster" if client is not None else _local(workers)
     console.print(

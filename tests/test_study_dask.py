@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from study_helpers import comparable, fails_after_long_outages, write_small_study
+from study_helpers import comparable, fails_after_long_outages
 
 import mailsim
 from mailsim.cli import main
@@ -25,18 +25,6 @@ pytestmark = pytest.mark.live  # real sockets, on 127.0.0.1 only
 
 #: Seconds the scheduler and worker processes get to come up on a busy 2-core machine.
 STARTUP = 60.0
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_small_study(tmp_path_factory.mktemp("study"))
-
-
-@pytest.fixture(scope="module")
-def serial_csv(small: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    out = tmp_path_factory.mktemp("serial")
-    run_study(load_study(small), workers=1, out=out)
-    return (out / "results.csv").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from mailsim.scenario.catalog import bundled_dir
 from mailsim.study import StudyError, build_study, bundled_studies, load_study
-from mailsim.study.schema import StudyFile
+from mailsim.study.schema import PlotSection, StudyFile
 
 HERE = Path(__file__).parent
 BROKEN = HERE / "broken_studies"
@@ -108,11 +109,12 @@ def test_a_study_built_in_python_is_checked_like_a_file() -> None:
     ]
 
 
-def test_every_study_key_is_documented() -> None:
+@pytest.mark.parametrize("model", [StudyFile, PlotSection], ids=lambda m: m.__name__)
+def test_every_study_key_is_documented(model: type[BaseModel]) -> None:
     text = DOCS.read_text()
-    for info in [*StudyFile.model_fields.values()]:
-        key = info.alias or next(k for k, v in StudyFile.model_fields.items() if v is info)
-        assert f"`{key}`" in text, f"docs/studies.md does not document {key}"
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        assert f"`{key}`" in text, f"docs/studies.md does not document {model.__name__}.{key}"
 
 
 def test_the_bundled_study_scenarios_are_valid_scenarios() -> None:

@@ -18,18 +18,6 @@ from mailsim.cli import main
 from mailsim.study import StudyError, aggregate, load_study, run_study
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_small_study(tmp_path_factory.mktemp("study"))
-
-
-@pytest.fixture(scope="module")
-def serial_csv(small: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    out = tmp_path_factory.mktemp("serial")
-    run_study(load_study(small), workers=1, out=out)
-    return (out / "results.csv").read_text()
-
-
 def test_a_sweep_writes_its_files_with_one_row_per_run(serial_csv: str, small: Path) -> None:
     rows = list(csv.DictReader(serial_csv.splitlines()))
     assert len(rows) == 12 and [int(r["run"]) for r in rows] == list(range(12))

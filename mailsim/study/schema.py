@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from mailsim.scenario.schema.fields import (
     NonEmptyText,
     Text,
     _empty_if_null,
     _fail,
-    _Section,
     _whole,
 )
 from mailsim.study.metrics import DEFAULT_METRICS, check_metric
@@ -39,7 +38,14 @@ def _metric(value: Any) -> str:
 Metric = Annotated[str, BeforeValidator(_metric)]
 
 
-class PlotSection(_Section):
+class _StudySection(BaseModel):
+    """Base of the study file's mappings: unknown keys are errors (the scenario's sections have
+    their own base, documented in docs/scenario-language.md; these are in docs/studies.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlotSection(_StudySection):
     """What ``sweep.png`` shows (every key has a default)."""
 
     x: NonEmptyText | None = Field(
@@ -53,7 +59,7 @@ class PlotSection(_Section):
     )
 
 
-class StudyFile(_Section):
+class StudyFile(_StudySection):
     """A parameter study as written in its YAML file."""
 
     name: NonEmptyText | None = Field(default=None, description="a title (default: the file name)")

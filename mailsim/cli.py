@@ -179,6 +179,13 @@ def validate(scenarios: tuple[str, ...]) -> None:
 @click.option("--resume", is_flag=True, help="Keep the runs the folder's results.csv holds.")
 @click.option("--no-figures", is_flag=True, help="Skip sweep.png.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--command",
+    "show_run",
+    type=click.IntRange(min=0),
+    metavar="RUN",
+    help="Print the 'mailsim run' command that repeats run RUN (results.csv's run) and exit.",
+)
 def sweep(
     study: str,
     workers: int | None,
@@ -187,6 +194,7 @@ def sweep(
     resume: bool,
     no_figures: bool,
     quiet: bool,
+    show_run: int | None,
 ) -> None:
     """Run every combination of a STUDY's parameters, each replication with its own seed.
 
@@ -217,6 +225,12 @@ def sweep(
         _fail_input(error.lines)
     except FileNotFoundError as error:
         _fail_input([str(error)])
+    if show_run is not None:
+        runs = model.runs()
+        if show_run >= len(runs):
+            _fail_input([f"--command: the study has runs 0 to {len(runs) - 1}, got {show_run}"])
+        click.echo(model.command(runs[show_run]))
+        return
     from mailsim.study.report import SchedulerError, connect, sweep_command
 
     client = None

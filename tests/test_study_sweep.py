@@ -178,6 +178,15 @@ def test_mailsim_sweep_writes_the_files_and_the_figure(small: Path, tmp_path: Pa
         assert (tmp_path / name).is_file(), name
 
 
+def test_mailsim_sweep_command_prints_how_to_repeat_a_chosen_run(small: Path) -> None:
+    code, out, _ = invoke("sweep", str(small), "--command", "10")
+    assert code == 0
+    assert out.strip() == load_study(small).command(load_study(small).runs()[10])
+    assert "--seed 41" in out and "'faults[0].down_for=2h'" in out
+    code, _, err = invoke("sweep", str(small), "--command", "12")
+    assert code == 2 and "the study has runs 0 to 11, got 12" in err
+
+
 def test_mailsim_sweep_exits_3_and_prints_the_failed_runs(
     small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,14 +11,15 @@ Importing ``mailsim`` is cheap: heavy libraries load only when the part that nee
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mailsim.scenario.schema import Scenario
+    from mailsim.study import Study
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "sweep"]
 
 
 def load(path_or_name: str) -> Scenario:
@@ -33,3 +34,16 @@ def load(path_or_name: str) -> Scenario:
     from mailsim.scenario.catalog import load as load_scenario
 
     return load_scenario(path_or_name)
+
+
+def sweep(study_or_scenario: Study | Scenario | str, grid: Any = None, **options: Any) -> Any:
+    """Run a parameter study; returns one row per run as a pandas DataFrame.
+
+    ``mailsim.sweep("outage-study")`` runs a bundled study; ``mailsim.sweep("link-outage",
+    grid={"faults[0].down_for": ["1h", "3h"]}, replications=5)`` varies a scenario; pass
+    ``client=distributed.Client(...)`` to run on a Dask cluster. See :func:`mailsim.study.sweep`
+    for every option.
+    """
+    from mailsim.study import sweep as run_sweep
+
+    return run_sweep(study_or_scenario, grid, **options)

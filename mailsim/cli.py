@@ -53,13 +53,20 @@ def _fail_input(lines: list[str]) -> None:
     raise SystemExit(2)
 
 
-def _load(scenario: str) -> Any:
-    """A scenario by path or bundled name, or exit 2 with its problems."""
+def _load(scenario: str, assignments: tuple[str, ...] = ()) -> Any:
+    """A scenario by path or bundled name, changed by ``--set``; or exit 2 with its problems."""
     from mailsim.scenario import ScenarioError
     from mailsim.scenario.catalog import load
+    from mailsim.scenario.overrides import parse_assignment
 
+    overrides = []
+    for text in assignments:
+        try:
+            overrides.append(parse_assignment(text))
+        except ValueError as error:
+            _fail_input([f"--set {error}"])
     try:
-        return load(scenario)
+        return load(scenario, overrides)
     except ScenarioError as error:
         _fail_input(str(error).splitlines())
     except FileNotFoundError as error:
@@ -108,6 +115,13 @@ def _parse_until(text: str | None) -> float | None:
 )
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Change one field, like faults[0].down_for=3h or servers.retry.policy=exim (repeatable).",
+)
 def run(
     scenario: str,
     out_dir: str | None,
@@ -118,6 +132,7 @@ def run(
     pcap_per_node: bool,
     no_figures: bool,
     quiet: bool,
+    assignments: tuple[str, ...],
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
     from mailsim.cli_report import run_command
@@ -129,7 +144,7 @@ def run(
             check_protocols(pcap_filter)
         except ValueError as error:
             _fail_input([f"--pcap-filter: {error}"])
-    model = _load(scenario)
+    model = _load(scenario, assignments)
     raise SystemExit(
         run_command(
             model,
@@ -168,14 +183,122 @@ def validate(scenarios: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("study")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Local worker processes (default: the cores; 1 runs in this process).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Send the runs to a Dask cluster, like tcp://127.0.0.1:8786.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Output folder (default: runs/<study file name>/).",
+)
+@click.option("--resume", is_flag=True, help="Keep the runs the folder's results.csv holds.")
+@click.option("--no-figures", is_flag=True, help="Skip sweep.png.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--command",
+    "show_run",
+    type=click.IntRange(min=0),
+    metavar="RUN",
+    help="Print the 'mailsim run' command that repeats run RUN (results.csv's run) and exit.",
+)
+def sweep(
+    study: str,
+    workers: int | None,
+    scheduler: str | None,
+    out_dir: str | None,
+    resume: bool,
+    no_figures: bool,
+    quiet: bool,
+    show_run: int | None,
+) -> None:
+    """Run every combination of a STUDY's parameters, each replication with its own seed.
+
+    STUDY is a study file or a bundled study (outage-study, persistence-study). Writes
+    results.csv, aggregate.csv (means, 95% intervals), study.json and sweep.png. Exit 3 when
+    some runs failed (the rest are kept), 130 when interrupted (go on with --resume).
+    """
+    from pathlib import Path
+
+    from mailsim.study import StudyError, load_study
+    from mailsim.study.loader import find_study, is_study_file
+
+    if scheduler is not None and workers is not None:
+        _fail_input(
+            ["--workers: the cluster's workers run the tasks; leave it out with --scheduler"]
+        )
+    try:
+        path = find_study(study)
+        if not is_study_file(path):
+            _fail_input(
+                [
+                    f"{study}: this is a scenario, not a study; a study file names its scenario: "
+                    "and the parameters: to vary (see docs/studies.md)"
+                ]
+            )
+        model = load_study(study)
+    except StudyError as error:
+        _fail_input(error.lines)
+    except FileNotFoundError as error:
+        _fail_input([str(error)])
+    if show_run is not None:
+        runs = model.runs()
+        if show_run >= len(runs):
+            _fail_input([f"--command: the study has runs 0 to {len(runs) - 1}, got {show_run}"])
+        click.echo(model.command(runs[show_run]))
+        return
+    from mailsim.study.report import SchedulerError, connect, sweep_command
+
+    client = None
+    if scheduler is not None:
+        try:
+            client = connect(scheduler)
+        except SchedulerError as error:
+            _fail_input([str(error)])
+    figure = None
+    if not no_figures:
+        from mailsim.plot.sweep import save_sweep_figure
+
+        figure = save_sweep_figure
+    out = Path(out_dir) if out_dir else Path("runs") / path.stem
+    try:
+        code = sweep_command(
+            model, out, workers=workers, client=client, resume=resume, figure=figure, quiet=quiet
+        )
+    except StudyError as error:  # --resume found another study's results.csv
+        _fail_input(error.lines)
+    finally:
+        if client is not None:
+            client.close()
+    raise SystemExit(code)
+
+
+@main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 def plot(directory: str) -> None:
-    """Redraw the figures of a run folder from its events.jsonl."""
+    """Redraw the figures of a run folder from its events.jsonl, or of a sweep folder."""
     from pathlib import Path
 
     from mailsim.plot import render_all
     from mailsim.trace import load_events
 
+    if (Path(directory) / "study.json").is_file():
+        from mailsim.plot import PlotError
+        from mailsim.plot.sweep import save_sweep_figure
+
+        try:
+            click.echo(f"wrote {save_sweep_figure(Path(directory))}")
+        except PlotError as error:
+            _fail_input([f"{directory}: {error}"])
+        return
     events = Path(directory) / "events.jsonl"
     if not events.is_file():
         _fail_input([f"{directory}: no events.jsonl here; give the folder 'mailsim run' wrote"])

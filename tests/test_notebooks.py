@@ -47,6 +47,12 @@ EXPECTED_TEXT: dict[str, list[str]] = {
         "4/3 x 78/76 = 1.368",
         "messages still in the mailbox: 1",
     ],
+    "10-parameter-study.ipynb": [
+        # Replication 57 of the outage study: point 5 (3h, exim), seed 1000 + 7.
+        "--seed 1007 --set 'faults[0].down_for=3h' --set servers.retry.policy=exim",
+        "Exim's default rules keep the mail",
+        "identical rows on the cluster: True",
+    ],
 }
 
 #: Figures each notebook must display (inline PNGs): a figure left as a cell's last expression
@@ -62,6 +68,7 @@ EXPECTED_FIGURES = {
     "01-six-steps.ipynb": 3,  # topology, sequence diagram, timeline
     "02-retries-and-bounces.ipynb": 3,  # outage timeline, retry policies, bounce timeline
     "03-inside-smtp.ipynb": 3,  # simple and complete SMTP server, POP3 server
+    "10-parameter-study.ipynb": 1,  # delay and attempts against outage length, per policy
 }
 
 _KERNEL_CHECK = "import sys\nprint('kernel python:', sys.executable)"

@@ -11,6 +11,7 @@ notebook, in ``mailsim run`` on a server and in tests.
 - :func:`queue_figure`, :func:`latency_cdf`, :func:`attempts_histogram`: queues and performance.
 - :func:`state_diagram`: a protocol machine's transition table as a diagram.
 - :func:`animate`, :func:`save_animation`: messages moving over the topology.
+- :func:`sweep_figure`: a parameter study's metrics with 95% intervals (from its results files).
 - :func:`render_all`: the standard PNG files of a run directory.
 
 Importing this package is cheap: matplotlib, numpy and networkx load when a figure is drawn.
@@ -27,6 +28,7 @@ from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
 from mailsim.plot.sequence import sequence_diagram
 from mailsim.plot.states import state_diagram
+from mailsim.plot.sweep import save_sweep_figure, sweep_figure
 from mailsim.plot.timeline import Journey, delivery_timeline, journeys
 from mailsim.plot.topology import Topology, read_topology, topology_figure
 
@@ -44,8 +46,10 @@ __all__ = [
     "read_topology",
     "render_all",
     "save_animation",
+    "save_sweep_figure",
     "sequence_diagram",
     "state_diagram",
+    "sweep_figure",
     "topology_figure",
 ]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -28,6 +28,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from mailsim.scenario.errors import Problem, ScenarioError, closest, shown
+from mailsim.scenario.overrides import Override, apply_overrides, relocate
 from mailsim.scenario.schema import (
     Issue,
     Scenario,
@@ -37,7 +38,17 @@ from mailsim.scenario.schema import (
 )
 from mailsim.scenario.schema.issues import Loc, dotted
 
-__all__ = ["SourceMap", "load_scenario", "parse_yaml", "validate_file", "validate_text"]
+__all__ = [
+    "SourceMap",
+    "load_scenario",
+    "parse_yaml",
+    "place",
+    "read_text",
+    "revalidate",
+    "validate_document",
+    "validate_file",
+    "validate_text",
+]
 
 _TAG = "tag:yaml.org,2002:"
 #: Error types raised by the discriminators of schema unions (see schema.explain_shape).
@@ -326,9 +337,9 @@ def _field_of(model: type[BaseModel], key: Any) -> Any:
     return None
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model that validates the mapping at pydantic error location ``loc``."""
-    kind: Any = Scenario
+def _model_at(loc: Loc, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
+    """The model that validates the mapping at pydantic error location ``loc`` below ``root``."""
+    kind: Any = root
     for part in loc:
         kind = _unwrap(kind)
         if isinstance(kind, type) and issubclass(kind, BaseModel):
@@ -366,6 +377,8 @@ class _Placer:
     data: Any
     source: SourceMap
     problems: list[Problem] = field(default_factory=list)
+    #: The model of the whole document (a scenario, or a study file).
+    root: type[BaseModel] = Scenario
 
     def add(
         self, loc: Loc, message: str, *, at_key: bool = False, shown_loc: Loc | None = None
@@ -386,7 +399,7 @@ class _Placer:
         suggested: set[tuple[Loc, str]] = set()
         for error in errors:
             if error["type"] == "extra_forbidden":
-                model = _model_at(error["loc"][:-1])
+                model = _model_at(error["loc"][:-1], self.root)
                 match = closest(error["loc"][-1], _keys_of(model)) if model else None
                 if match is not None:
                     suggested.add((error["loc"][:-1], match))
@@ -406,14 +419,14 @@ class _Placer:
                 self.issue(issue, consumed)
             return
         if kind == "missing":
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], self.root)
             info = _field_of(model, loc[-1]) if model else None
             expected = info.description if info is not None and info.description else "a value"
             consumed, _ = self.source.locate(loc, self.data)
             self.add(loc, f"missing; expected {expected}", shown_loc=(*consumed, loc[-1]))
             return
         if kind == "extra_forbidden":
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], self.root)
             keys = _keys_of(model) if model else []
             match = closest(loc[-1], keys)
             if match is not None:
@@ -458,6 +471,35 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, fallback: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def validate_document(
+    model: type[BaseModel], data: Any, source: SourceMap, path: str, problems: list[Problem]
+) -> tuple[BaseModel | None, list[Problem]]:
+    """Validate YAML ``data`` read by :func:`parse_yaml` against another document's ``model``
+    (a study file), each pydantic error placed in the file as for a scenario.
+
+    Returns:
+        ``(model instance or None, problems)``, ``problems`` starting with those given.
+    """
+    placer = _Placer(path, data, source, list(problems), root=model)
+    try:
+        instance = model.model_validate(data)
+    except ValidationError as error:
+        placer.errors(error.errors())
+        return None, placer.problems
+    return instance, placer.problems
+
+
+def place(problems: list[Problem], path: str, data: Any, source: SourceMap) -> _Placer:
+    """A placer for problems found by hand in a document read by :func:`parse_yaml`:
+    ``place(...).add(loc, message)`` appends one at the value (or key) of ``loc``."""
+    return _Placer(path, data, source, problems)
+
+
+def read_text(path: Path, name: str) -> str:
+    """The text of a UTF-8 file, or a :class:`ScenarioError` saying why it cannot be read."""
+    return _read(path, name)
+
+
 def _looks_like_path(source: str | os.PathLike[str]) -> bool:
     if isinstance(source, os.PathLike):
         return True
@@ -487,6 +529,7 @@ def load_scenario(
     *,
     source_name: str | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    overrides: Sequence[Override] = (),
 ) -> Scenario:
     """Load and validate a scenario from a file or from YAML text.
 
@@ -496,6 +539,8 @@ def load_scenario(
         source_name: the name shown in problems; default: the path as given, or ``<scenario>``.
         base_dir: where relative attachment paths start; default: the file's folder, or the
             current directory for text.
+        overrides: fields to change before validation (``mailsim run --set``); a problem with an
+            overridden value is placed where its override was given.
 
     Returns:
         The validated scenario, every value in SI base units.
@@ -512,10 +557,36 @@ def load_scenario(
         text = str(source)
         name = source_name if source_name is not None else "<scenario>"
         base = Path(base_dir) if base_dir is not None else Path.cwd()
-    return _load_text(text, name, base)
+    return _load_text(text, name, base, overrides)
 
 
-def _load_text(text: str, name: str, base: Path) -> Scenario:
+def revalidate(
+    scenario: Scenario,
+    overrides: Sequence[Override] = (),
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Scenario:
+    """A validated copy of a scenario model with ``overrides`` applied (a study of a model built
+    or edited in Python). Only the fields that were set are carried over, so a check that
+    depends on what was written (a fixed-policy field under another policy) sees the same.
+
+    Raises:
+        ScenarioError: the problems of the changed scenario, overridden ones placed at their
+            override, the rest at ``<scenario>``.
+    """
+    data = scenario.model_dump(by_alias=True, exclude_unset=True)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    try:
+        return _validate(data, SourceMap(), [], "<scenario>", base, overrides)
+    except ScenarioError as error:
+        # A model has no lines and columns: its own problems are named by field only.
+        raise ScenarioError(
+            Problem(p.path, 0, 0, p.field, p.message) if p.path == "<scenario>" else p
+            for p in error.problems
+        ) from None
+
+
+def _load_text(text: str, name: str, base: Path, overrides: Sequence[Override] = ()) -> Scenario:
     data, source, problems = parse_yaml(text, name)
     if data is _FAILED:
         raise ScenarioError(problems)
@@ -529,6 +600,23 @@ def _load_text(text: str, name: str, base: Path) -> Scenario:
             f"got {shown(data)}"
         )
         raise ScenarioError([*problems, Problem(name, line, col, "", message)])
+    return _validate(data, source, problems, name, base, overrides)
+
+
+def _validate(
+    data: dict[str, Any],
+    source: SourceMap,
+    problems: list[Problem],
+    name: str,
+    base: Path,
+    overrides: Sequence[Override],
+) -> Scenario:
+    """Validate scenario data (after ``overrides``); every problem placed in its file."""
+    original = data
+    if overrides:
+        data, misplaced = apply_overrides(data, overrides)
+        if misplaced:
+            raise ScenarioError([*problems, *misplaced])
     context = {"base_dir": base, "skip_reference_checks": True}
     placer = _Placer(name, data, source, problems)
     scenario: Scenario | None = None
@@ -541,7 +629,8 @@ def _load_text(text: str, name: str, base: Path) -> Scenario:
     for issue in check_references(parts):
         placer.issue(issue)
     if placer.problems or scenario is None:
-        unique = sorted(set(placer.problems), key=lambda p: (p.line, p.col, p.field, p.message))
+        placed = relocate(placer.problems, overrides, original) if overrides else placer.problems
+        unique = sorted(set(placed), key=lambda p: (p.path, p.line, p.col, p.field, p.message))
         raise ScenarioError(unique)
     return scenario
 

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    PlainSerializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -251,7 +252,9 @@ def _bandwidth(value: Any) -> float:
     return rate
 
 
-_EVENT_RATE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(?:/|per\s)\s*(.+?)\s*")
+# The count may carry an exponent, so that a rate written back by :func:`_rate_text` (a model
+# dumped for a parameter study) reads in again as exactly the same float.
+_EVENT_RATE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/|per\s)\s*(.+?)\s*")
 
 
 def _event_rate(value: Any) -> float:
@@ -322,8 +325,15 @@ Size = Annotated[int, BeforeValidator(_size)]
 PositiveSize = Annotated[int, BeforeValidator(_positive_size)]
 #: Bits per second, from '10Mbps', '64kbps', '1MB/s' or a bare number of bits per second.
 Bandwidth = Annotated[float, BeforeValidator(_bandwidth)]
+
+
 #: Messages per second, from '12/h'.
-EventRate = Annotated[float, BeforeValidator(_event_rate)]
+def _rate_text(value: float) -> str:
+    """A rate in messages per second as text the validator reads back to the same float."""
+    return f"{value!r}/s"
+
+
+EventRate = Annotated[float, BeforeValidator(_event_rate), PlainSerializer(_rate_text)]
 Port = Annotated[int, BeforeValidator(_whole(1, 65535))]
 NodePair = Annotated[tuple[NodeName, NodeName], BeforeValidator(_pair)]
 Recipients = Annotated[list[Address], BeforeValidator(_one_or_many)]

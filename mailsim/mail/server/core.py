@@ -9,9 +9,11 @@ machines are driven by whatever does the I/O.
    :class:`~mailsim.mail.server.policy.SessionPolicy` about each recipient (local users yes,
    unknown ones 550, other domains only after AUTH on submission) and, at the final dot,
    :meth:`MailServerCore.refusal` (an injected fault, or a copy of a message already queued with
-   other recipients). :meth:`MailServerCore.take_message` then stamps ``Received:``, files the
-   local recipients in their mailboxes and queues the rest; the adapter acknowledges with the
-   queue id it returns (only after it returned: a durable queue has stored it by then).
+   other recipients, or a mail loop). :meth:`MailServerCore.take_message` then completes a
+   submitted message's ``Date:`` and ``Message-ID:`` (RFC 6409 8), stamps ``Received:``, files
+   the local recipients in their mailboxes (with ``Return-Path:`` and ``Delivered-To:``, RFC 5321
+   4.4) and queues the rest; the adapter acknowledges with the queue id it returns (only after
+   it returned: a durable queue has stored it by then).
 2. **Planning** (the queue runner). :meth:`MailServerCore.plan` sends due delay warnings, takes
    what is due from the :class:`~mailsim.mail.queue.OutgoingQueue` by destination domain, holds
    back what an open connection to that domain can still carry, and hands out the rest as
@@ -45,7 +47,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from mailsim.mail.dsn import RecipientStatus, make_report
-from mailsim.mail.message import MailItem, add_received, domain_of, message_id_of, with_protocol
+from mailsim.mail.message import (
+    MailItem,
+    add_delivery_headers,
+    add_missing_headers,
+    add_received,
+    domain_of,
+    is_looping,
+    message_id_of,
+    with_protocol,
+)
 from mailsim.mail.queue import (
     WAITING_STATES,
     DueEntry,
@@ -62,6 +73,7 @@ from mailsim.protocol.smtp import (
     ReplyTexts,
     TransactionResult,
     is_postmaster,
+    policy_reply,
 )
 
 _ACTIVE, _DEFERRED = RecipientState.ACTIVE, RecipientState.DEFERRED
@@ -265,7 +277,11 @@ class MailServerCore:
     def refusal(self, policy: SessionPolicy, event: MessageReceived) -> Reply | None:
         """The reply that refuses a message at its final dot, or None to take it."""
         fault = policy.fault("DOT")
-        return fault.reply() if fault is not None else self._queue_clash(event)
+        if fault is not None:
+            return fault.reply()
+        if is_looping(event.content):
+            return policy_reply(self.texts, "mail_loop")  # RFC 5321 6.3
+        return self._queue_clash(event)
 
     def record_auth(self, event: Any, service: str) -> None:
         """Record an SMTP AUTH or a POP3 login outcome (an ``AuthResult`` of either machine)."""
@@ -295,10 +311,15 @@ class MailServerCore:
         """
         now = self.clock()
         queue_id = self.next_queue_id()
-        msg_id = message_id_of(event.content) or f"{queue_id}@{self.hostname}"
         stamp: dict[str, Any] = {} if epoch is None else {"epoch": epoch}
+        content = event.content
+        if policy.submission:
+            # RFC 6409 8.2, 8.3: a submission server completes what the user agent left out.
+            own_id = f"{queue_id}@{self.hostname}"
+            content = add_missing_headers(content, t=now, message_id=own_id, **stamp)
+        msg_id = message_id_of(content) or f"{queue_id}@{self.hostname}"
         content = add_received(
-            event.content,
+            content,
             helo=policy.session_hello or client_host or client_ip,
             client_ip=client_ip,
             client_host=client_host,
@@ -337,7 +358,7 @@ class MailServerCore:
         remote = [r for r in event.rcpt_to if not (self.is_local(r) or is_postmaster(r))]
         if all(r in entry.recipients for r in remote):
             return None
-        return Reply.of(451, f"4.3.0 <{msg_id}> is already queued here; try again later")
+        return policy_reply(self.texts, "already_queued", msg_id=msg_id)
 
     def accept_item(self, item: MailItem, queue_id: str | None = None) -> None:
         """File the local recipients of ``item`` and queue the rest."""
@@ -383,7 +404,9 @@ class MailServerCore:
         else:
             self._filed.add(key)
             self.trace.emit("mail.deliver", msg=item.id, node=self.node, rcpt=rcpt, mailbox=box)
-        self.store.deliver(box, item.content, t=self.clock(), msg_id=item.id, sender=item.sender)
+        # RFC 5321 4.4: final delivery records the reverse-path (and, as Postfix does, for whom).
+        content = add_delivery_headers(item.content, item.sender, rcpt)
+        self.store.deliver(box, content, t=self.clock(), msg_id=item.id, sender=item.sender)
 
     # -- planning (the queue runner) --------------------------------------------------------------
 

@@ -65,6 +65,7 @@ from mailsim.mail.queue import (
     QueuedRecipient,
     QueueEntry,
     QueueStateError,
+    RecipientRecord,
     RecipientState,
 )
 from mailsim.mail.retry import (
@@ -103,6 +104,7 @@ __all__ = [
     "QueueStateError",
     "QueuedRecipient",
     "ReadMessage",
+    "RecipientRecord",
     "RecipientState",
     "RecipientStatus",
     "ReportedRecipient",

@@ -122,6 +122,8 @@ class MailServerCore:
         own_address: this server's IP address (an MX host with it is ourselves).
         queue: the outgoing queue (default: a new in-memory one; a live server passes one that
             writes through to disk).
+        queue_id_prefix: what queue ids start with (default: the node's name in capitals
+            without dashes, ``INDIAMAIL``); a live server that restarts makes them unique.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class MailServerCore:
         fault_rng: random.Random,
         own_address: str | None = None,
         queue: OutgoingQueue | None = None,
+        queue_id_prefix: str | None = None,
     ) -> None:
         #: The server's node name.
         self.node = node
@@ -194,6 +197,9 @@ class MailServerCore:
         # a free connection can still sleep until the next retry of anything else.
         self._alarms: list[float] = []
         self._queue_seq = 0
+        self._queue_prefix = (
+            queue_id_prefix if queue_id_prefix is not None else node.upper().replace("-", "")
+        )
 
     # -- addresses --------------------------------------------------------------------------------
 
@@ -206,9 +212,9 @@ class MailServerCore:
         return address.rpartition("@")[0].lower() if "@" in address else address.lower()
 
     def next_queue_id(self) -> str:
-        """A new queue id, ``INDIAMAIL00001``: the node's name and a serial number."""
+        """A new queue id, ``INDIAMAIL00001``: the prefix and a serial number."""
         self._queue_seq += 1
-        return f"{self.node.upper().replace('-', '')}{self._queue_seq:05d}"
+        return f"{self._queue_prefix}{self._queue_seq:05d}"
 
     # -- life cycle -------------------------------------------------------------------------------
 

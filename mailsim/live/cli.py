@@ -22,7 +22,16 @@ from typing import Any
 
 import click
 
-_SERVE_HELP = """Run a real mail server on this machine: SMTP, submission and POP3.
+_SERVE_HELP = """Run real mail servers on this machine: a scenario's, or one of your own.
+
+With SCENARIO (a YAML file or a bundled name like link-outage), every mail server of the
+scenario runs live on 127.0.0.1 with its users, domains and settings; mail between them is routed
+by the scenario's MX records, queued on disk, retried on the scenario's policy and bounced, on a
+clock sped up by --time-scale; the scenario's faults happen on that clock, and mailsim ctl stages
+more by hand. It prints the port table; it writes events.jsonl and transcript.txt under --dir, so
+mailsim plot DIR draws the live run. Example: mailsim serve link-outage --time-scale 60
+
+Without SCENARIO, one server: SMTP, submission and POP3.
 
 \b
   SMTP       (MX role)     127.0.0.1:2525  accepts mail for --domain, no AUTH needed
@@ -60,6 +69,26 @@ For a lab (grading a student's SMTP client by hand):
 Example: mailsim serve --domain India.com --user Steve:secret --replies classic
 """
 
+#: The options that belong to the one-server mode (not used with SCENARIO).
+_SINGLE_SERVER_ONLY = (
+    "domains",
+    "users",
+    "users_file",
+    "replies",
+    "maildir",
+    "hostname",
+    "host",
+    "smtp_port",
+    "submission_port",
+    "pop3_port",
+    "max_message_size",
+    "max_connections",
+    "idle_timeout",
+    "pop3_idle_timeout",
+)
+#: The options that belong to SCENARIO mode.
+_SCENARIO_ONLY = ("directory", "time_scale", "base_port", "json_ports", "fresh")
+
 
 def _fail(lines: list[str]) -> None:
     """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
@@ -69,6 +98,33 @@ def _fail(lines: list[str]) -> None:
 
 
 @click.command(help=_SERVE_HELP)
+@click.argument("scenario", required=False)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="SCENARIO: the run's folder. [default: runs/<scenario>-live/]",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="SCENARIO: scenario seconds per real second (60: a 30-minute retry in 30 s).",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65000),
+    default=2500,
+    show_default=True,
+    help="SCENARIO: server i gets SMTP base+10i, submission +1, POP3 +2 (0: free ports).",
+)
+@click.option(
+    "--json-ports",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='SCENARIO: also write the port table as JSON {server: {"smtp": port, ...}}.',
+)
+@click.option("--fresh", is_flag=True, help="SCENARIO: start over instead of resuming --dir.")
 @click.option(
     "--domain",
     "domains",
@@ -148,7 +204,15 @@ def _fail(lines: list[str]) -> None:
     help="Append one JSON record per SMTP session to this file (JSON Lines).",
 )
 @click.option("--quiet", is_flag=True, help="Do not log connections and messages to stderr.")
+@click.pass_context
 def serve(
+    ctx: click.Context,
+    scenario: str | None,
+    directory: Path | None,
+    time_scale: float,
+    base_port: int,
+    json_ports: Path | None,
+    fresh: bool,
     domains: tuple[str, ...],
     users: tuple[str, ...],
     users_file: Path | None,
@@ -172,6 +236,31 @@ def serve(
     report: Path | None,
     quiet: bool,
 ) -> None:
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    flag_of = {param.name: param.opts[0] for param in ctx.command.params}
+    if scenario is not None:
+        from mailsim.live.scenario_cli import serve_scenario
+
+        wrong = sorted(given & set(_SINGLE_SERVER_ONLY))
+        if wrong:
+            _fail([f"{flag_of[w]}: not with SCENARIO (the scenario sets it)" for w in wrong])
+        serve_scenario(
+            scenario,
+            directory=directory,
+            time_scale=time_scale,
+            base_port=base_port,
+            json_ports=json_ports,
+            fresh=fresh,
+            quiet=quiet,
+        )
+        return
+    wrong = sorted(given & set(_SCENARIO_ONLY))
+    if wrong:
+        _fail([f"{flag_of[w]}: only with a SCENARIO to serve" for w in wrong])
     from mailsim.live.server import ServeConfig, parse_user, read_users_file
     from mailsim.mail.units import parse_duration, parse_size
     from mailsim.protocol.smtp import ReplyTexts

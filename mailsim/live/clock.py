@@ -7,7 +7,8 @@ stopped and started again, or killed, carries on with the same clock: its queue'
 stay meaningful, and the time it was down counts, as it would for a real server.
 
 Only machine-to-machine waits run on this clock (retry times, connect and reply timeouts between
-the live servers, scheduled faults); a person typing at a server keeps the real idle timeouts.
+the live servers, scheduled faults), and a wait for a peer that is really there never lasts less
+than :data:`MIN_REAL_WAIT`; a person typing at a server keeps the real idle timeouts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from datetime import UTC, datetime
 #: The fastest the clock may run: at a million, one real microsecond is a scenario second, and
 #: asyncio's timers (about a millisecond) could no longer keep the order of events.
 MAX_TIME_SCALE = 1_000_000.0
+#: The shortest a wait for another server lasts, in real seconds, however fast the clock runs:
+#: at a time scale of 600 a 10-minute wait for the final reply is one real second, and a server
+#: busy with its disk would pass for a dead one (and a retry would deliver a second copy).
+MIN_REAL_WAIT = 10.0
 
 
 class ScaledClock:
@@ -48,6 +53,11 @@ class ScaledClock:
     def real_seconds(self, scenario_seconds: float) -> float:
         """How long ``scenario_seconds`` of scenario time last on the wall clock."""
         return scenario_seconds / self.scale
+
+    def real_wait(self, scenario_seconds: float) -> float:
+        """Real seconds to wait for a peer whose timeout is ``scenario_seconds``: the scaled
+        time, but at least :data:`MIN_REAL_WAIT`."""
+        return max(scenario_seconds / self.scale, MIN_REAL_WAIT)
 
     def until(self, t: float) -> float:
         """Real seconds from now until scenario time ``t`` (0 if it has passed)."""

@@ -295,6 +295,10 @@ class World:
             for node, spec in self._server_specs.items()
         ]
 
+    def user_addresses(self) -> list[str]:
+        """Every user's address, in the order they were added."""
+        return [spec["address"] for spec in self._user_specs]
+
     def scheduled_faults(self) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         """The faults described so far, as (``Faults`` method name, args, keyword args)."""
         return list(self._fault_specs)

@@ -279,6 +279,8 @@ POLICY_REPLIES: dict[str, tuple[int, str, str]] = {
     "already_queued": (451, "4.3.0", "<{msg_id}> is already queued here; try again later"),
     # The disk failed while storing; nothing was acknowledged.
     "cannot_store": (451, "4.3.0", "Error: cannot store the message now"),
+    # Command-mode input that never makes a line: binary garbage, a TLS handshake. Hang up.
+    "not_smtp": (421, "4.7.0", "{hostname} Error: too much input without a command line"),
 }
 
 

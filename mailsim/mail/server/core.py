@@ -359,7 +359,7 @@ class MailServerCore:
         """
         msg_id = message_id_of(event.content)
         entry = self.queue.get(msg_id) if msg_id else None
-        if entry is None:
+        if entry is None or msg_id is None:
             return None
         remote = [r for r in event.rcpt_to if not (self.is_local(r) or is_postmaster(r))]
         if all(r in entry.recipients for r in remote):

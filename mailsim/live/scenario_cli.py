@@ -150,10 +150,10 @@ def _print_table(live: Any, ports: dict[str, Any], folder: Path) -> None:
     users = live.world.user_addresses()
     if users:
         lines.append(f"  users: {', '.join(users)} (passwords as in the scenario)")
-    first = next(iter(ports.values()))
+    server, first = next(iter(ports.items()))
     lines += [
-        f"Talk to {next(iter(ports))}: nc -C 127.0.0.1 {first.smtp}   (submission with AUTH: "
-        f"port {first.submission}; POP3: port {first.pop3})",
+        f"Be a user of {server}: nc -C 127.0.0.1 {first.submission} (EHLO, then AUTH PLAIN with "
+        "the base64 of \\0user\\0password); its MX port takes mail for its own domains only",
         f"Stage an outage: mailsim ctl --dir {folder} stop|start SERVER, cut|heal NODE NODE "
         "(no command: a prompt)",
         f"Watch it drawn: mailsim plot {folder}      Stop with Ctrl+C.",

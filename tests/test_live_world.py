@@ -302,3 +302,27 @@ def test_the_live_run_is_drawn_by_mailsim_plot(outage: BackgroundRun) -> None:
     transcript = (folder / "transcript.txt").read_text()
     assert "india-mail -> usa-mail:25 (SMTP)" in transcript
     assert "C: AUTH PLAIN" in transcript  # what smtplib said, recorded as it arrived
+
+
+def test_the_ctl_prompt_takes_one_command_a_line(outage: BackgroundRun, capsys) -> None:
+    from mailsim.live.ctl import prompt
+
+    typed = iter(["help", "cut india-mail usa-mail", "stop nowhere", "heal", "quit"])
+    prompt(outage.directory, read=lambda _prompt: next(typed))
+    said = capsys.readouterr().out
+    assert "cut NODE NODE" in said  # the help lists the commands
+    assert "cut the route between india-mail and usa-mail" in said
+    assert "error: 'nowhere' is not a mail server of this run" in said
+    assert "healed: link india-gw - usa-gw up" in said
+
+
+def test_the_scaled_clock_runs_scale_times_faster_and_keeps_its_epoch() -> None:
+    from mailsim.live.clock import MIN_REAL_WAIT, ScaledClock
+
+    clock = ScaledClock(60, epoch=time.time() - 10)  # started ten real seconds ago
+    assert 599 < clock() < 603  # ten minutes of scenario time
+    assert clock.real_seconds(1800) == 30.0  # a 30-minute retry in 30 s
+    assert clock.until(clock() + 120) == pytest.approx(2.0, abs=0.1)
+    assert clock.real_wait(60) == MIN_REAL_WAIT  # a peer is given at least this long
+    with pytest.raises(ValueError, match="time scale must be above 0"):
+        ScaledClock(0)

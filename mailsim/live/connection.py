@@ -10,6 +10,10 @@ READ_SIZE = 64 * 1024
 #: still sends for this long before it closes: closing with unread input would send a TCP RST,
 #: and the RST can destroy the client's copy of that last reply (the "lingering close").
 LINGER = 2.0
+#: A client that sends this much in command mode without the SMTP machine having anything to say
+#: is not speaking SMTP (binary garbage, a TLS handshake): 16 command lines of 512 octets (RFC
+#: 5321 4.5.3.1.4). Postfix gets the same effect by cutting lines at line_length_limit = 2048.
+SMTP_JUNK_LIMIT = 16 * 512
 
 
 def peer_of(transport: asyncio.BaseTransport) -> tuple[str, str]:

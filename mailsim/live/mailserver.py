@@ -30,6 +30,7 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
+from mailsim.live.connection import READ_SIZE, SMTP_JUNK_LIMIT
 from mailsim.live.queue_store import DurableQueue
 from mailsim.live.storage import MaildirStore
 from mailsim.live.world import (
@@ -63,11 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsim.live")
 
-#: One read from a socket.
-READ_SIZE = 64 * 1024
-#: A client that sends this much in command mode without the machine having anything to say is
-#: not speaking SMTP (binary garbage): 16 command lines of 512 octets (RFC 5321 4.5.3.1.4).
-JUNK_LIMIT = 16 * 512
 #: How long a stopping server waits for its sessions to say goodbye (real seconds).
 GRACE = 1.0
 
@@ -252,7 +248,7 @@ class LiveMailServer:
         self.core.restart()
         if self._ports is not None:
             for port in (SMTP_PORT, SUBMISSION_PORT, POP3_PORT):
-                if (self.node, port) not in self.world._services_down:
+                if self.world.service_is_up(self.node, port):
                     await self._listen(port, self._ports.by_service(port))
         self._start_runner()
 
@@ -307,12 +303,7 @@ class LiveMailServer:
             except DnsError as error:
                 job.dns_failed(str(error), error.permanent)
                 return
-            for _preference, host, address in hosts:
-                if not job.waiting:
-                    break
-                if job.loops_back(host, address):
-                    continue
-                job.announce(host, world.next_connection_id)
+            for host, address in job.candidates(hosts, lambda: world.next_connection_id):
                 try:
                     conn, reader, writer = await world.connect(
                         self.node, host, SMTP_PORT, settings.connect_timeout
@@ -499,7 +490,7 @@ class LiveMailServer:
             if out:
                 junk = 0
             say(out)
-            if junk > JUNK_LIMIT and server.state.name not in ("DATA", "AWAITING_DECISION"):
+            if junk > SMTP_JUNK_LIMIT and server.state.name not in ("DATA", "AWAITING_DECISION"):
                 refusal = policy_reply(core.texts, "not_smtp", hostname=core.hostname)
                 say(server.send(Shutdown(refusal)))
                 return

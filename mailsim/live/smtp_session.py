@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailsim.live.accounts import Accounts
-from mailsim.live.connection import LINGER, peer_of
+from mailsim.live.connection import LINGER, SMTP_JUNK_LIMIT, peer_of
 from mailsim.live.session_report import SessionRecorder
 from mailsim.mail.message import is_looping
 from mailsim.protocol.smtp import (
@@ -55,10 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsim.live")
 
-# A client that sends this much in command mode without finishing a single line is not speaking
-# SMTP (binary garbage, a TLS handshake): 16 command lines of 512 octets (RFC 5321 4.5.3.1.4).
-# Postfix gets the same effect by cutting lines at line_length_limit = 2048.
-_SMTP_JUNK_LIMIT = 16 * 512
 # While a message is being stored, a pipelining client may send on; past this much input the
 # socket is no longer read until the verdict (the machine holds everything meanwhile).
 _HOLD_LIMIT = 256 * 1024
@@ -406,7 +402,7 @@ class SMTPSession(asyncio.Protocol):
                         self.junk = 0
                     if machine.state in _SMTP_OVER:
                         self._when_written(self._finish)
-                    elif self.junk > _SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
+                    elif self.junk > SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
                         self._hang_up("not SMTP")
                     return
                 if event is PAUSED:

@@ -373,6 +373,10 @@ class LiveWorld:
         """Whether ``node`` is running."""
         return node not in self._routing.down_nodes
 
+    def service_is_up(self, node: str, port: int) -> bool:
+        """Whether no fault holds the service on ``port`` of ``node`` down."""
+        return (node, port) not in self._services_down
+
     # -- faults on the scaled clock ---------------------------------------------------------------
 
     def _schedule_faults(self) -> None:

@@ -43,7 +43,7 @@ import heapq
 import math
 import random
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from mailsim.mail.dsn import RecipientStatus, make_report
@@ -767,9 +767,9 @@ class Delivery:
     """One delivery job: a chunk of due messages for one domain, carried over one connection.
 
     The adapter resolves the domain's MX hosts and tells the job what happens, in order:
-    :meth:`dns_failed`, or for each host :meth:`loops_back` (skip it), :meth:`announce` (the
-    SYN leaves), :meth:`connect_failed` or :meth:`session` and :meth:`session_ended`; finally
-    :meth:`finish`. Then :meth:`MailServerCore.delivery_ended`.
+    :meth:`dns_failed`, or for each host :meth:`candidates` gives (announced as its SYN leaves)
+    :meth:`connect_failed`, or :meth:`session` and :meth:`session_ended`; finally :meth:`finish`.
+    Then :meth:`MailServerCore.delivery_ended`.
     """
 
     __slots__ = (
@@ -821,6 +821,23 @@ class Delivery:
             core._riders.pop(domain, None)  # they will find out for themselves, at once
         else:
             core._suspend_riders(domain, "451 4.4.3 " + reply)
+
+    def candidates(
+        self, hosts: Iterable[tuple[int, str, str]], next_connection: Callable[[], int]
+    ) -> Iterator[tuple[str, str]]:
+        """The MX hosts to try, in order, as (host, address), while anything is left to send.
+
+        RFC 5321 5.1: each host in preference order until one accepts; a host that is this server
+        is skipped. Each host's attempt is announced (:meth:`announce`) with the id
+        ``next_connection()`` gives, just before the adapter's connect, when the SYN leaves.
+        """
+        for _preference, host, address in hosts:
+            if not self.waiting:
+                return
+            if self.loops_back(host, address):
+                continue
+            self.announce(host, next_connection())
+            yield host, address
 
     def loops_back(self, host: str, address: str) -> bool:
         """Whether MX ``host`` is this server itself (RFC 5321 5.1: a configuration error)."""

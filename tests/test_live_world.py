@@ -326,3 +326,18 @@ def test_the_scaled_clock_runs_scale_times_faster_and_keeps_its_epoch() -> None:
     assert clock.real_wait(60) == MIN_REAL_WAIT  # a peer is given at least this long
     with pytest.raises(ValueError, match="time scale must be above 0"):
         ScaledClock(0)
+
+
+def test_the_scenarios_reply_faults_hit_the_live_servers_too(tmp_path: Path) -> None:
+    # greylisting-exim: school-mail greylists the first try of each triplet; isp-mail retries
+    # on its Exim rules (every 10 minutes at first) and the second try gets through.
+    scenario = Path(__file__).parent / "good_scenarios" / "greylisting-exim.yaml"
+    with mailsim.serve(str(scenario), tmp_path / "run", time_scale=FAST) as run:
+        with smtplib.SMTP("127.0.0.1", run.ports["isp-mail"].submission, timeout=10) as smtp:
+            smtp.login("news@isp.net", "press")
+            smtp.sendmail("news@isp.net", ["pupil@school.edu"], "Subject: news\r\n\r\nhi\r\n")
+        run.wait_for(lambda rs: of_type(rs, "mail.deliver", node="school-mail"), timeout=30)
+        (defer,) = of_type(run.records, "mail.defer")
+    assert defer["reply"] == "451 4.7.1 Greylisted, try later"
+    # Exim's F,1h,10m: tries on a 10-minute grid counted from the first failure.
+    assert 0 < defer["next_attempt"] - defer["t"] <= 600

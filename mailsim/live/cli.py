@@ -45,8 +45,7 @@ Users are local parts at every domain: --domain India.com --user Steve:secret ma
 Steve@India.com. Mail for them is stored in Maildirs under --maildir (one per user) and is
 acknowledged only once it is safely on disk. Mail for other domains is refused (550 5.7.1 Relay
 access denied) unless the client authenticated; then it is kept in the _outgoing Maildir. This
-live server does not relay it onwards: MX lookup, queues and retries are what the simulation
-(mailsim run) models.
+one server does not relay it onwards; a scenario's servers do (mailsim serve SCENARIO).
 
 With --tls it also speaks TLS: STARTTLS on both SMTP ports (RFC 3207), STLS on POP3 (RFC
 2595), and implicit TLS for submission on 2465 (RFC 8314) and POP3 on 1995. Passwords are then

@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "serve": "mailsim.live.cli:serve",
     "send": "mailsim.live.cli:send",
     "grade": "mailsim.live.cli:grade",
+    "ctl": "mailsim.live.scenario_cli:ctl",
 }
 
 

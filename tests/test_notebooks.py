@@ -64,11 +64,23 @@ EXPECTED_TEXT["09-mail-client-lab.ipynb"] = [
     "(sent ",
 ]
 
+EXPECTED_TEXT["11-real-sockets.ipynb"] = [
+    # The live servers tell the simulation's story: queued through a cut, retried, delivered.
+    "cut the route between india-mail and usa-mail: link india-gw - usa-gw down",
+    "Connection timed out",
+    "each followed by a wait of 30 to 40 minutes, as the tutorial says",
+    "india-mail -> usa-mail: 250 2.0.0 Ok: queued as",
+    "steve has 1 message",
+    "Delivered-To: steve@usa.com",
+    "india-mail -> usa-mail:25 (SMTP)",
+]
+
 EXPECTED_FIGURES = {
     "01-six-steps.ipynb": 3,  # topology, sequence diagram, timeline
     "02-retries-and-bounces.ipynb": 3,  # outage timeline, retry policies, bounce timeline
     "03-inside-smtp.ipynb": 3,  # simple and complete SMTP server, POP3 server
     "10-parameter-study.ipynb": 1,  # delay and attempts against outage length, per policy
+    "11-real-sockets.ipynb": 1,  # the live run's delivery timeline
 }
 
 _KERNEL_CHECK = "import sys\nprint('kernel python:', sys.executable)"

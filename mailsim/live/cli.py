@@ -22,7 +22,16 @@ from typing import Any
 
 import click
 
-_SERVE_HELP = """Run a real mail server on this machine: SMTP, submission and POP3.
+_SERVE_HELP = """Run real mail servers on this machine: a scenario's, or one of your own.
+
+With SCENARIO (a YAML file or a bundled name like link-outage), every mail server of the
+scenario runs live on 127.0.0.1 with its users, domains and settings; mail between them is routed
+by the scenario's MX records, queued on disk, retried on the scenario's policy and bounced, on a
+clock sped up by --time-scale; the scenario's faults happen on that clock, and mailsim ctl stages
+more by hand. It prints the port table; it writes events.jsonl and transcript.txt under --dir, so
+mailsim plot DIR draws the live run. Example: mailsim serve link-outage --time-scale 60
+
+Without SCENARIO, one server: SMTP, submission and POP3.
 
 \b
   SMTP       (MX role)     127.0.0.1:2525  accepts mail for --domain, no AUTH needed
@@ -36,8 +45,7 @@ Users are local parts at every domain: --domain India.com --user Steve:secret ma
 Steve@India.com. Mail for them is stored in Maildirs under --maildir (one per user) and is
 acknowledged only once it is safely on disk. Mail for other domains is refused (550 5.7.1 Relay
 access denied) unless the client authenticated; then it is kept in the _outgoing Maildir. This
-live server does not relay it onwards: MX lookup, queues and retries are what the simulation
-(mailsim run) models.
+one server does not relay it onwards; a scenario's servers do (mailsim serve SCENARIO).
 
 With --tls it also speaks TLS: STARTTLS on both SMTP ports (RFC 3207), STLS on POP3 (RFC
 2595), and implicit TLS for submission on 2465 (RFC 8314) and POP3 on 1995. Passwords are then
@@ -65,6 +73,26 @@ For a lab (grading a student's SMTP client by hand):
 Example: mailsim serve --domain India.com --user Steve:secret --replies classic
 """
 
+#: The options that belong to the one-server mode (not used with SCENARIO).
+_SINGLE_SERVER_ONLY = (
+    "domains",
+    "users",
+    "users_file",
+    "replies",
+    "maildir",
+    "hostname",
+    "host",
+    "smtp_port",
+    "submission_port",
+    "pop3_port",
+    "max_message_size",
+    "max_connections",
+    "idle_timeout",
+    "pop3_idle_timeout",
+)
+#: The options that belong to SCENARIO mode.
+_SCENARIO_ONLY = ("directory", "time_scale", "base_port", "json_ports", "fresh")
+
 
 def _fail(lines: list[str]) -> None:
     """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
@@ -74,6 +102,33 @@ def _fail(lines: list[str]) -> None:
 
 
 @click.command(help=_SERVE_HELP)
+@click.argument("scenario", required=False)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="SCENARIO: the run's folder. [default: runs/<scenario>-live/]",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="SCENARIO: scenario seconds per real second (60: a 30-minute retry in 30 s).",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65000),
+    default=2500,
+    show_default=True,
+    help="SCENARIO: server i gets SMTP base+10i, submission +1, POP3 +2 (0: free ports).",
+)
+@click.option(
+    "--json-ports",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='SCENARIO: also write the port table as JSON {server: {"smtp": port, ...}}.',
+)
+@click.option("--fresh", is_flag=True, help="SCENARIO: start over instead of resuming --dir.")
 @click.option(
     "--domain",
     "domains",
@@ -185,7 +240,15 @@ def _fail(lines: list[str]) -> None:
     help="Append one JSON record per SMTP session to this file (JSON Lines).",
 )
 @click.option("--quiet", is_flag=True, help="Do not log connections and messages to stderr.")
+@click.pass_context
 def serve(
+    ctx: click.Context,
+    scenario: str | None,
+    directory: Path | None,
+    time_scale: float,
+    base_port: int,
+    json_ports: Path | None,
+    fresh: bool,
     domains: tuple[str, ...],
     users: tuple[str, ...],
     users_file: Path | None,
@@ -214,6 +277,31 @@ def serve(
     report: Path | None,
     quiet: bool,
 ) -> None:
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    flag_of = {param.name: param.opts[0] for param in ctx.command.params}
+    if scenario is not None:
+        from mailsim.live.scenario_cli import serve_scenario
+
+        wrong = sorted(given & set(_SINGLE_SERVER_ONLY))
+        if wrong:
+            _fail([f"{flag_of[w]}: not with SCENARIO (the scenario sets it)" for w in wrong])
+        serve_scenario(
+            scenario,
+            directory=directory,
+            time_scale=time_scale,
+            base_port=base_port,
+            json_ports=json_ports,
+            fresh=fresh,
+            quiet=quiet,
+        )
+        return
+    wrong = sorted(given & set(_SCENARIO_ONLY))
+    if wrong:
+        _fail([f"{flag_of[w]}: only with a SCENARIO to serve" for w in wrong])
     from mailsim.live.server import ServeConfig, parse_user, read_users_file
     from mailsim.mail.units import parse_duration, parse_size
     from mailsim.protocol.smtp import ReplyTexts

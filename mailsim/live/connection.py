@@ -49,6 +49,12 @@ class LineClock:
         return None if self.started is None else self.started + limit - now
 
 
+#: A client that sends this much in command mode without the SMTP machine having anything to say
+#: is not speaking SMTP (binary garbage, a TLS handshake): 16 command lines of 512 octets (RFC
+#: 5321 4.5.3.1.4). Postfix gets the same effect by cutting lines at line_length_limit = 2048.
+SMTP_JUNK_LIMIT = 16 * 512
+
+
 def peer_of(transport: asyncio.BaseTransport) -> tuple[str, str]:
     """(ip, "ip:port") of the client."""
     peer = transport.get_extra_info("peername")

@@ -62,7 +62,12 @@ from mailsim.live.throttle import (
     DEFAULT_LOCKOUT_WINDOW,
     LoginThrottle,
 )
-from mailsim.mail.message import add_received, with_protocol
+from mailsim.mail.message import (
+    add_delivery_headers,
+    add_missing_headers,
+    add_received,
+    with_protocol,
+)
 from mailsim.protocol.smtp import MessageReceived, ReplyTexts, ServerLimits, Session
 
 __all__ = [
@@ -403,26 +408,41 @@ class LiveServer:
         return f"{self._queue_prefix}{next(self._queue_ids):05X}"
 
     def store_message(
-        self, event: MessageReceived, session: Session, peer: str, queue_id: str
+        self,
+        event: MessageReceived,
+        session: Session,
+        peer: str,
+        queue_id: str,
+        *,
+        submission: bool = False,
     ) -> list[str]:
         """Stamp ``Received:`` on the message and store a copy per mailbox, fsynced.
 
-        Runs in a worker thread (or the loop, see ``store_in_thread``). Returns the mailboxes
-        written to. Raises OSError when the disk fails.
+        As the mail-server core does for the simulated and the scenario's live servers: a
+        message submitted (``submission``) gets the ``Date:`` and ``Message-ID:`` it lacks
+        (RFC 6409 8.2, 8.3), and each local copy ``Return-Path:`` and ``Delivered-To:``
+        (RFC 5321 4.4). Runs in a worker thread (or the loop, see ``store_in_thread``). Returns
+        the mailboxes written to. Raises OSError when the disk fails.
         """
         assert self.store is not None
         accounts = self.accounts
-        mailboxes: dict[str, None] = {}
+        mailboxes: dict[str, str] = {}  # mailbox -> the first recipient address filed there
         foreign: list[str] = []
         for address in event.rcpt_to:
             if accounts.is_local(address):
                 box = accounts.mailbox_for(address)
                 if box is not None:
-                    mailboxes[box] = None
+                    mailboxes.setdefault(box, address)
             else:
                 foreign.append(address)
+        content = event.content
+        if submission:
+            own_id = f"{queue_id}@{self.config.server_name}"
+            content = add_missing_headers(
+                content, t=time.time(), message_id=own_id, epoch=_UNIX_EPOCH
+            )
         content = add_received(
-            event.content,
+            content,
             helo=session.hello_name or "unknown",
             client_ip=peer,
             by_host=self.config.server_name,
@@ -437,11 +457,10 @@ class LiveServer:
             epoch=_UNIX_EPOCH,
         )
         sender = event.mail_from.encode("ascii", "replace")
-        copies: list[tuple[str, bytes]] = []
-        if mailboxes:
-            # RFC 5321 4.4: final delivery records the reverse-path in Return-Path.
-            local = b"Return-Path: <" + sender + b">\r\n" + content
-            copies += [(box, local) for box in mailboxes]
+        copies: list[tuple[str, bytes]] = [
+            (box, add_delivery_headers(content, event.mail_from, address))
+            for box, address in mailboxes.items()
+        ]
         if foreign:
             envelope = (
                 b"X-Mailsim-Envelope-From: <"

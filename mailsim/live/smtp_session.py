@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailsim.live.accounts import Accounts
-from mailsim.live.connection import LINGER, LineClock, peer_of
+from mailsim.live.connection import LINGER, SMTP_JUNK_LIMIT, LineClock, peer_of
 from mailsim.live.session_report import SessionRecorder
 from mailsim.mail.message import is_looping
 from mailsim.protocol.smtp import (
@@ -55,6 +55,7 @@ from mailsim.protocol.smtp import (
     SMTPServer,
     StartTLS,
     TLSStarted,
+    policy_reply,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsim.live")
 
-# A client that sends this much in command mode without finishing a single line is not speaking
-# SMTP (binary garbage, a TLS handshake): 16 command lines of 512 octets (RFC 5321 4.5.3.1.4).
-# Postfix gets the same effect by cutting lines at line_length_limit = 2048.
-_SMTP_JUNK_LIMIT = 16 * 512
 # While a message is being stored, a pipelining client may send on; past this much input the
 # socket is no longer read until the verdict (the machine holds everything meanwhile).
 _HOLD_LIMIT = 256 * 1024
@@ -134,7 +131,8 @@ class SessionPolicy(ServerPolicy):
 
     def __init__(self, listener: MailPolicy, session: SMTPSession) -> None:
         super().__init__(
-            auth_offered=True,
+            # The MX port offers no AUTH, as the simulated one: users submit on 587 (RFC 6409).
+            auth_offered=listener.submission,
             auth_required=listener.submission,
             always_accept_postmaster=False,
             tls_offered=listener.tls,
@@ -198,15 +196,10 @@ class SessionPolicy(ServerPolicy):
         if accounts.is_local(address):
             if accounts.mailbox_for(address) is not None:
                 return None
-            return reply_of(
-                self._listener.texts,
-                550,
-                "5.1.1",
-                f"<{address}>: Recipient address rejected: User unknown in local recipient table",
-            )
+            return policy_reply(self._listener.texts, "unknown_user", address=address)
         if session.authenticated_user is not None:
             return None  # stored in _outgoing
-        return reply_of(self._listener.texts, 550, "5.7.1", f"<{address}>: Relay access denied")
+        return policy_reply(self._listener.texts, "relay_denied", address=address)
 
 
 class SMTPSession(asyncio.Protocol):
@@ -479,7 +472,7 @@ class SMTPSession(asyncio.Protocol):
                         self.junk = 0
                     if machine.state in _SMTP_OVER:
                         self._when_written(self._finish)
-                    elif self.junk > _SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
+                    elif self.junk > SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
                         self._hang_up("not SMTP")
                     return
                 if event is PAUSED:
@@ -604,7 +597,7 @@ class SMTPSession(asyncio.Protocol):
                 return True
         if is_looping(event.content):
             # RFC 5321 6.3: too many Received lines means a mail loop.
-            reply = reply_of(server.config.replies, 554, "5.4.6", "Too many hops (mail loop)")
+            reply = policy_reply(server.config.replies, "mail_loop")
             self._emit(machine.send(Reject(reply)))
             self.refused += 1
             return True
@@ -629,7 +622,9 @@ class SMTPSession(asyncio.Protocol):
     def _store_now(self, event: MessageReceived, session: Session, queue_id: str) -> str | None:
         """Store; None on success, else the error text (runs in a thread or the loop)."""
         try:
-            self.server.store_message(event, session, self.peer_ip, queue_id)
+            self.server.store_message(
+                event, session, self.peer_ip, queue_id, submission=self.policy.submission
+            )
         except OSError as error:
             log.error("%s %s cannot store %s: %s", self.service, self.peer, queue_id, error)
             return str(error.strerror or error)
@@ -645,9 +640,7 @@ class SMTPSession(asyncio.Protocol):
             self.messages += 1
             return machine.send(Accept(queue_id))
         self.refused += 1
-        reply = reply_of(
-            self.server.config.replies, 451, "4.3.0", "Error: cannot store the message now"
-        )
+        reply = policy_reply(self.server.config.replies, "cannot_store")
         return machine.send(Reject(reply))
 
     def _stored(self, problem: str | None, queue_id: str) -> None:
@@ -676,8 +669,7 @@ class SMTPSession(asyncio.Protocol):
         elif why == "shutdown":
             reply = machine.error_reply("shutdown")
         else:
-            text = f"{config.server_name} Error: too much input without a command line"
-            reply = reply_of(config.replies, 421, "4.7.0", text)
+            reply = policy_reply(config.replies, "not_smtp", hostname=config.server_name)
         self.ending = why
         if not transport.is_closing() and not self.finishing:
             while self._slow:  # what was promised goes out first, at once

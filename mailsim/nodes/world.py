@@ -108,6 +108,7 @@ class World:
         self._known_messages: set[str] = set()
         self._message_count = 0
         self._started = False
+        self._prepared = False
 
     # -- describing the world -----------------------------------------------------------------
 
@@ -239,19 +240,16 @@ class World:
         if self._started:
             return
         self._started = True
-        self._add_dns_node()
+        if not self._prepared:
+            self._add_dns_node()
         self.network = Network(self.env, self.topology, self.recorder, self.streams)
         self.faults = Faults(self.network)
-        self._fill_zones()
+        if not self._prepared:
+            self._fill_zones()
+        self._prepared = True
         DnsServer(self.network, self.dns_node, self.dns)  # type: ignore[arg-type]
-        users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
-        for spec in self._user_specs:
-            local = spec["address"].rpartition("@")[0]
-            users_by_server[spec["home"]][local] = spec["password"]
-        for node, spec in self._server_specs.items():
-            server = MailServer(
-                self, node, spec["written"], users_by_server[node], spec["settings"]
-            )
+        for node, domains, users, settings in self.mail_server_specs():
+            server = MailServer(self, node, domains, users, settings)
             self.servers[node] = server
             server.start()
         for spec in self._user_specs:
@@ -273,6 +271,37 @@ class World:
             session.start()
         for method, args, kwargs in self._fault_specs:
             getattr(self.faults, method)(*args, **kwargs)
+
+    def prepare(self) -> None:
+        """Complete the description without starting anything: the implicit DNS node, every
+        node's address and the DNS zones. :meth:`start` does it too; the live servers
+        (``mailsim serve SCENARIO``) need only this."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self._add_dns_node()
+        self.topology.assign_addresses()
+        self._fill_zones()
+
+    def mail_server_specs(self) -> list[tuple[str, list[str], dict[str, str], ServerSettings]]:
+        """Each mail server as (node, domains as written, users as local part -> password,
+        settings), in the order they were added."""
+        users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
+        for spec in self._user_specs:
+            local = spec["address"].rpartition("@")[0]
+            users_by_server[spec["home"]][local] = spec["password"]
+        return [
+            (node, spec["written"], users_by_server[node], spec["settings"])
+            for node, spec in self._server_specs.items()
+        ]
+
+    def user_addresses(self) -> list[str]:
+        """Every user's address, in the order they were added."""
+        return [spec["address"] for spec in self._user_specs]
+
+    def scheduled_faults(self) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+        """The faults described so far, as (``Faults`` method name, args, keyword args)."""
+        return list(self._fault_specs)
 
     def _add_dns_node(self) -> None:
         """Without a DNS node, add ``dns`` at the site "Internet", 1 ms from every mail server.

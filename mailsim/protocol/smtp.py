@@ -61,8 +61,10 @@ from mailsim.protocol.smtp_params import (
     RcptParams,
 )
 from mailsim.protocol.smtp_replies import (
+    POLICY_REPLIES,
     Reply,
     ReplyTexts,
+    policy_reply,
 )
 from mailsim.protocol.smtp_server import (
     Accept,
@@ -102,6 +104,7 @@ __all__ = [
     "CLIENT_TRANSITIONS",
     "NEED_DATA",
     "PAUSED",
+    "POLICY_REPLIES",
     "SERVER_TRANSITIONS",
     "Accept",
     "AuthResult",
@@ -146,5 +149,6 @@ __all__ = [
     "canonical_content",
     "dot_stuff",
     "is_postmaster",
+    "policy_reply",
     "split_lines",
 ]

@@ -92,7 +92,7 @@ def test_the_story_queued_through_a_cut_retried_on_schedule_delivered_after_the_
     for defer, attempt in zip(of_type(records, "mail.defer"), attempts[1:], strict=False):
         assert defer["next_attempt"] <= attempt["t"] < defer["next_attempt"] + 0.1 * HOUR
     (sent,) = of_type(records, "mail.sent")
-    assert sent["mx"] == "usa-mail" and sent["reply"].startswith("250 2.0.0 Ok: queued as")
+    assert sent["mx"] == "usa-mail.usa.com" and sent["reply"].startswith("250 2.0.0 Ok: queued as")
     [message] = fetch(run.ports["usa-mail"].pop3, "steve", "atlas")
     parsed = email.message_from_bytes(message)
     assert parsed["Subject"] == "Books 0"

@@ -306,7 +306,7 @@ class LiveMailServer:
             for host, address in job.candidates(hosts, lambda: world.next_connection_id):
                 try:
                     conn, reader, writer = await world.connect(
-                        self.node, host, SMTP_PORT, settings.connect_timeout
+                        self.node, address, SMTP_PORT, settings.connect_timeout
                     )
                 except ConnectFailed as error:
                     job.connect_failed(host, address, SMTP_PORT, error.reason, str(error))

@@ -469,6 +469,8 @@ class LiveWorld:
                 nothing listens (at once).
         """
         loop = asyncio.get_running_loop()
+        # Like the simulated network, take a node name or an address (an MX host's A record).
+        server = self.world.topology.resolve(server) or server
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.bind(("127.0.0.1", 0))

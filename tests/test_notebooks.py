@@ -69,7 +69,7 @@ EXPECTED_TEXT["11-real-sockets.ipynb"] = [
     "cut the route between india-mail and usa-mail: link india-gw - usa-gw down",
     "Connection timed out",
     "each followed by a wait of 30 to 40 minutes, as the tutorial says",
-    "india-mail -> usa-mail: 250 2.0.0 Ok: queued as",
+    "india-mail -> usa-mail.usa.com: 250 2.0.0 Ok: queued as",
     "steve has 1 message",
     "Delivered-To: steve@usa.com",
     "india-mail -> usa-mail:25 (SMTP)",

@@ -94,7 +94,7 @@ def _parse_until(text: str | None) -> float | None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    help="Output folder (default: runs/<scenario name>/).",
+    help="Output folder (default: runs/NAME/ for a bundled NAME, runs/STEM/ for a file STEM.yaml).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
 @click.option(

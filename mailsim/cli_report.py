@@ -6,8 +6,6 @@ matplotlib.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -19,12 +17,6 @@ from mailsim.scenario.result import Result, run_scenario, timed_progress
 
 #: Rows of the per-message table shown before it is cut short.
 MAX_ROWS = 25
-
-
-def default_out_dir(name: str) -> Path:
-    """``runs/<scenario name>/``, the name made safe for a folder."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-").lower() or "run"
-    return Path("runs") / slug
 
 
 def run_command(
@@ -74,9 +66,8 @@ def run_command(
                 segments=want_segments,
                 progress=timed_progress(show),
             )
-    out = Path(out_dir) if out_dir else default_out_dir(scenario.name)
-    result.save(
-        out, figures=figures, pcap=pcap, pcap_filter=pcap_filter, pcap_per_node=pcap_per_node
+    out = result.save(
+        out_dir, figures=figures, pcap=pcap, pcap_filter=pcap_filter, pcap_per_node=pcap_per_node
     )
     if not quiet:
         print_summary(console, result)

@@ -553,10 +553,12 @@ def load_scenario(
         name = source_name if source_name is not None else os.fspath(source)
         text = _read(path, name)
         base = Path(base_dir) if base_dir is not None else path.parent
-    else:
-        text = str(source)
-        name = source_name if source_name is not None else "<scenario>"
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        scenario = _load_text(text, name, base, overrides)
+        scenario._source_stem = path.stem  # runs/<file stem>/, see Scenario.slug
+        return scenario
+    text = str(source)
+    name = source_name if source_name is not None else "<scenario>"
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _load_text(text, name, base, overrides)
 
 

@@ -66,6 +66,7 @@ class Result:
 
     Attributes:
         scenario: the scenario that ran.
+        slug: the folder name of its outputs, ``runs/<slug>/`` (see :attr:`Scenario.slug`).
         world: the world after the run (servers, queues, mailboxes, user agents' inboxes).
         records: the trace records.
         end_time: the simulated time the run stopped at.
@@ -78,6 +79,7 @@ class Result:
         self.records = world.recorder.records
         self.end_time = end_time
         self.seed = seed
+        self.slug = scenario.slug
 
     def __repr__(self) -> str:
         totals = self.books.totals()
@@ -92,16 +94,19 @@ class Result:
         """Every (message, recipient)'s fate, and whether the books balance."""
         return reconcile(self.records)
 
-    @property
+    @cached_property
     def events(self) -> Any:
-        """The trace as a pandas DataFrame (one row per record)."""
+        """The trace as a pandas DataFrame (one row per record), built once."""
         from mailsim.trace.exports import events_frame
 
         return events_frame(self.records)
 
-    @property
+    @cached_property
     def deliveries(self) -> Any:
-        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency."""
+        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency.
+
+        Built once; edit a copy (``result.deliveries.copy()``) to keep the original intact.
+        """
         from mailsim.trace.exports import deliveries_frame
 
         return deliveries_frame(self.records)
@@ -153,7 +158,7 @@ class Result:
 
     def save(
         self,
-        directory: str | Path,
+        directory: str | Path | None = None,
         *,
         figures: bool = True,
         pcap: bool = False,
@@ -161,6 +166,8 @@ class Result:
         pcap_per_node: bool = False,
     ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
+
+        Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does.
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
@@ -178,7 +185,7 @@ class Result:
             from mailsim.trace.pcap import check_protocols
 
             protocols = sorted(check_protocols(pcap_filter))
-        out = Path(directory)
+        out = Path(directory) if directory is not None else Path("runs") / self.slug
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "events.jsonl", "w", encoding="utf-8", newline="\n") as stream:
             write_events(self.records, stream)

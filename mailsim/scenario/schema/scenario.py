@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationInfo,
     model_validator,
 )
@@ -73,6 +75,16 @@ class Scenario(_Section):
     trace: Annotated[TraceOptions, BeforeValidator(_empty_if_null(dict))] = Field(
         default_factory=TraceOptions, description="what to record"
     )
+    #: The stem of the file it was loaded from (a bundled scenario's name); set by the loader.
+    _source_stem: str | None = PrivateAttr(default=None)
+
+    @property
+    def slug(self) -> str:
+        """The folder name of its runs (``runs/<slug>/``): the stem of the file it was loaded
+        from, so ``link-outage`` and ``path/x.yaml`` write ``runs/link-outage/`` and ``runs/x/``
+        whatever their ``name:`` says; for a scenario made from text or in Python, its name made
+        safe for a folder."""
+        return self._source_stem or folder_name(self.name)
 
     @model_validator(mode="after")
     def _tie_together(self, info: ValidationInfo) -> Scenario:
@@ -148,3 +160,8 @@ class Scenario(_Section):
                         records.append(MxRecord(type="MX", name=domain, exchange=name))
                         covered.add(domain.lower())
         return records
+
+
+def folder_name(text: str) -> str:
+    """``text`` made safe as one folder name: runs of other characters become ``-``, lower case."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower() or "run"

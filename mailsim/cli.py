@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "send": "mailsim.live.cli:send",
     "grade": "mailsim.live.cli:grade",
     "ctl": "mailsim.live.scenario_cli:ctl",
+    "telnet": "mailsim.live.telnet:telnet",
 }
 
 

@@ -13,6 +13,8 @@ from pydantic import (
     model_validator,
 )
 
+from mailsim.scenario.errors import Problem
+
 if TYPE_CHECKING:
     from mailsim.scenario.result import Result
 
@@ -77,6 +79,17 @@ class Scenario(_Section):
     )
     #: The stem of the file it was loaded from (a bundled scenario's name); set by the loader.
     _source_stem: str | None = PrivateAttr(default=None)
+    #: What the loader warned about, as the file was written; see :attr:`warnings`.
+    _warnings: list[Problem] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """What the loader found valid but probably not meant, placed in the file like errors:
+        a recipient no user or domain of the scenario serves, a bare number where a unit is
+        expected (``latency: 60`` is 60 s), a mail server others cannot reach. Empty for a
+        scenario built in Python; not updated by later edits.
+        """
+        return list(self._warnings)
 
     @property
     def slug(self) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from mailsim.nodes.world import World
     from mailsim.scenario.schema import Scenario
+    from mailsim.trace.connections import Connection, RelayTotals
 
 #: A progress callback: (simulated now, simulated end) -> None.
 Progress = Callable[[float, float], None]
@@ -156,6 +157,32 @@ class Result:
 
     # -- files --------------------------------------------------------------------------------
 
+    @cached_property
+    def connections(self) -> dict[int, Connection]:
+        """What each TCP connection carried (see :mod:`mailsim.trace.connections`), by id."""
+        from mailsim.trace.connections import connections
+
+        return connections(self.records)
+
+    @property
+    def relays(self) -> list[RelayTotals]:
+        """Per (sending, receiving) mail server: connections, messages and round trips."""
+        from mailsim.trace.connections import relay_totals
+
+        return relay_totals(self.connections)
+
+    def export_mailboxes(self, directory: str | Path, format: str = "maildir") -> dict[str, Path]:
+        """Write every user's mail (fetched by the user agent, or still on the server) for a real
+        mail client: a Maildir ``<address>/`` each, or with ``format="mbox"`` a file
+        ``<address>.mbox``; returns the path of each address. ``mutt -f DIR/steve@usa.com``.
+
+        Raises:
+            MailboxExportError: a bad format, or ``directory`` holds files mailsim did not write.
+        """
+        from mailsim.scenario.mailboxes import export_mailboxes
+
+        return export_mailboxes(self.world, self.records, directory, format)
+
     def save(
         self,
         directory: str | Path | None = None,
@@ -164,10 +191,12 @@ class Result:
         pcap: bool = False,
         pcap_filter: Iterable[str] | None = None,
         pcap_per_node: bool = False,
+        figure_size: str = "default",
     ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
 
-        Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does.
+        Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does. ``figure_size``
+        is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`).
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
@@ -194,7 +223,7 @@ class Result:
         if figures:
             from mailsim.plot import render_all
 
-            render_all(self.records, out)
+            render_all(self.records, out, size=figure_size)
         if pcap:
             self.write_pcap(out / "trace.pcap", protocols=protocols)
         if pcap_per_node:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailsim.mail.mailbox import Mailbox, export_maildir, export_mbox
+from mailsim.mail.mailbox import Mailbox, MailStore, export_maildir, export_mbox
 
 if TYPE_CHECKING:
     from mailsim.nodes.world import World
@@ -53,15 +53,22 @@ def user_mailboxes(world: World, records: Sequence[dict[str, Any]]) -> dict[str,
             t = delivered.get((msg, key), 0.0)
             box.deliver(content, t=t, msg_id=msg, sender=senders.get(msg, ""))
         for name, server in world.servers.items():
-            if agent.domain in server.domains:
+            if agent.domain in server.core.domains:
                 claimed.add((name, agent.login.lower()))
-                _add_waiting(box, server.store.get(agent.login))
+                _add_waiting(box, _store(server).get(agent.login))
     for name, server in world.servers.items():
-        for waiting in server.store:
+        for waiting in _store(server):
             if (name, waiting.user.lower()) not in claimed and len(waiting):
-                address = f"{waiting.user}@{server.domains[0]}"
+                address = f"{waiting.user}@{server.core.domains[0]}"
                 _add_waiting(boxes.setdefault(address, Mailbox(address)), waiting)
     return boxes
+
+
+def _store(server: Any) -> MailStore:
+    """A simulated server's mailboxes (the live server's are Maildirs on disk instead)."""
+    store = server.core.store
+    assert isinstance(store, MailStore), "a simulated mail server keeps a MailStore"
+    return store
 
 
 def _add_waiting(box: Mailbox, waiting: Mailbox | None) -> None:

@@ -92,10 +92,11 @@ def run_command(
         console.print(f"\nOutputs in [bold]{out}/[/bold]: {', '.join(files)}")
         if exported:
             where = Path(mailboxes or ".")
+            paths = list(exported.values())
+            example = next((path for path in paths if _holds_mail(path)), paths[0])
             console.print(
                 f"Mailboxes ({mailbox_format}) in [bold]{where}/[/bold]: "
-                f"{', '.join(p.name for p in exported.values())}; open one with "
-                f"mutt -f {next(iter(exported.values()))}"
+                f"{', '.join(path.name for path in paths)}; open one with mutt -f {example}"
             )
         if demo:
             console.print(
@@ -108,6 +109,13 @@ def run_command(
             err.print(f"[red]books do not balance:[/red] {problem}")
         return 1
     return 0
+
+
+def _holds_mail(path: Path) -> bool:
+    """Whether an exported Maildir or mbox file holds a message."""
+    if path.is_file():
+        return path.stat().st_size > 0
+    return any((path / "new").iterdir()) if (path / "new").is_dir() else False
 
 
 def _run_with_progress(

@@ -58,7 +58,7 @@ def test_mailsim_run_mailboxes_writes_them_and_may_write_them_again(tmp_path: Pa
             catch_exceptions=False,
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-    assert f"mutt -f {boxes}" in " ".join(result.stdout.split())
+    assert f"mutt -f {boxes / 'steve@usa.com'}" in " ".join(result.stdout.split())
     assert subjects(mailbox.Maildir(boxes / "steve@usa.com", create=False)) == ["Books"]
 
 

@@ -96,7 +96,8 @@ def run_command(
             example = next((path for path in paths if _holds_mail(path)), paths[0])
             console.print(
                 f"Mailboxes ({mailbox_format}) in [bold]{where}/[/bold]: "
-                f"{', '.join(path.name for path in paths)}; open one with mutt -f {example}"
+                f"{', '.join(path.name for path in paths)}; open one with mutt -f {example}",
+                soft_wrap=True,  # a path cut in two cannot be pasted
             )
         if demo:
             console.print(

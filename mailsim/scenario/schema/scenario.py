@@ -82,6 +82,13 @@ class Scenario(_Section):
     #: What the loader warned about, as the file was written; see :attr:`warnings`.
     _warnings: list[Problem] = PrivateAttr(default_factory=list)
 
+    def __eq__(self, other: object) -> bool:
+        # Two scenarios are equal when they say the same: where each was loaded from (its slug,
+        # the places of its warnings) is not part of what it says.
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
     @property
     def warnings(self) -> list[Problem]:
         """What the loader found valid but probably not meant, placed in the file like errors:

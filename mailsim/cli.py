@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "send": "mailsim.live.cli:send",
     "grade": "mailsim.live.cli:grade",
     "ctl": "mailsim.live.scenario_cli:ctl",
+    "telnet": "mailsim.live.telnet:telnet",
 }
 
 
@@ -88,13 +89,34 @@ def _parse_until(text: str | None) -> float | None:
     return value
 
 
+def _format_option(command: Any) -> Any:
+    """``--format table|json|tsv``; without it, a table on a terminal and JSON elsewhere."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "tsv"]),
+        help="Output for people (table) or programs (json, tsv); default: table on a "
+        "terminal, json when piped (docs/cli-output.md).",
+    )(command)
+
+
+def _figure_size_option(command: Any) -> Any:
+    return click.option(
+        "--figure-size",
+        type=click.Choice(["default", "slide"]),
+        default="default",
+        show_default=True,
+        help="slide: 16:9 figures with large type, readable at 1920x1080 on a projector.",
+    )(command)
+
+
 @main.command()
 @click.argument("scenario")
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    help="Output folder (default: runs/<scenario name>/).",
+    help="Output folder (default: runs/NAME/ for a bundled NAME, runs/STEM/ for STEM.yaml).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
 @click.option(
@@ -115,6 +137,20 @@ def _parse_until(text: str | None) -> float | None:
     help="Also write pcap/<node>.pcap: the packets each node sent or was sent.",
 )
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
+@_figure_size_option
+@click.option(
+    "--mailboxes",
+    type=click.Path(file_okay=False),
+    help="Also write every user's mail into this folder, for mutt or Thunderbird.",
+)
+@click.option(
+    "--mailbox-format",
+    type=click.Choice(["maildir", "mbox"]),
+    default="maildir",
+    show_default=True,
+    help="A Maildir folder per user, or one mbox file per user.",
+)
+@_format_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--set",
@@ -132,11 +168,17 @@ def run(
     pcap_filter: tuple[str, ...],
     pcap_per_node: bool,
     no_figures: bool,
+    figure_size: str,
+    mailboxes: str | None,
+    mailbox_format: str,
+    output_format: str | None,
     quiet: bool,
     assignments: tuple[str, ...],
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
+    from mailsim.cli_formats import choose_format
     from mailsim.cli_report import run_command
+    from mailsim.scenario.mailboxes import MailboxExportError
 
     if pcap_filter:
         from mailsim.trace.pcap import check_protocols
@@ -146,8 +188,8 @@ def run(
         except ValueError as error:
             _fail_input([f"--pcap-filter: {error}"])
     model = _load(scenario, assignments)
-    raise SystemExit(
-        run_command(
+    try:
+        code = run_command(
             model,
             scenario,
             out_dir=out_dir,
@@ -157,30 +199,76 @@ def run(
             pcap_filter=pcap_filter or None,
             pcap_per_node=pcap_per_node,
             figures=not no_figures,
+            figure_size=figure_size,
+            mailboxes=mailboxes,
+            mailbox_format=mailbox_format,
             quiet=quiet,
+            output_format=choose_format(output_format),
         )
-    )
+    except MailboxExportError as error:
+        _fail_input([f"--mailboxes: {error}"])
+    raise SystemExit(code)
 
 
 @main.command()
 @click.argument("scenarios", nargs=-1, required=True)
-def validate(scenarios: tuple[str, ...]) -> None:
-    """Check SCENARIOS for mistakes; print one line per problem (exit 2 if any)."""
-    from mailsim.scenario import ScenarioError
-    from mailsim.scenario.catalog import load
+@click.option("--strict", is_flag=True, help="Count warnings as errors (exit 2).")
+@_format_option
+def validate(scenarios: tuple[str, ...], strict: bool, output_format: str | None) -> None:
+    """Check SCENARIOS for mistakes; print one line per problem (exit 2 if any).
 
-    problems: list[str] = []
+    Warnings (valid, but probably not meant: a recipient nobody serves, a bare number where a
+    unit belongs, a mail server others cannot reach) are printed too; they fail only with
+    --strict.
+    """
+    from mailsim.cli_formats import (
+        VALIDATE_COLUMNS,
+        choose_format,
+        problem_record,
+        validate_rows,
+        write_json,
+        write_tsv,
+    )
+    from mailsim.scenario import Problem, ScenarioError
+    from mailsim.scenario.catalog import find, load
+
+    fmt = choose_format(output_format)
+    checked: list[dict[str, Any]] = []
+    failed = False
     for name in scenarios:
+        errors: list[Problem] = []
+        warnings: list[Problem] = []
+        file = name
         try:
-            load(name)
+            file = str(find(name))
+            warnings = load(name).warnings
         except ScenarioError as error:
-            problems.extend(str(error).splitlines())
+            errors = error.problems
         except FileNotFoundError as error:
-            problems.append(str(error))
-        else:
-            click.echo(f"{name}: ok")
-    if problems:
-        _fail_input(problems)
+            errors = [Problem(name, 0, 0, "", str(error).removeprefix(f"{name}: "))]
+        ok = not errors and not (strict and warnings)
+        failed |= not ok
+        for problem in [*errors, *warnings]:
+            click.echo(str(problem), err=True)
+        if fmt == "table" and not errors:
+            count = len(warnings)
+            noted = f" ({count} warning{'s' if count != 1 else ''})" if count else ""
+            click.echo(f"{name}: {'ok' if ok else 'fails under --strict'}{noted}")
+        checked.append(
+            {
+                "scenario": name,
+                "file": file,
+                "ok": ok,
+                "errors": [problem_record(p) for p in errors],
+                "warnings": [problem_record(p) for p in warnings],
+            }
+        )
+    if fmt == "json":
+        write_json({"ok": not failed, "strict": strict, "scenarios": checked})
+    elif fmt == "tsv":
+        write_tsv(VALIDATE_COLUMNS, validate_rows(checked))
+    if failed:
+        raise SystemExit(2)
 
 
 @main.command()
@@ -284,7 +372,8 @@ def sweep(
 
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def plot(directory: str) -> None:
+@_figure_size_option
+def plot(directory: str, figure_size: str) -> None:
     """Redraw the figures of a run folder from its events.jsonl, or of a sweep folder."""
     from pathlib import Path
 
@@ -307,7 +396,7 @@ def plot(directory: str) -> None:
         records = load_events(events)
     except ValueError as error:
         _fail_input([f"{events}: not a mailsim trace ({error})"])
-    for path in render_all(records, Path(directory)):
+    for path in render_all(records, Path(directory), size=figure_size):
         click.echo(f"wrote {path}")
 
 
@@ -328,12 +417,26 @@ def new(name: str, force: bool) -> None:
 
 
 @main.command("scenarios")
-def list_scenarios() -> None:
+@_format_option
+def list_scenarios(output_format: str | None) -> None:
     """List the bundled scenarios and what each teaches."""
-    from mailsim.scenario.catalog import bundled
+    from mailsim.cli_formats import choose_format, write_json, write_tsv
+    from mailsim.scenario.catalog import bundled, bundled_dir
 
-    for name, first_line in bundled():
-        click.echo(f"{name:<24} {first_line}")
+    fmt = choose_format(output_format)
+    listed = [
+        {"name": name, "teaches": line, "file": str(bundled_dir() / f"{name}.yaml")}
+        for name, line in bundled()
+    ]
+    if fmt == "json":
+        write_json({"scenarios": listed})
+    elif fmt == "tsv":
+        write_tsv(
+            ("name", "teaches", "file"), ([s["name"], s["teaches"], s["file"]] for s in listed)
+        )
+    else:
+        for entry in listed:
+            click.echo(f"{entry['name']:<24} {entry['teaches']}")
 
 
 @main.command()

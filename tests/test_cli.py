@@ -54,7 +54,7 @@ def test_validate_accepts_every_bundled_scenario() -> None:
     from mailsim.scenario.catalog import bundled
 
     names = [name for name, _ in bundled()]
-    code, out, _ = invoke("validate", *names)
+    code, out, _ = invoke("validate", "--format", "table", *names)
     assert code == 0
     assert out.count(": ok") == len(names) == 7
 

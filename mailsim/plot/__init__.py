@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mailsim.plot._style import PlotError
+from mailsim.plot._style import LOOKS, Look, PlotError, look_for
 from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
 from mailsim.plot.sequence import sequence_diagram
@@ -33,7 +33,9 @@ from mailsim.plot.timeline import Journey, delivery_timeline, journeys
 from mailsim.plot.topology import Topology, read_topology, topology_figure
 
 __all__ = [
+    "LOOKS",
     "Journey",
+    "Look",
     "PlotError",
     "Topology",
     "animate",
@@ -53,8 +55,9 @@ __all__ = [
     "topology_figure",
 ]
 
-#: Lines drawn at most in ``sequence.png`` (whole connections are kept, first opened first).
-SEQUENCE_MAX_LINES = 200
+#: Rows of ``sequence.png`` at most (about 0.2 in each): what does not fit is boxed or folded
+#: into the grey bands, chosen by what the connections carry (:mod:`mailsim.plot.sequence_plan`).
+SEQUENCE_MAX_ROWS = 160
 #: ``queues.png`` is written when the trace has more messages than this.
 QUEUE_FIGURE_AFTER = 5
 #: Rows of ``timeline.png`` at most: the most retried pairs of a busy run (all of them in Python).
@@ -62,32 +65,45 @@ TIMELINE_MAX_ROWS = 40
 
 
 def render_all(
-    records: Sequence[dict[str, Any]], out_dir: str | Path, *, dpi: float = 110
+    records: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    dpi: float | None = None,
+    size: str = "default",
 ) -> list[Path]:
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
-    Always ``sequence.png`` (data lines collapsed, at most :data:`SEQUENCE_MAX_LINES` lines),
-    ``timeline.png`` (log time when the story spans more than a day; at most
-    :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also
-    ``queues.png`` when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by
-    ``mailsim run`` and ``mailsim plot DIR``.
+    Always ``sequence.png`` (data lines collapsed, bursts of lines joined, at most
+    :data:`SEQUENCE_MAX_ROWS` rows: connections that move mail first, empty POP3 checks folded),
+    ``timeline.png`` (a linear time axis, so steady retries look steady; at most
+    :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also ``queues.png``
+    when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by ``mailsim run``
+    and ``mailsim plot DIR``.
+
+    Args:
+        records: trace records.
+        out_dir: the folder (created if missing).
+        dpi: resolution; default: the look's (110 for "default", 120 for "slide", which makes
+            the 16 x 9 in slide figures 1920 x 1080 pixels).
+        size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
     """
+    look = look_for(size)
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mail_times = [r["t"] for r in records if r["type"].startswith("mail.")]
-    long_story = bool(mail_times) and max(mail_times) - min(mail_times) > 86400
     figures = {
-        "sequence.png": sequence_diagram(records, hide_data=True, max_lines=SEQUENCE_MAX_LINES),
-        "timeline.png": delivery_timeline(records, log_time=long_story, max_rows=TIMELINE_MAX_ROWS),
-        "topology.png": topology_figure(records),
+        "sequence.png": sequence_diagram(
+            records, hide_data=True, group_bursts=True, max_rows=SEQUENCE_MAX_ROWS, size=size
+        ),
+        "timeline.png": delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size),
+        "topology.png": topology_figure(records, size=size),
     }
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}
     if len(messages) > QUEUE_FIGURE_AFTER:
-        figures["queues.png"] = queue_figure(records)
+        figures["queues.png"] = queue_figure(records, size=size)
     written = []
     for name, figure in figures.items():
         path = out / name
-        figure.savefig(path, dpi=dpi)
+        figure.savefig(path, dpi=dpi if dpi is not None else look.dpi)
         written.append(path)
     return written

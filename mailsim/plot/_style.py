@@ -8,6 +8,7 @@ chosen from the span it covers (s, min, h, d), and log axes get ticks at 1 s, 1 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,9 +58,71 @@ STATUS_COLOURS = {
     "queued": "#7f7f7f",
 }
 
-#: Base font sizes (points) chosen for slides: legible when a 10 in wide figure fills a slide.
+#: Base font sizes (points) of the default look: legible when a 10 in wide figure fills a page.
 FONT = 9.0
 SMALL_FONT = 7.5
+
+
+# --- figure sizes -------------------------------------------------------------------------------
+
+#: The inches of a slide figure: 16:9, saved at :attr:`Look.dpi` 120 it is 1920 x 1080 pixels.
+SLIDE_INCHES = (16.0, 9.0)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How large a figure, its type and its lines are: the ``size`` argument of every figure.
+
+    ``"default"`` sizes each figure to its content (a long sequence chart is tall) with type for
+    reading on a screen or on paper. ``"slide"`` is a landscape 16:9 figure (:data:`SLIDE_INCHES`)
+    for a projector: type and lines :attr:`scale` times larger (the smallest label is 12 pt,
+    20 pixels at 1920 x 1080), and the figure chooses what fits rather than growing.
+    """
+
+    name: str
+    scale: float
+    slide: bool
+    #: The resolution ``render_all`` saves with.
+    dpi: float
+
+    @property
+    def font(self) -> float:
+        """Labels and axis titles, points."""
+        return FONT * self.scale
+
+    @property
+    def small(self) -> float:
+        """Annotations and tick labels, points."""
+        return SMALL_FONT * self.scale
+
+    @property
+    def title(self) -> float:
+        """Figure titles, points."""
+        return (FONT + 1) * self.scale
+
+    def line(self, width: float) -> float:
+        """A line ``width`` points wide in the default look, in this one."""
+        return width * self.scale
+
+
+LOOKS = {
+    "default": Look("default", 1.0, slide=False, dpi=110.0),
+    "slide": Look("slide", 1.5, slide=True, dpi=120.0),
+}
+
+
+def look_for(size: str | Look) -> Look:
+    """The :class:`Look` called ``size`` ("default" or "slide").
+
+    Raises:
+        PlotError: any other name.
+    """
+    if isinstance(size, Look):
+        return size
+    look = LOOKS.get(size) if isinstance(size, str) else None
+    if look is None:
+        raise PlotError(f"size must be 'default' or 'slide', got {size!r}")
+    return look
 
 
 # --- time -------------------------------------------------------------------------------------

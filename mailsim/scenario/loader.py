@@ -36,6 +36,7 @@ from mailsim.scenario.schema import (
     check_references,
     explain_shape,
 )
+from mailsim.scenario.schema.advice import check_advice
 from mailsim.scenario.schema.issues import Loc, dotted
 
 __all__ = [
@@ -553,10 +554,12 @@ def load_scenario(
         name = source_name if source_name is not None else os.fspath(source)
         text = _read(path, name)
         base = Path(base_dir) if base_dir is not None else path.parent
-    else:
-        text = str(source)
-        name = source_name if source_name is not None else "<scenario>"
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        scenario = _load_text(text, name, base, overrides)
+        scenario._source_stem = path.stem  # runs/<file stem>/, see Scenario.slug
+        return scenario
+    text = str(source)
+    name = source_name if source_name is not None else "<scenario>"
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _load_text(text, name, base, overrides)
 
 
@@ -630,24 +633,41 @@ def _validate(
         placer.issue(issue)
     if placer.problems or scenario is None:
         placed = relocate(placer.problems, overrides, original) if overrides else placer.problems
-        unique = sorted(set(placed), key=lambda p: (p.path, p.line, p.col, p.field, p.message))
-        raise ScenarioError(unique)
+        raise ScenarioError(_in_file_order(placed))
+    advice = _Placer(name, data, source)
+    for issue in check_advice(scenario, data):
+        advice.issue(issue)
+    warned = relocate(advice.problems, overrides, original) if overrides else advice.problems
+    scenario._warnings = _in_file_order(warned)
     return scenario
 
 
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.field, p.message))
+
+
 def validate_text(
-    text: str, *, source_name: str = "<scenario>", base_dir: str | os.PathLike[str] | None = None
+    text: str,
+    *,
+    source_name: str = "<scenario>",
+    base_dir: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> list[str]:
-    """The problems of a scenario given as YAML text, one printable line each (empty: valid)."""
+    """The problems of a scenario given as YAML text, one printable line each (empty: valid).
+
+    With ``strict``, its warnings (see :attr:`Scenario.warnings`) count as problems too.
+    """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
-        _load_text(text, source_name, base)
+        scenario = _load_text(text, source_name, base)
     except ScenarioError as error:
         return error.lines
-    return []
+    return [str(warning) for warning in scenario.warnings] if strict else []
 
 
-def validate_file(path: str | os.PathLike[str], *, source_name: str | None = None) -> list[str]:
+def validate_file(
+    path: str | os.PathLike[str], *, source_name: str | None = None, strict: bool = False
+) -> list[str]:
     """The problems of a scenario file, one printable line each; an empty list means valid.
 
     This is what ``mailsim validate`` prints (and exits 2 if the list is not empty).
@@ -655,11 +675,12 @@ def validate_file(path: str | os.PathLike[str], *, source_name: str | None = Non
     Args:
         path: the scenario file.
         source_name: the name shown in the lines; default: ``path`` as given.
+        strict: count the scenario's warnings as problems (``mailsim validate --strict``).
     """
     try:
-        load_scenario(
+        scenario = load_scenario(
             Path(path), source_name=source_name if source_name is not None else os.fspath(path)
         )
     except ScenarioError as error:
         return error.lines
-    return []
+    return [str(warning) for warning in scenario.warnings] if strict else []

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from mailsim.nodes.world import World
     from mailsim.scenario.schema import Scenario
+    from mailsim.trace.connections import Connection, RelayTotals
 
 #: A progress callback: (simulated now, simulated end) -> None.
 Progress = Callable[[float, float], None]
@@ -66,6 +67,7 @@ class Result:
 
     Attributes:
         scenario: the scenario that ran.
+        slug: the folder name of its outputs, ``runs/<slug>/`` (see :attr:`Scenario.slug`).
         world: the world after the run (servers, queues, mailboxes, user agents' inboxes).
         records: the trace records.
         end_time: the simulated time the run stopped at.
@@ -78,6 +80,7 @@ class Result:
         self.records = world.recorder.records
         self.end_time = end_time
         self.seed = seed
+        self.slug = scenario.slug
 
     def __repr__(self) -> str:
         totals = self.books.totals()
@@ -92,16 +95,19 @@ class Result:
         """Every (message, recipient)'s fate, and whether the books balance."""
         return reconcile(self.records)
 
-    @property
+    @cached_property
     def events(self) -> Any:
-        """The trace as a pandas DataFrame (one row per record)."""
+        """The trace as a pandas DataFrame (one row per record), built once."""
         from mailsim.trace.exports import events_frame
 
         return events_frame(self.records)
 
-    @property
+    @cached_property
     def deliveries(self) -> Any:
-        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency."""
+        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency.
+
+        Built once; edit a copy (``result.deliveries.copy()``) to keep the original intact.
+        """
         from mailsim.trace.exports import deliveries_frame
 
         return deliveries_frame(self.records)
@@ -151,16 +157,46 @@ class Result:
 
     # -- files --------------------------------------------------------------------------------
 
+    @cached_property
+    def connections(self) -> dict[int, Connection]:
+        """What each TCP connection carried (see :mod:`mailsim.trace.connections`), by id."""
+        from mailsim.trace.connections import connections
+
+        return connections(self.records)
+
+    @property
+    def relays(self) -> list[RelayTotals]:
+        """Per (sending, receiving) mail server: connections, messages and round trips."""
+        from mailsim.trace.connections import relay_totals
+
+        return relay_totals(self.connections)
+
+    def export_mailboxes(self, directory: str | Path, format: str = "maildir") -> dict[str, Path]:
+        """Write every user's mail (fetched by the user agent, or still on the server) for a real
+        mail client: a Maildir ``<address>/`` each, or with ``format="mbox"`` a file
+        ``<address>.mbox``; returns the path of each address. ``mutt -f DIR/steve@usa.com``.
+
+        Raises:
+            MailboxExportError: a bad format, or ``directory`` holds files mailsim did not write.
+        """
+        from mailsim.scenario.mailboxes import export_mailboxes
+
+        return export_mailboxes(self.world, self.records, directory, format)
+
     def save(
         self,
-        directory: str | Path,
+        directory: str | Path | None = None,
         *,
         figures: bool = True,
         pcap: bool = False,
         pcap_filter: Iterable[str] | None = None,
         pcap_per_node: bool = False,
+        figure_size: str = "default",
     ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
+
+        Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does. ``figure_size``
+        is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`).
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
@@ -178,7 +214,7 @@ class Result:
             from mailsim.trace.pcap import check_protocols
 
             protocols = sorted(check_protocols(pcap_filter))
-        out = Path(directory)
+        out = Path(directory) if directory is not None else Path("runs") / self.slug
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "events.jsonl", "w", encoding="utf-8", newline="\n") as stream:
             write_events(self.records, stream)
@@ -187,7 +223,7 @@ class Result:
         if figures:
             from mailsim.plot import render_all
 
-            render_all(self.records, out)
+            render_all(self.records, out, size=figure_size)
         if pcap:
             self.write_pcap(out / "trace.pcap", protocols=protocols)
         if pcap_per_node:

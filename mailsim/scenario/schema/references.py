@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +234,31 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+def path_exists(
+    adjacent: Mapping[str, set[str]], kinds: Mapping[str, str], start: str, goal: str
+) -> bool:
+    """Whether links join ``start`` to ``goal`` through forwarding nodes only (routers and mail
+    servers; hosts and DNS servers never forward, as in :mod:`mailsim.net.routing`).
+
+    Args:
+        adjacent: each node's neighbours over the links.
+        kinds: each node's kind.
+    """
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        here = frontier.pop()
+        if here == goal:
+            return True
+        if here != start and kinds.get(here) not in FORWARDING_KINDS:
+            continue
+        for there in adjacent.get(here, ()):
+            if there not in seen:
+                seen.add(there)
+                frontier.append(there)
+    return False
+
+
 def check_references(parts: ScenarioParts) -> list[Issue]:
     """Every problem that ties two parts of a scenario together, in the order of the sections.
 
@@ -324,19 +349,7 @@ class _ReferenceChecker:
 
     def reachable(self, start: str, goal: str) -> bool:
         """Whether a path joins ``start`` to ``goal``, passing only through forwarding nodes."""
-        seen = {start}
-        frontier = [start]
-        while frontier:
-            here = frontier.pop()
-            if here == goal:
-                return True
-            if here != start and self.kinds.get(here) not in FORWARDING_KINDS:
-                continue
-            for there in self.adjacent.get(here, ()):
-                if there not in seen:
-                    seen.add(there)
-                    frontier.append(there)
-        return False
+        return path_exists(self.adjacent, self.kinds, start, goal)
 
     # --- sections -----------------------------------------------------------------------------
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationInfo,
     model_validator,
 )
+
+from mailsim.scenario.errors import Problem
 
 if TYPE_CHECKING:
     from mailsim.scenario.result import Result
@@ -73,6 +77,34 @@ class Scenario(_Section):
     trace: Annotated[TraceOptions, BeforeValidator(_empty_if_null(dict))] = Field(
         default_factory=TraceOptions, description="what to record"
     )
+    #: The stem of the file it was loaded from (a bundled scenario's name); set by the loader.
+    _source_stem: str | None = PrivateAttr(default=None)
+    #: What the loader warned about, as the file was written; see :attr:`warnings`.
+    _warnings: list[Problem] = PrivateAttr(default_factory=list)
+
+    def __eq__(self, other: object) -> bool:
+        # Two scenarios are equal when they say the same: where each was loaded from (its slug,
+        # the places of its warnings) is not part of what it says.
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """What the loader found valid but probably not meant, placed in the file like errors:
+        a recipient no user or domain of the scenario serves, a bare number where a unit is
+        expected (``latency: 60`` is 60 s), a mail server others cannot reach. Empty for a
+        scenario built in Python; not updated by later edits.
+        """
+        return list(self._warnings)
+
+    @property
+    def slug(self) -> str:
+        """The folder name of its runs (``runs/<slug>/``): the stem of the file it was loaded
+        from, so ``link-outage`` and ``path/x.yaml`` write ``runs/link-outage/`` and ``runs/x/``
+        whatever their ``name:`` says; for a scenario made from text or in Python, its name made
+        safe for a folder."""
+        return self._source_stem or folder_name(self.name)
 
     @model_validator(mode="after")
     def _tie_together(self, info: ValidationInfo) -> Scenario:
@@ -148,3 +180,8 @@ class Scenario(_Section):
                         records.append(MxRecord(type="MX", name=domain, exchange=name))
                         covered.add(domain.lower())
         return records
+
+
+def folder_name(text: str) -> str:
+    """``text`` made safe as one folder name: runs of other characters become ``-``, lower case."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower() or "run"

@@ -35,7 +35,7 @@ def local_client() -> Iterator[object]:
         processes=False,  # threads of this process, talking over TCP on 127.0.0.1
         protocol="tcp",
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     )
     client = distributed.Client(cluster)
     try:

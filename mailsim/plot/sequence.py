@@ -24,6 +24,11 @@ than ten rows, and longer than three times the longest flight (Steve reading his
 hours later, a 35-minute retry wait), is cut out and replaced by a short grey band with a
 zig-zag edge that says how long the gap was. The time of every line is written on the left axis,
 so the real clock can always be read off. DNS queries are not drawn.
+
+**Highlighting one event.** ``highlight=record`` (the step-through view of ``mailsim.teach`` uses
+it) puts a yellow glow under the arrow that record drew: its protocol line, the run of data lines
+it belongs to, or the handshake or FIN segment. A record that drew no arrow (a queue entry, a
+delivery, a link failure) gets a yellow line across the chart at its time instead.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ BREAK_AFTER_ROWS = 10.0
 MAX_FLIGHT_ROWS = 3.5
 #: Labels are cut to this many characters.
 LABEL_CHARS = 52
+#: The glow under a highlighted arrow or across the chart at a highlighted moment.
+HIGHLIGHT_COLOUR = "#ffd21f"
 
 _PROTO_COLOUR = {"smtp": SMTP_COLOUR, "pop3": POP3_COLOUR, "tcp": TCP_COLOUR}
 _PROTO_STYLE: dict[str, Any] = {"smtp": SMTP_STYLE, "pop3": POP3_STYLE, "tcp": TCP_STYLE}
@@ -473,6 +480,7 @@ def sequence_diagram(
     hide_data: bool = False,
     show_tcp: bool = False,
     max_lines: int | None = None,
+    highlight: Record | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Draw the message sequence chart of a trace (see the module docstring for the time scale).
@@ -486,6 +494,8 @@ def sequence_diagram(
         show_tcp: also draw the TCP handshake (SYN, SYN-ACK, ACK) and the FIN as grey arrows.
         max_lines: when more lines than this would be drawn, keep whole connections in the order
             they opened until the limit and say so in the title (``render_all`` uses 300).
+        highlight: a trace record to pick out in yellow (see the module docstring); the glow
+            has gid ``highlight``.
         ax: draw into this axes (its figure is returned) instead of a new, suitably sized figure.
 
     Returns:
@@ -585,9 +595,63 @@ def sequence_diagram(
             color=ERROR_COLOUR,
             zorder=6,
         )
+    if highlight is not None:
+        _draw_highlight(ax, chart, highlight, x_of, ticks)
     _draw_ticks(ax, ticks)
     _draw_legend(ax, chart)
     return fig
+
+
+def _highlighted_arrow(chart: Chart, rec: Record) -> Arrow | None:
+    """The arrow ``rec`` drew: same connection and sender, sent at its time (or in its run)."""
+    conn, src, t = rec.get("conn"), rec.get("src"), rec["t"]
+    if rec["type"] == "tcp.open":
+        src = None  # the SYN: sent by the client at the open
+    for arrow in chart.arrows:
+        if arrow.conn != conn or (src is not None and arrow.src != src):
+            continue
+        if rec["type"] == "tcp.segment" and arrow.proto != "tcp" and "P" not in rec["flags"]:
+            continue  # a bare ACK drew nothing; a data segment carries a protocol line
+        if math.isclose(arrow.t_send, t, abs_tol=1e-9) or (
+            arrow.count > 1 and arrow.t_send <= t <= arrow.t_arrive
+        ):
+            return arrow
+    return None
+
+
+def _draw_highlight(
+    ax: Axes, chart: Chart, rec: Record, x_of: dict[str, float], ticks: list[tuple[float, float]]
+) -> None:
+    arrow = _highlighted_arrow(chart, rec)
+    if arrow is not None:
+        (glow,) = ax.plot(
+            [x_of[arrow.src], x_of[arrow.dst]],
+            [arrow.y_send, arrow.y_arrive],
+            color=HIGHLIGHT_COLOUR,
+            linewidth=9,
+            alpha=0.75,
+            solid_capstyle="round",
+            zorder=4.8,
+        )
+        glow.set_gid("highlight")
+        return
+    if not ticks:
+        return
+    # No arrow of its own: a line across the chart at its moment, rows interpolated from the
+    # ticks (time is monotonic in rows, so this lands between the lines sent before and after).
+    import numpy as np
+
+    rows, times = zip(*ticks, strict=True)
+    y = float(np.interp(rec["t"], times, rows))
+    (line,) = ax.plot(
+        [-0.6, len(chart.lanes) - 0.4],
+        [y, y],
+        color=HIGHLIGHT_COLOUR,
+        linewidth=4,
+        alpha=0.85,
+        zorder=4.8,
+    )
+    line.set_gid("highlight")
 
 
 def _draw_lanes(

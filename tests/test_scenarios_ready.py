@@ -29,6 +29,7 @@ def test_every_bundled_scenario_is_tested_here() -> None:
         "persistent-connection",
         "busy-day",
         "reply-codes",
+        "push-and-pull",
     }
     assert {name for name, _ in bundled()} == tested
 
@@ -205,3 +206,20 @@ def test_reply_codes_temporary_refusals_are_retried_and_permanent_ones_bounce_to
     assert len(bounces) == 2 and all(r.sender == "" and r.status == "delivered" for r in bounces)
     # The crash left no copy at usa-mail, so the retry made no duplicate.
     assert result.books.totals()["duplicated"] == 0
+
+
+def test_push_and_pull_smtp_pushes_base64_while_http_pulls_the_files_as_they_are() -> None:
+    result = run("push-and-pull")
+    assert result.books.balanced, result.books.problems
+    rows = sorted(result.books.rows.values(), key=lambda r: r.id)
+    assert [r.status for r in rows] == ["delivered"] * 3
+    pulled = [r for r in result.records if r["type"] == "web.download"]
+    assert [r["size"] for r in pulled] == [48, 300_000, 2_000_000]
+    # The mail waits in Steve's mailbox until his next check at 15 min; the files are his at once.
+    fetched = [r["t"] for r in result.records if r["type"] == "mail.fetch"]
+    assert min(fetched) >= 900 > max(r["t"] for r in pulled)
+    # SMTP carried the photo as base64: about 4/3 x 78/76 of the octets HTTP needed.
+    photo = next(
+        r for r in result.records if r["type"] == "mail.submit" and r["msg"] == "m3@india.com"
+    )
+    assert 1.36 < photo["size"] / 2_000_000 < 1.38

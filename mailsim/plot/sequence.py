@@ -2,9 +2,10 @@
 
 One vertical lane per node that takes part (order: by site, India left and USA right, user hosts at
 the outer ends, mail servers inside; see :meth:`Topology.lane_order`). Time runs downward. Each
-protocol line (``smtp.line``, ``pop3.line``) is a slanted arrow from its sender's lane at its send
-time to its receiver's lane at its arrival time, labelled with the command or reply. SMTP arrows are
-blue and solid, POP3 arrows green and dashed, 4xx/5xx and ``-ERR`` replies red, and a connection
+protocol line (``smtp.line``, ``pop3.line``, ``http.line``) is a slanted arrow from its sender's
+lane at its send time to its receiver's lane at its arrival time, labelled with the command or
+reply. SMTP arrows are blue and solid, POP3 arrows green and dashed, HTTP arrows purple and
+dash-dotted, 4xx/5xx, ``-ERR`` and HTTP 4xx/5xx replies red, and a connection
 that failed (``tcp.fail``) is an X on the client's lane. A thin bar on both lanes spans the
 lines of each connection, headed by its id ("conn 2").
 
@@ -43,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 from mailsim.plot._style import (
     ERROR_COLOUR,
     FONT,
+    HTTP_COLOUR,
+    HTTP_STYLE,
     POP3_COLOUR,
     POP3_STYLE,
     SITE_COLOURS,
@@ -79,8 +82,18 @@ LABEL_CHARS = 52
 #: The glow under a highlighted arrow or across the chart at a highlighted moment.
 HIGHLIGHT_COLOUR = "#ffd21f"
 
-_PROTO_COLOUR = {"smtp": SMTP_COLOUR, "pop3": POP3_COLOUR, "tcp": TCP_COLOUR}
-_PROTO_STYLE: dict[str, Any] = {"smtp": SMTP_STYLE, "pop3": POP3_STYLE, "tcp": TCP_STYLE}
+_PROTO_COLOUR = {
+    "smtp": SMTP_COLOUR,
+    "pop3": POP3_COLOUR,
+    "http": HTTP_COLOUR,
+    "tcp": TCP_COLOUR,
+}
+_PROTO_STYLE: dict[str, Any] = {
+    "smtp": SMTP_STYLE,
+    "pop3": POP3_STYLE,
+    "http": HTTP_STYLE,
+    "tcp": TCP_STYLE,
+}
 _REPLY_CODE = re.compile(r"^([2-5])\d\d[ -]")
 
 
@@ -130,6 +143,8 @@ def _is_error(proto: str, side: str, line: str) -> bool:
         return False
     if proto == "pop3":
         return line.startswith("-ERR")
+    if proto == "http":
+        return line.startswith("HTTP/") and line[9:10] in ("4", "5")
     match = _REPLY_CODE.match(line + " ")
     return match is not None and str(match.group(1)) in "45"
 
@@ -199,10 +214,10 @@ def _build_chart(
             opened[rec["conn"]] = rec
         if kind == "tcp.established":
             established[rec["conn"]] = rec["t"]
-        if not kind.startswith(("smtp.", "pop3.", "tcp.")) or not wanted(rec):
+        if not kind.startswith(("smtp.", "pop3.", "http.", "tcp.")) or not wanted(rec):
             continue
         conn = rec["conn"]
-        if kind in ("smtp.line", "pop3.line"):
+        if kind in ("smtp.line", "pop3.line", "http.line"):
             proto = kind.split(".")[0]
             protocol.setdefault(conn, proto)
             # Folded header lines start with a tab, which fonts cannot draw: show spaces.
@@ -217,7 +232,7 @@ def _build_chart(
                         body = True
                 elif side == "S" and line.startswith("354"):
                     in_data[conn] = True
-            else:
+            elif proto == "pop3":
                 if side == "C":
                     pop_verb[conn] = line.split(" ", 1)[0].upper()
                 elif in_body.get(conn):
@@ -299,7 +314,7 @@ def _build_chart(
             if opening is None:
                 continue
             start = opening["t"]
-            proto = protocol.get(conn) or ("pop3" if opening["sport"] == 110 else "smtp")
+            proto = protocol.get(conn) or {110: "pop3", 80: "http"}.get(opening["sport"], "smtp")
             chart.spans[conn] = (opening["client"], opening["server"], start, rec["t"], proto)
             if show_tcp:
                 closer = rec["by"]
@@ -512,7 +527,7 @@ def sequence_diagram(
     if connection is not None and not any(
         r.get("conn") == connection
         for r in records
-        if r["type"].startswith(("tcp.", "smtp.", "pop3."))
+        if r["type"].startswith(("tcp.", "smtp.", "pop3.", "http."))
     ):
         known = sorted({r["conn"] for r in records if r["type"] == "tcp.open"})
         listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "")
@@ -849,6 +864,8 @@ def _draw_legend(ax: Axes, chart: Chart) -> None:
         handles.append(Line2D([], [], color=SMTP_COLOUR, linestyle=SMTP_STYLE, label="SMTP line"))
     if "pop3" in protos:
         handles.append(Line2D([], [], color=POP3_COLOUR, linestyle=POP3_STYLE, label="POP3 line"))
+    if "http" in protos:
+        handles.append(Line2D([], [], color=HTTP_COLOUR, linestyle=HTTP_STYLE, label="HTTP line"))
     if "tcp" in protos:
         handles.append(Line2D([], [], color=TCP_COLOUR, linestyle=TCP_STYLE, label="TCP segment"))
     if any(a.error for a in chart.arrows):

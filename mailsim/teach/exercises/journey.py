@@ -51,9 +51,7 @@ def greeting_segment(result: Any) -> dict[str, Any]:
     """The TCP segment that carried usa-mail's 220 greeting to india-mail."""
     conn = relay(result)
     return next(
-        r
-        for r in lookup.every(result, "tcp.segment", conn=conn, src="usa-mail")
-        if r["length"] > 0
+        r for r in lookup.every(result, "tcp.segment", conn=conn, src="usa-mail") if r["length"] > 0
     )
 
 

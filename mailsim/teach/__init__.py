@@ -24,7 +24,7 @@ The API, kept stable for everyone who writes a notebook:
   client=, server=, port=)``, ``connections(...)``, ``lines(result, conn, side)``,
   ``reply_to(result, conn, "DATA")``, ``exchanges(result, conn)``, ``every`` and ``first``.
 - ``by_hand``: a protocol machine without a network: ``type_line(server, "HELO usa.com")``,
-  ``greeting(server)``, ``converse(client, server)``.
+  ``greeting(server)``, ``feed(server, raw_bytes)``, ``converse(client, server)``.
 - ``step_through(records)`` (also ``Result.step_through()``): the step-through widget
   (:class:`~mailsim.teach.stepper.StepThrough`; its ``index`` trait selects the event, ``event``
   is the current record as a dict, ``next()``, ``previous()``, ``filter(node=, protocol=,

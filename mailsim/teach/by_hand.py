@@ -34,6 +34,23 @@ def type_line(server: Any, line: str, *, queue_id: str = "Q1") -> str:
     return str((answer + server.data_to_send()).decode("utf-8").rstrip("\r\n"))
 
 
+def feed(server: Any, data: bytes, *, queue_id: str = "Q1") -> list[Any]:
+    """Hand raw ``data`` to an SMTP server machine; returns the events it produced.
+
+    Every whole message is accepted with ``queue_id``; the server's answers are discarded.
+    For feeding bytes that no one would type, such as an SMTP smuggling attempt.
+    """
+    server.receive_data(data)
+    events = []
+    while (event := server.next_event()) is not NEED_DATA:
+        if event is PAUSED:
+            server.send(Accept(queue_id=queue_id))
+        else:
+            events.append(event)
+    server.data_to_send()
+    return events
+
+
 def greeting(server: Any) -> str:
     """The greeting a freshly made server machine sends before the client says anything."""
     return str(server.data_to_send().decode("utf-8").rstrip("\r\n"))

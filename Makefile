@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(TSTAMP)
 	$(PY) -m pytest -q
+
+notebooks: $(STAMP)
+	$(PY) -m pip install -q -e '.[notebooks]'
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(TSTAMP)
 	$(PY) benchmarks/run.py

@@ -22,7 +22,7 @@ def check_routers_on_the_way(answer: Any, result: Any) -> Verdict:
         answer,
         routers_between(result, "india-mail", "usa-mail"),
         hint="follow the lines from india-mail to usa-mail in the topology figure and count the "
-        "grey boxes of kind router; mail servers are not routers",
+        "grey circles (routers); the orange squares are mail servers, not routers",
     )
 
 

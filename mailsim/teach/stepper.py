@@ -19,7 +19,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from mailsim.trace.exports import format_time
+from mailsim.trace.clock import format_time
 
 Record = dict[str, Any]
 

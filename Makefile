@@ -20,7 +20,7 @@ HAVE   := $(call version_of,$(PY))
 STAMP  := $(VENV)/.installed-$(call dotted,$(WANT))
 TSTAMP := $(VENV)/.installed-test-$(call dotted,$(WANT))
 
-.PHONY: demo test bench lint venv clean python-check
+.PHONY: demo test bench lint venv clean python-check notebooks
 
 python-check:
 	@if [ -z "$(WANT)" ]; then \
@@ -50,6 +50,10 @@ demo: $(STAMP)
 
 test: $(TSTAMP)
 	$(PY) -m pytest -q
+
+notebooks: $(STAMP)
+	$(PY) -m pip install -q -e '.[notebooks]'
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(TSTAMP)
 	$(PY) benchmarks/run.py

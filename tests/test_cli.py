@@ -56,7 +56,7 @@ def test_validate_accepts_every_bundled_scenario() -> None:
     names = [name for name, _ in bundled()]
     code, out, _ = invoke("validate", "--format", "table", *names)
     assert code == 0
-    assert out.count(": ok") == len(names) == 7
+    assert out.count(": ok") == len(names) == 9
 
 
 def test_an_unknown_scenario_name_lists_the_bundled_ones() -> None:

@@ -136,7 +136,8 @@ def test_an_unknown_key_far_from_any_lists_the_keys_there_are() -> None:
     lines = validate_text(GOOD_TEXT.replace("seed: 1", "colour: blue"), source_name="x.yaml")
     assert lines == [
         "x.yaml:2:1: colour: unknown key; expected one of name, description, seed, duration, "
-        "nodes, links, dns, servers, users, messages, traffic, faults, telnet, trace"
+        "nodes, links, dns, servers, users, messages, traffic, faults, telnet, web_servers, "
+        "downloads, trace"
     ]
 
 

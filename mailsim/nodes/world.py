@@ -30,6 +30,7 @@ from mailsim.net.topology import Topology
 from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
 from mailsim.nodes.useragent import Draft, UserAgent
+from mailsim.nodes.web import Browser, Download, WebServer
 from mailsim.rng import RandomStreams
 from mailsim.trace.exports import Books, reconcile
 from mailsim.trace.recorder import Recorder
@@ -84,6 +85,9 @@ class World:
         self.agents: dict[str, UserAgent] = {}
         #: Telnet sessions, in the order they were added.
         self.telnets: list[TelnetSession] = []
+        #: Web servers by node, and the browsers of the downloads (filled when the world starts).
+        self.web_servers: dict[str, WebServer] = {}
+        self.browsers: list[Browser] = []
         self.network: Network
         self.faults: Faults
         #: The DNS records (A records for every node and MX records for every server's domains
@@ -103,6 +107,8 @@ class World:
         self._user_specs: list[dict[str, Any]] = []
         self._drafts: dict[str, list[Draft]] = {}
         self._telnet_scripts: list[TelnetScript] = []
+        self._web_files: dict[str, dict[str, Attachment]] = {}
+        self._downloads: list[Download] = []
         self._fault_specs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self._resolvers: dict[str, Resolver] = {}
         self._known_messages: set[str] = set()
@@ -217,6 +223,15 @@ class World:
         """A student types ``script`` at a server."""
         self._telnet_scripts.append(script)
 
+    def add_web_server(self, node: str, files: dict[str, Attachment]) -> None:
+        """Serve ``files`` (URL path -> file) over HTTP/1.1 on port 80 of ``node``."""
+        self.topology.node(node)
+        self._web_files.setdefault(node, {}).update(files)
+
+    def download(self, download: Download) -> None:
+        """Someone fetches files from a web server (see :class:`mailsim.nodes.web.Download`)."""
+        self._downloads.append(download)
+
     def link_down(self, a: str, b: str, at: float, duration: float | None = None) -> None:
         """The link a-b fails at ``at`` for ``duration`` seconds (None: for ever)."""
         self._fault_specs.append(("link_down", (a, b, at, duration), {}))
@@ -269,6 +284,13 @@ class World:
             session = TelnetSession(self, script)
             self.telnets.append(session)
             session.start()
+        for node, files in self._web_files.items():
+            self.web_servers[node] = WebServer(self, node, files)
+            self.web_servers[node].start()
+        for download in self._downloads:
+            browser = Browser(self, download)
+            self.browsers.append(browser)
+            browser.start()
         for method, args, kwargs in self._fault_specs:
             getattr(self.faults, method)(*args, **kwargs)
 

@@ -29,11 +29,13 @@ class PlotError(ValueError):
 SMTP_COLOUR = "#1f5fa8"
 POP3_COLOUR = "#1b8a3a"
 TCP_COLOUR = "#7f7f7f"
+HTTP_COLOUR = "#8c3fa8"
 ERROR_COLOUR = "#d62728"
 #: Line styles telling SMTP and POP3 apart in print and for colour-blind readers.
 SMTP_STYLE: Any = "-"
 POP3_STYLE: Any = (0, (5, 2))
 TCP_STYLE: Any = ":"
+HTTP_STYLE: Any = (0, (7, 2, 1.5, 2))
 
 #: Background colours of sites (lanes and topology bands), by order of the site.
 SITE_COLOURS = ("#fdebd3", "#dbe9f6", "#e5f2dd", "#f1e2f0", "#f6f1d5", "#e2e2e2")

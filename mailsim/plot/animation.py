@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
     ERROR_COLOUR,
+    HTTP_COLOUR,
     POP3_COLOUR,
     SLIDE_INCHES,
     SMTP_COLOUR,
@@ -277,12 +278,12 @@ def _flights(records: Sequence[Record], topo: Topology) -> list[_Flight]:
     routes: dict[tuple[str, str, int], list[str]] = {}
     flights = []
     for rec in records:
-        if rec["type"] not in ("smtp.line", "pop3.line"):
+        if rec["type"] not in ("smtp.line", "pop3.line", "http.line"):
             continue
         key = (rec["src"], rec["dst"], rec["conn"])
         if key not in routes:
             routes[key] = topo.route(rec["src"], rec["dst"], rec["t"])
-        colour = SMTP_COLOUR if rec["type"] == "smtp.line" else POP3_COLOUR
+        colour = {"smtp.line": SMTP_COLOUR, "http.line": HTTP_COLOUR}.get(rec["type"], POP3_COLOUR)
         delay = delays.get(rec["conn"], 0.0)
         flights.append(_Flight(rec["t"], rec["t"] + delay, routes[key], colour))
     return flights

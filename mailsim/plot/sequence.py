@@ -2,9 +2,10 @@
 
 One vertical lane per node that takes part (order: by site, India left and USA right, user hosts at
 the outer ends, mail servers inside; see :meth:`Topology.lane_order`). Time runs downward. Each
-protocol line (``smtp.line``, ``pop3.line``) is a slanted arrow from its sender's lane at its send
-time to its receiver's lane at its arrival time, labelled with the command or reply. SMTP arrows are
-blue and solid, POP3 arrows green and dashed, 4xx/5xx and ``-ERR`` replies red, and a connection
+protocol line (``smtp.line``, ``pop3.line``, ``http.line``) is a slanted arrow from its sender's
+lane at its send time to its receiver's lane at its arrival time, labelled with the command or
+reply. SMTP arrows are blue and solid, POP3 arrows green and dashed, HTTP arrows purple and
+dash-dotted, 4xx/5xx, ``-ERR`` and HTTP 4xx/5xx replies red, and a connection
 that failed (``tcp.fail``) is an X on the client's lane. A thin bar on both lanes spans the
 lines of each connection, headed by its id ("conn 2").
 
@@ -33,6 +34,11 @@ what they stand for; a connection that does not fit line by line is drawn as a b
 two lanes, saying what it carried. A note under the chart says what was left out. With
 ``group_bursts``, the lines one side sends at one instant (a multi-line EHLO reply, pipelined
 MAIL, RCPT and DATA) are one arrow.
+
+**Highlighting one event.** ``highlight=record`` (the step-through view of ``mailsim.teach`` uses
+it) puts a yellow glow under the arrow that record drew: its protocol line, the run of data lines
+it belongs to, or the handshake or FIN segment. A record that drew no arrow (a queue entry, a
+delivery, a link failure) gets a yellow line across the chart at its time instead.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
     ERROR_COLOUR,
+    HTTP_COLOUR,
+    HTTP_STYLE,
     POP3_COLOUR,
     POP3_STYLE,
     SITE_COLOURS,
@@ -99,9 +107,21 @@ MAX_FLIGHT_ROWS = 3.5
 SQUEEZE = ((ROWS_PER_LINE, MAX_FLIGHT_ROWS), (1.25, 2.5), (1.0, 1.8), (0.8, 1.4))
 #: Labels are cut to this many characters.
 LABEL_CHARS = 52
+#: The glow under a highlighted arrow or across the chart at a highlighted moment.
+HIGHLIGHT_COLOUR = "#ffd21f"
 
-_PROTO_COLOUR = {"smtp": SMTP_COLOUR, "pop3": POP3_COLOUR, "tcp": TCP_COLOUR}
-_PROTO_STYLE: dict[str, Any] = {"smtp": SMTP_STYLE, "pop3": POP3_STYLE, "tcp": TCP_STYLE}
+_PROTO_COLOUR = {
+    "smtp": SMTP_COLOUR,
+    "pop3": POP3_COLOUR,
+    "http": HTTP_COLOUR,
+    "tcp": TCP_COLOUR,
+}
+_PROTO_STYLE: dict[str, Any] = {
+    "smtp": SMTP_STYLE,
+    "pop3": POP3_STYLE,
+    "http": HTTP_STYLE,
+    "tcp": TCP_STYLE,
+}
 _REPLY_CODE = re.compile(r"^([2-5])\d\d[ -]")
 
 
@@ -176,6 +196,8 @@ def _is_error(proto: str, side: str, line: str) -> bool:
         return False
     if proto == "pop3":
         return line.startswith("-ERR")
+    if proto == "http":
+        return line.startswith("HTTP/") and line[9:10] in ("4", "5")
     match = _REPLY_CODE.match(line + " ")
     return match is not None and str(match.group(1)) in "45"
 
@@ -245,10 +267,10 @@ def _build_chart(
             opened[rec["conn"]] = rec
         if kind == "tcp.established":
             established[rec["conn"]] = rec["t"]
-        if not kind.startswith(("smtp.", "pop3.", "tcp.")) or not wanted(rec):
+        if not kind.startswith(("smtp.", "pop3.", "http.", "tcp.")) or not wanted(rec):
             continue
         conn = rec["conn"]
-        if kind in ("smtp.line", "pop3.line"):
+        if kind in ("smtp.line", "pop3.line", "http.line"):
             proto = kind.split(".")[0]
             protocol.setdefault(conn, proto)
             # Folded header lines start with a tab, which fonts cannot draw: show spaces.
@@ -263,7 +285,7 @@ def _build_chart(
                         body = True
                 elif side == "S" and line.startswith("354"):
                     in_data[conn] = True
-            else:
+            elif proto == "pop3":
                 if side == "C":
                     pop_verb[conn] = line.split(" ", 1)[0].upper()
                 elif in_body.get(conn):
@@ -345,7 +367,7 @@ def _build_chart(
             if opening is None:
                 continue
             start = opening["t"]
-            proto = protocol.get(conn) or ("pop3" if opening["sport"] == 110 else "smtp")
+            proto = protocol.get(conn) or {110: "pop3", 80: "http"}.get(opening["sport"], "smtp")
             chart.spans[conn] = (opening["client"], opening["server"], start, rec["t"], proto)
             if show_tcp:
                 closer = rec["by"]
@@ -666,6 +688,7 @@ def sequence_diagram(
     group_bursts: bool = False,
     max_rows: float | None = None,
     size: str = "default",
+    highlight: Record | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Draw the message sequence chart of a trace (see the module docstring for the time scale).
@@ -683,6 +706,8 @@ def sequence_diagram(
             None draws everything, unless ``size`` is "slide".
         size: "default" (as long as the chart needs) or "slide": 16:9 with large type, choosing
             what fits (see :class:`mailsim.plot._style.Look`).
+        highlight: a trace record to pick out in yellow (see the module docstring); the glow
+            has gid ``highlight``.
         ax: draw into this axes (its figure is returned) instead of a new, suitably sized figure.
 
     Returns:
@@ -703,7 +728,7 @@ def sequence_diagram(
     if connection is not None and not any(
         r.get("conn") == connection
         for r in records
-        if r["type"].startswith(("tcp.", "smtp.", "pop3."))
+        if r["type"].startswith(("tcp.", "smtp.", "pop3.", "http."))
     ):
         known = sorted({r["conn"] for r in records if r["type"] == "tcp.open"})
         listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "")
@@ -805,6 +830,8 @@ def sequence_diagram(
             color=ERROR_COLOUR,
             zorder=6,
         )
+    if highlight is not None:
+        _draw_highlight(ax, chart, highlight, x_of, ticks)
     _draw_ticks(ax, ticks, look)
     _draw_legend(ax, chart, look)
     if chart.note:
@@ -855,6 +882,58 @@ def _choose(
         _set_lanes(chart, topo)
         return chart, _layout(chart)
     return chosen, layout
+
+
+def _highlighted_arrow(chart: Chart, rec: Record) -> Arrow | None:
+    """The arrow ``rec`` drew: same connection and sender, sent at its time (or in its run)."""
+    conn, src, t = rec.get("conn"), rec.get("src"), rec["t"]
+    if rec["type"] == "tcp.open":
+        src = None  # the SYN: sent by the client at the open
+    for arrow in chart.arrows:
+        if arrow.conn != conn or (src is not None and arrow.src != src):
+            continue
+        if rec["type"] == "tcp.segment" and arrow.proto != "tcp" and "P" not in rec["flags"]:
+            continue  # a bare ACK drew nothing; a data segment carries a protocol line
+        if math.isclose(arrow.t_send, t, abs_tol=1e-9) or (
+            arrow.count > 1 and arrow.t_send <= t <= arrow.t_arrive
+        ):
+            return arrow
+    return None
+
+
+def _draw_highlight(
+    ax: Axes, chart: Chart, rec: Record, x_of: dict[str, float], ticks: list[tuple[float, float]]
+) -> None:
+    arrow = _highlighted_arrow(chart, rec)
+    if arrow is not None:
+        (glow,) = ax.plot(
+            [x_of[arrow.src], x_of[arrow.dst]],
+            [arrow.y_send, arrow.y_arrive],
+            color=HIGHLIGHT_COLOUR,
+            linewidth=9,
+            alpha=0.75,
+            solid_capstyle="round",
+            zorder=4.8,
+        )
+        glow.set_gid("highlight")
+        return
+    if not ticks:
+        return
+    # No arrow of its own: a line across the chart at its moment, rows interpolated from the
+    # ticks (time is monotonic in rows, so this lands between the lines sent before and after).
+    import numpy as np
+
+    rows, times = zip(*ticks, strict=True)
+    y = float(np.interp(rec["t"], times, rows))
+    (line,) = ax.plot(
+        [-0.6, len(chart.lanes) - 0.4],
+        [y, y],
+        color=HIGHLIGHT_COLOUR,
+        linewidth=4,
+        alpha=0.85,
+        zorder=4.8,
+    )
+    line.set_gid("highlight")
 
 
 def _draw_lanes(
@@ -1097,6 +1176,8 @@ def _draw_legend(ax: Axes, chart: Chart, look: Look) -> None:
         handles.append(Line2D([], [], color=SMTP_COLOUR, linestyle=SMTP_STYLE, label="SMTP line"))
     if "pop3" in protos:
         handles.append(Line2D([], [], color=POP3_COLOUR, linestyle=POP3_STYLE, label="POP3 line"))
+    if "http" in protos:
+        handles.append(Line2D([], [], color=HTTP_COLOUR, linestyle=HTTP_STYLE, label="HTTP line"))
     if "tcp" in protos:
         handles.append(Line2D([], [], color=TCP_COLOUR, linestyle=TCP_STYLE, label="TCP segment"))
     if any(a.error for a in chart.arrows):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mailsim.mail.message import attachment_from_file, synthetic_attachment
 from mailsim.mail.server import ReplyFault, ServerSettings
 from mailsim.nodes.telnet import TelnetScript
+from mailsim.nodes.web import Download
 from mailsim.nodes.world import World
 from mailsim.protocol.smtp import ServerLimits
 from mailsim.scenario import schema
@@ -107,6 +108,27 @@ def build_world(
                 port=session.port,
                 typing_time=session.pause,
                 wait_for_reply=session.wait_for_reply,
+            )
+        )
+    for index, spec in enumerate(scenario.web_servers):
+        rng = world.streams.get("web", index)
+        world.add_web_server(
+            spec.node,
+            {
+                file.path: synthetic_attachment(
+                    file.kind, file.size, rng, filename=file.path.rsplit("/", 1)[-1] or None
+                )
+                for file in spec.files
+            },
+        )
+    for download in scenario.downloads:
+        world.download(
+            Download(
+                at=download.at,
+                node=download.client,
+                server=download.server,
+                paths=tuple(download.paths),
+                connection=download.connection,
             )
         )
     return world

@@ -155,6 +155,18 @@ class Result:
 
         return animate(self.records, **options)
 
+    def step_through(self) -> Any:
+        """The trace one event at a time: filters, previous/next, the current event's details
+        and the sequence chart with it highlighted (see :mod:`mailsim.teach.stepper`).
+
+        Returns an ipywidgets widget whose ``index`` trait selects the event and whose ``event``
+        is that trace record as a dict; without ipywidgets, a table of the events. Record TCP
+        segments (``scenario.run(segments=True)``) to step through flags and sequence numbers.
+        """
+        from mailsim.teach import step_through
+
+        return step_through(self.records)
+
     # -- files --------------------------------------------------------------------------------
 
     @cached_property

@@ -61,8 +61,8 @@ def transcript(
             continue
         if kind == "tcp.open":
             opened[conn] = rec
-        elif kind in ("smtp.line", "pop3.line"):
-            protocol.setdefault(conn, "SMTP" if kind == "smtp.line" else "POP3")
+        elif kind in ("smtp.line", "pop3.line", "http.line"):
+            protocol.setdefault(conn, kind.split(".")[0].upper())
             blocks[conn].append(f"[{format_time(rec['t'])}] {rec['side']}: {rec['line']}")
         elif kind == "tcp.fail":
             ends[conn] = f"[{format_time(rec['t'])}] -- connection failed: {rec['reason']}"
@@ -91,7 +91,7 @@ def transcript(
 
 
 def _guess_protocol(port: int) -> str:
-    return {25: "SMTP", 587: "SMTP", 110: "POP3"}.get(port, "TCP")
+    return {25: "SMTP", 587: "SMTP", 110: "POP3", 80: "HTTP"}.get(port, "TCP")
 
 
 # --- summary and the books ----------------------------------------------------------------------

@@ -52,6 +52,7 @@ from mailsim.scenario.schema.servers import (
     overlay,
 )
 from mailsim.scenario.schema.sessions import TelnetSession
+from mailsim.scenario.schema.web import DownloadSpec, WebServerSpec
 
 
 @dataclass
@@ -84,6 +85,8 @@ class ScenarioParts:
     traffic: list[tuple[int, TrafficGenerator]] = field(default_factory=list)
     faults: list[tuple[int, Any]] = field(default_factory=list)
     telnet: list[tuple[int, TelnetSession]] = field(default_factory=list)
+    web_servers: list[tuple[int, WebServerSpec]] = field(default_factory=list)
+    downloads: list[tuple[int, DownloadSpec]] = field(default_factory=list)
 
     @classmethod
     def of(cls, scenario: Scenario) -> ScenarioParts:
@@ -106,6 +109,8 @@ class ScenarioParts:
             traffic=list(enumerate(scenario.traffic)),
             faults=list(enumerate(scenario.faults)),
             telnet=list(enumerate(scenario.telnet)),
+            web_servers=list(enumerate(scenario.web_servers)),
+            downloads=list(enumerate(scenario.downloads)),
         )
 
     @classmethod
@@ -181,6 +186,8 @@ class ScenarioParts:
             traffic=items("traffic", TrafficGenerator)[0],
             faults=items("faults", Fault)[0],
             telnet=items("telnet", TelnetSession)[0],
+            web_servers=items("web_servers", WebServerSpec)[0],
+            downloads=items("downloads", DownloadSpec)[0],
         )
 
 
@@ -299,6 +306,7 @@ class _ReferenceChecker:
         self.check_traffic()
         self.check_faults()
         self.check_telnet()
+        self.check_web()
         return self.issues
 
     # --- helpers ------------------------------------------------------------------------------
@@ -759,6 +767,44 @@ class _ReferenceChecker:
                 and not self.reachable(session.client, session.server)
             ):
                 self.add((*loc, "to"), f"{session.server} cannot be reached from {session.client}")
+
+    def check_web(self) -> None:
+        served: set[str] = set()
+        for index, spec in self.parts.web_servers:
+            loc: Loc = ("web_servers", index)
+            self.known_node(spec.node, (*loc, "node"))
+            if spec.node in served:
+                self.add(
+                    (*loc, "node"), f"{spec.node} already has a web server; list its files once"
+                )
+            served.add(spec.node)
+            seen: set[str] = set()
+            for number, file in enumerate(spec.files):
+                if file.path in seen:
+                    self.add((*loc, "files", number, "path"), f"{file.path} is listed twice")
+                seen.add(file.path)
+        for index, download in self.parts.downloads:
+            loc = ("downloads", index)
+            self.before_end(download.at, (*loc, "at"), "the download would never start")
+            client_ok = self.known_node(download.client, (*loc, "from"))
+            server_ok = self.known_node(download.server, (*loc, "server"))
+            if server_ok and download.server not in served and self.parts.web_servers is not None:
+                self.add(
+                    (*loc, "server"),
+                    f"{download.server} serves no files; list it under web_servers "
+                    "(nothing listens on its port 80)",
+                )
+            elif download.client == download.server:
+                self.add((*loc, "server"), "the files come from another node, not from 'from'")
+            elif (
+                client_ok
+                and server_ok
+                and self.network_known
+                and not self.reachable(download.client, download.server)
+            ):
+                self.add(
+                    (*loc, "server"), f"{download.server} cannot be reached from {download.client}"
+                )
 
 
 def _suggest_domain(domain: str, domains: Iterable[str]) -> str:

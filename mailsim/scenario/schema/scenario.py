@@ -33,6 +33,7 @@ from mailsim.scenario.schema.people import Message, TrafficGenerator, User
 from mailsim.scenario.schema.references import ScenarioParts, check_references
 from mailsim.scenario.schema.servers import ServerSettings, _ServersSection, overlay
 from mailsim.scenario.schema.sessions import TelnetSession, TraceOptions
+from mailsim.scenario.schema.web import Downloads, WebServers
 
 
 class Scenario(_Section):
@@ -73,6 +74,12 @@ class Scenario(_Section):
     )
     telnet: Annotated[list[TelnetSession], BeforeValidator(_empty_if_null(list))] = Field(
         default_factory=list, description="scripted telnet sessions"
+    )
+    web_servers: WebServers = Field(
+        default_factory=list, description="nodes that serve files over HTTP"
+    )
+    downloads: Downloads = Field(
+        default_factory=list, description="files fetched over HTTP at given times"
     )
     trace: Annotated[TraceOptions, BeforeValidator(_empty_if_null(dict))] = Field(
         default_factory=TraceOptions, description="what to record"

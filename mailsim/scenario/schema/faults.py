@@ -23,7 +23,7 @@ from mailsim.scenario.schema.fields import (
     Port,
     PositiveDuration,
     Probability,
-    Text,
+    ReplyText,
     _choice,
     _Section,
     _target,
@@ -89,7 +89,9 @@ class ReplySpec(_Section):
     code: Annotated[int, BeforeValidator(_whole(400, 599))] = Field(
         description="the reply code, 4xx (try later) or 5xx (permanent), like 451"
     )
-    text: Text | None = Field(default=None, description="the reply text, like '4.7.1 Greylisted'")
+    text: ReplyText | None = Field(
+        default=None, description="the reply text, like '4.7.1 Greylisted'"
+    )
     start: Duration = Field(default=0.0, alias="from", description="from when the fault applies")
     until: PositiveDuration | None = Field(default=None, description="until when (null: the end)")
     probability: Probability = Field(default=1.0, description="chance that a reply is replaced")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from mailsim.scenario import validate_text
+from mailsim.scenario import load_scenario, validate_text
 from mailsim.scenario.loader import MAX_ALIAS_VALUES
 
 BASE = """\
@@ -134,6 +134,12 @@ def test_a_telnet_line_is_one_line() -> None:
     (line,) = validate_text(BASE + telnet % r'"MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>"')
     assert "telnet[0].lines[1]: must be one line" in line
     assert "put each line in its own item" in line
+
+
+def test_a_display_name_reaches_the_from_header() -> None:
+    result = load_scenario(BASE.replace("name: James}", 'name: "Smith, James"}')).run()
+    (fetched,) = result.world.agents["steve@usa.com"].inbox
+    assert b'\r\nFrom: "Smith, James" <james@india.com>\r\n' in fetched
 
 
 def bomb(levels: int, width: int = 9) -> str:

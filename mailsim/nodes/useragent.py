@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from email.headerregistry import Address as HeaderAddress
 from typing import TYPE_CHECKING, Any
 
 from mailsim.mail.message import Attachment, addresses_of, compose, make_message_id
@@ -78,6 +79,7 @@ class UserAgent:
         check_every: POP3 polling interval in seconds, or None to never check.
         resubmit_every: how long a failed submission waits in the outbox before the next try.
         keep_on_server: leave retrieved messages on the server (no DELE).
+        name: the display name in the From header (``James <james@india.com>``), or None.
         inbox: every message retrieved so far, as bytes (for notebooks and tests).
     """
 
@@ -89,6 +91,7 @@ class UserAgent:
     check_every: float | None = None
     resubmit_every: float = 300.0
     keep_on_server: bool = False
+    name: str | None = None
     inbox: list[bytes] = field(default_factory=list)
     _drafts: list[Draft] = field(default_factory=list)
     _outbox: list[_Outgoing] = field(default_factory=list)
@@ -144,8 +147,11 @@ class UserAgent:
         world = self.world
         local_id = draft.local_id or world.new_message_name()
         message_id = make_message_id(local_id, self.domain)
+        sender = self.address
+        if self.name:
+            sender = str(HeaderAddress(display_name=self.name, addr_spec=self.address))
         content = compose(
-            self.address,
+            sender,
             list(draft.to),
             draft.subject,
             draft.body,

@@ -159,8 +159,12 @@ class World:
         check_every: float | None = None,
         server: str | None = None,
         keep_on_server: bool = False,
+        name: str | None = None,
     ) -> None:
-        """A user with a mailbox on the server of their domain and a user agent on ``host``."""
+        """A user with a mailbox on the server of their domain and a user agent on ``host``.
+
+        ``name`` is the display name in the From header of what the user sends.
+        """
         self.topology.node(host)
         domain = address.rpartition("@")[2].lower()
         home = self.server_for_domain(domain)
@@ -175,6 +179,7 @@ class World:
                 "server": server or home,
                 "home": home,
                 "keep_on_server": keep_on_server,
+                "name": name,
             }
         )
 
@@ -261,6 +266,7 @@ class World:
                 spec["server"],
                 check_every=spec["check_every"],
                 keep_on_server=spec["keep_on_server"],
+                name=spec["name"],
             )
             agent.write(self._drafts.get(spec["address"].lower(), []))
             self.agents[spec["address"].lower()] = agent

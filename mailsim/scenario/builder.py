@@ -77,6 +77,7 @@ def build_world(
             user.host,
             check_every=user.check_mail_every,
             server=user.submission_server,
+            name=user.name,
         )
     for index, message in enumerate(scenario.messages):
         world.send(

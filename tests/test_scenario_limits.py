@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
+from mailsim.protocol.smtp import COMMAND_REPLIES
 from mailsim.scenario import load_scenario, validate_text
 from mailsim.scenario.loader import MAX_ALIAS_VALUES
 
@@ -173,3 +175,36 @@ def test_aliases_that_build_a_few_values_still_work() -> None:
         "links:\n", "links:\n  - &wan {between: [usa-mail, james-pc], latency: 9ms}\n"
     ).replace("bandwidth: 20Mbps}", "bandwidth: 20Mbps}\n  - {<<: *wan, between: [a, b]}")
     assert all("aliases" not in line for line in validate_text(text))
+
+
+def test_a_greeting_fault_of_451_is_refused_where_it_is_written() -> None:
+    fault = "faults:\n  - {reply: {server: usa-mail, command: CONNECT, code: 451}}\n"
+    assert validate_text(BASE + fault, source_name="x.yaml") == [
+        "x.yaml:18:56: faults[0].reply.code: 451 is not a reply to a greeting; a fault there is "
+        "421 or 554 (RFC 5321 4.3.2)"
+    ]
+
+
+@pytest.mark.parametrize("command", ["CONNECT", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "dot"])
+def test_every_error_code_of_a_step_is_a_valid_fault_and_no_other(command: str) -> None:
+    allowed = {c for c in COMMAND_REPLIES["DOT" if command == "dot" else command] if c >= 400}
+    fault = "faults:\n  - {reply: {server: usa-mail, command: %s, code: %d}}\n"
+    for code in range(400, 600):
+        lines = validate_text(BASE + fault % (command, code))
+        assert (lines == []) == (code in allowed), (command, code, lines)
+
+
+def test_the_docs_list_the_fault_codes_of_each_step() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "scenario-language.md").read_text()
+    rows = re.findall(r"^\| (`[A-Za-z]+`(?:, `[A-Z]+`)?) \| ([0-9, ]+) \|$", docs, re.MULTILINE)
+    listed = {
+        name.strip("`"): {int(code) for code in codes.split(",")}
+        for names, codes in rows
+        for name in names.split(", ")
+    }
+    steps = {"CONNECT": "CONNECT", "HELO": "HELO", "EHLO": "EHLO", "MAIL": "MAIL"}
+    steps |= {"RCPT": "RCPT", "DATA": "DATA", "dot": "DOT"}
+    assert listed == {
+        command: {code for code in COMMAND_REPLIES[step] if code >= 400}
+        for command, step in steps.items()
+    }

@@ -61,6 +61,8 @@ from mailsim.protocol.smtp_params import (
     RcptParams,
 )
 from mailsim.protocol.smtp_replies import (
+    COMMAND_REPLIES,
+    SYNTAX_REPLIES,
     POLICY_REPLIES,
     Reply,
     ReplyTexts,
@@ -102,10 +104,12 @@ from mailsim.protocol.smtp_states import (
 
 __all__ = [
     "CLIENT_TRANSITIONS",
+    "COMMAND_REPLIES",
     "NEED_DATA",
     "PAUSED",
     "POLICY_REPLIES",
     "SERVER_TRANSITIONS",
+    "SYNTAX_REPLIES",
     "Accept",
     "AuthResult",
     "ClientEvent",

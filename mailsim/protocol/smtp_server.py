@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from mailsim.protocol._common import LocalProtocolError
 from mailsim.protocol.smtp_params import MailParams, RcptParams, is_printable_word
 from mailsim.protocol.smtp_replies import (
+    COMMAND_REPLIES,
     SERVER_ERRORS,
     Reply,
     ReplyTexts,
@@ -466,7 +467,7 @@ class SMTPServer:
         tls: bool = False,
         strict: bool = False,
     ) -> None:
-        if greeting is not None and greeting.code not in (220, 421, 554):
+        if greeting is not None and greeting.code not in COMMAND_REPLIES["CONNECT"]:
             raise ValueError(f"a greeting is 220, 421 or 554 (RFC 5321 4.3.2), got {greeting.code}")
         #: The server's host name.
         self.hostname = hostname

@@ -16,6 +16,8 @@ import pytest
 from mailsim.protocol.smtp import COMMAND_REPLIES
 from mailsim.scenario import load_scenario, validate_text
 from mailsim.scenario.loader import MAX_ALIAS_VALUES
+from mailsim.scenario.schema import ScenarioParts
+from mailsim.scenario.schema.workload import check_workload, check_workload_advice, workload
 
 BASE = """\
 name: limits
@@ -208,3 +210,62 @@ def test_the_docs_list_the_fault_codes_of_each_step() -> None:
         command: {code for code in COMMAND_REPLIES[step] if code >= 400}
         for command, step in steps.items()
     }
+
+
+def test_traffic_that_would_build_billions_of_messages_is_refused() -> None:
+    traffic = "traffic:\n  - {rate: 1000000/s}\n"
+    (line,) = validate_text(BASE + traffic, source_name="x.yaml")
+    assert line == (
+        "x.yaml:18:12: traffic[0].rate: makes about 7,200,000,001 messages in all, more than "
+        "the 10,000,000 a run can build; lower the rate or shorten the run"
+    )
+
+
+def test_checks_that_would_take_a_run_more_than_a_day_are_refused() -> None:
+    users = "".join(
+        f"  - {{address: u{n}@usa.com, password: pw, host: james-pc, check_mail_every: 1s}}\n"
+        for n in range(10)
+    )
+    text = BASE.replace("duration: 1h", "duration: 365d").replace("messages:", users + "messages:")
+    assert validate_text(text, source_name="x.yaml") == [
+        "x.yaml:14:75: users[2].check_mail_every: makes about 31,536,000 POP3 checks (365d / 1 s), "
+        "and the run would take about 2 days in all; check the unit (1min, not 1ms) or shorten "
+        "the run"
+    ]
+
+
+def test_a_long_but_possible_run_is_a_warning_not_a_problem() -> None:
+    text = BASE.replace("duration: 1h", "duration: 30d").replace(
+        "check_mail_every: 10min", "check_mail_every: 5s"
+    )
+    scenario = load_scenario(text)
+    parts = ScenarioParts.of(scenario)
+    assert check_workload(parts) == []
+    (warning,) = check_workload_advice(parts)
+    assert warning.loc == ("users", 1, "check_mail_every")
+    assert warning.message == (
+        "warning: makes about 518,400 POP3 checks (30d / 5 s), and the run takes about 4 minutes "
+        "in all"
+    )
+    assert check_workload_advice(ScenarioParts.of(load_scenario(BASE))) == []
+
+
+def test_random_failures_count_at_their_own_cost() -> None:
+    fault = "faults:\n  - {random: link, target: [james-pc, india-mail], mtbf: 1ms, mttr: 1ms}\n"
+    parts = ScenarioParts.of(load_scenario(BASE + fault))
+    load = workload(parts)
+    assert [share.count for share in load.shares if "random" in share.what] == [3_600_000]
+    assert 10 < load.run_time < 60  # 3.6 million link changes, at 6 us each
+
+
+@pytest.mark.parametrize(
+    "retry",
+    [
+        "{interval: 1ms}",
+        "{policy: postfix, minimal_backoff_time: 0.5s}",
+        "{policy: exim, rules: 'F,2h,15m; F,4d,1ms'}",
+    ],
+)
+def test_a_retry_wait_under_a_second_is_refused(retry: str) -> None:
+    (line,) = validate_text(BASE + f"servers: {{retry: {retry}}}\n", source_name="x.yaml")
+    assert "must be at least 1 s" in line and line.startswith("x.yaml:17:")

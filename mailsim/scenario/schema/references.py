@@ -53,6 +53,7 @@ from mailsim.scenario.schema.servers import (
     overlay,
 )
 from mailsim.scenario.schema.sessions import TelnetSession
+from mailsim.scenario.schema.workload import check_workload
 
 
 @dataclass
@@ -275,6 +276,7 @@ class _ReferenceChecker:
         self.check_traffic()
         self.check_faults()
         self.check_telnet()
+        self.issues += check_workload(self.parts)
         return self.issues
 
     # --- helpers ------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "syntax_rcpt": (501, "5.5.4", "Syntax: RCPT TO:<address>"),
     "syntax_data": (501, "5.5.4", "Syntax: DATA"),
     "syntax_rset": (501, "5.5.4", "Syntax: RSET"),
+    "syntax_quit": (501, "5.5.4", "Syntax: QUIT"),
     "syntax_vrfy": (501, "5.5.4", "Syntax: VRFY address"),
     "syntax_expn": (501, "5.5.4", "Syntax: EXPN mailing-list"),
     "syntax_auth": (501, "5.5.4", "Syntax: AUTH mechanism"),

@@ -1059,7 +1059,9 @@ class SMTPServer:
         self._go("HELP")
 
     def _on_quit(self, arg: str) -> None:
-        # RFC 5321 4.1.1.10: QUIT takes no argument, but a client that wants to leave may leave.
+        if arg:
+            self._error("syntax_quit")  # RFC 5321 4.1.1.10: "QUIT" CRLF, no argument; 501
+            return
         self._reply(221, self.texts.bye)
         self._clear_transaction()
         self._go("QUIT")

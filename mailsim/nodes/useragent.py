@@ -29,6 +29,8 @@ from mailsim.protocol.smtp import (
     Envelope,
     SMTPClient,
     TransactionResult,
+    address_key,
+    local_part,
 )
 
 if TYPE_CHECKING:
@@ -99,8 +101,8 @@ class UserAgent:
 
     @property
     def login(self) -> str:
-        """The user name for AUTH and POP3: the local part of the address."""
-        return self.address.rpartition("@")[0]
+        """The user name for AUTH and POP3: the local part of the address, quotes undone."""
+        return local_part(self.address)
 
     @property
     def domain(self) -> str:
@@ -162,7 +164,12 @@ class UserAgent:
             date_t=world.env.now,
         )
         msg = message_id.strip("<>")
-        rcpts = addresses_of(list(draft.to), list(draft.cc), list(draft.bcc))
+        # One envelope recipient per mailbox, as mail programs do: Steve@USA.com, steve@usa.com
+        # and "steve"@usa.com are one (RFC 5321 4.1.2; local parts matched without case).
+        by_mailbox: dict[str, str] = {}
+        for rcpt in addresses_of(list(draft.to), list(draft.cc), list(draft.bcc)):
+            by_mailbox.setdefault(address_key(rcpt), rcpt)
+        rcpts = tuple(by_mailbox.values())
         world.note_submit(msg, self.node, self.address, rcpts, len(content))
         return _Outgoing(msg, Envelope(self.address, rcpts, content))
 

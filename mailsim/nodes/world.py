@@ -30,6 +30,7 @@ from mailsim.net.topology import Topology
 from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
 from mailsim.nodes.useragent import Draft, UserAgent
+from mailsim.protocol.smtp import address_key, local_part
 from mailsim.rng import RandomStreams
 from mailsim.trace.exports import Books, reconcile
 from mailsim.trace.recorder import Recorder
@@ -80,7 +81,7 @@ class World:
         self.dns_node = dns_node
         #: Mail servers by node (filled when the world starts).
         self.servers: dict[str, MailServer] = {}
-        #: User agents by address (lower case).
+        #: User agents by address (its address_key: lower case, quotes only where needed).
         self.agents: dict[str, UserAgent] = {}
         #: Telnet sessions, in the order they were added.
         self.telnets: list[TelnetSession] = []
@@ -203,7 +204,9 @@ class World:
         named only in the envelope (RCPT TO), never in the headers. ``name`` is the message's
         local id (its Message-ID is ``<name@sender's domain>``); by default ``m1``, ``m2``, ...
         """
-        if not any(spec["address"].lower() == sender.lower() for spec in self._user_specs):
+        if not any(
+            address_key(spec["address"]) == address_key(sender) for spec in self._user_specs
+        ):
             raise WorldError(f"message at t={at}: {sender} is not a user of this world")
         draft = Draft(
             at=at,
@@ -216,7 +219,7 @@ class World:
             attachments=tuple(attachments),
             local_id=name,
         )
-        self._drafts.setdefault(sender.lower(), []).append(draft)
+        self._drafts.setdefault(address_key(sender), []).append(draft)
 
     def telnet(self, script: TelnetScript) -> None:
         """A student types ``script`` at a server."""
@@ -268,8 +271,8 @@ class World:
                 keep_on_server=spec["keep_on_server"],
                 name=spec["name"],
             )
-            agent.write(self._drafts.get(spec["address"].lower(), []))
-            self.agents[spec["address"].lower()] = agent
+            agent.write(self._drafts.get(address_key(spec["address"]), []))
+            self.agents[address_key(spec["address"])] = agent
             agent.start()
         for script in self._telnet_scripts:
             session = TelnetSession(self, script)
@@ -294,7 +297,7 @@ class World:
         settings), in the order they were added."""
         users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
         for spec in self._user_specs:
-            local = spec["address"].rpartition("@")[0]
+            local = local_part(spec["address"])  # "john smith"@usa.com logs in as john smith
             users_by_server[spec["home"]][local] = spec["password"]
         return [
             (node, spec["written"], users_by_server[node], spec["settings"])

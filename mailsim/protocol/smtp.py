@@ -42,6 +42,12 @@ from mailsim.protocol._common import (
     ProtocolError,
     RemoteProtocolError,
 )
+from mailsim.protocol.smtp_address import (
+    address_key,
+    canonical_address,
+    local_part,
+    quote_local_part,
+)
 from mailsim.protocol.smtp_client import (
     ClientEvent,
     Closed,
@@ -150,9 +156,13 @@ __all__ = [
     "StartTLS",
     "TLSStarted",
     "TransactionResult",
+    "address_key",
+    "canonical_address",
     "canonical_content",
     "dot_stuff",
     "is_postmaster",
+    "local_part",
+    "quote_local_part",
     "policy_reply",
     "split_lines",
 ]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mailsim.protocol._common import LocalProtocolError
+from mailsim.protocol.smtp_address import local_part
 from mailsim.protocol.smtp_params import MailParams, RcptParams, is_printable_word
 from mailsim.protocol.smtp_replies import (
     COMMAND_REPLIES,
@@ -364,9 +365,9 @@ _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 
 
 def is_postmaster(address: str) -> bool:
-    """Whether ``address`` is ``postmaster`` or ``postmaster@domain`` (any case; RFC 5321 4.5.1)."""
-    local = address.rsplit("@", 1)[0] if "@" in address else address
-    return local.lower() == "postmaster"
+    """Whether ``address`` is ``postmaster`` or ``postmaster@domain`` (any case, quoted or not;
+    RFC 5321 4.5.1)."""
+    return local_part(address).lower() == "postmaster"
 
 
 def _parse_path(text: str, limits: ServerLimits, bad: str) -> tuple[str, str] | str:

@@ -28,6 +28,7 @@ from mailsim.mail.units import (
     parse_rate,
     parse_size,
 )
+from mailsim.protocol.smtp_address import DOT_STRING, QUOTED_STRING
 from mailsim.scenario.errors import did_you_mean, shown
 
 # --- how far a number may go -------------------------------------------------------------------
@@ -146,9 +147,9 @@ def _node_name(value: Any) -> str:
 # 4.5.3.1.2). Underscores are let through: teachers name things 'my_school'.
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-# RFC 5322 3.2.3 dot-atom local part; quoted local parts are not supported. At most 64 octets
-# (RFC 5321 4.5.3.1.1).
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+# RFC 5321 4.1.2 local parts: a dot-string, or a quoted string ("john smith"); at most 64 octets as
+# written (RFC 5321 4.5.3.1.1). A quoted one names at least one character: "" names no mailbox.
+_MAX_LOCAL_PART = 64
 
 
 def _domain(value: Any) -> str:
@@ -157,16 +158,24 @@ def _domain(value: Any) -> str:
     _fail(f"must be a domain name like usa.com, got {shown(value)}")
 
 
+def _is_local_part(written: str) -> bool:
+    if not 0 < len(written) <= _MAX_LOCAL_PART:
+        return False
+    if DOT_STRING.fullmatch(written):
+        return True
+    return QUOTED_STRING.fullmatch(written) is not None and len(written) > 2
+
+
 def _address(value: Any) -> str:
-    if isinstance(value, str) and value.count("@") == 1:
-        local, domain = value.split("@")
-        if (
-            0 < len(local) <= 64
-            and _LOCAL.fullmatch(local)
-            and len(domain) <= 255
-            and _DOMAIN.fullmatch(domain)
-        ):
+    if isinstance(value, str) and "@" in value:
+        written, _, domain = value.rpartition("@")
+        if _is_local_part(written) and len(domain) <= 255 and _DOMAIN.fullmatch(domain):
             return value
+        if " " in written and '"' not in written and _is_local_part(f'"{written}"'):
+            _fail(
+                "a local part with spaces is written in double quotes (RFC 5321 4.1.2), like "
+                f"'\"{written}\"@{domain}', got {shown(value)}"
+            )
     _fail(f"must be an e-mail address like steve@usa.com, got {shown(value)}")
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mailsim.scenario.schema.scenario import Scenario
 
 from mailsim.mail.units import format_duration
+from mailsim.protocol.smtp_address import address_key
 from mailsim.protocol.smtp_replies import COMMAND_REPLIES
 from mailsim.scenario.schema.faults import (
     Fault,
@@ -102,7 +103,7 @@ class ScenarioParts:
             dns=scenario.dns,
             dns_records=list(enumerate(scenario.dns.records)),
             servers=scenario.servers,
-            user_addresses=[user.address.lower() for user in scenario.users],
+            user_addresses=[address_key(user.address) for user in scenario.users],
             users=list(enumerate(scenario.users)),
             messages=list(enumerate(scenario.messages)),
             traffic=list(enumerate(scenario.traffic)),
@@ -163,7 +164,7 @@ class ScenarioParts:
         user_addresses: list[str] | None = None
         if isinstance(raw_users, list) or raw_users is None:
             user_addresses = [
-                item["address"].lower()
+                address_key(item["address"])
                 for item in raw_users or []
                 if isinstance(item, dict) and isinstance(item.get("address"), str)
             ]
@@ -299,7 +300,7 @@ class _ReferenceChecker:
     def known_user(self, address: str, loc: Loc) -> bool:
         """True if ``address`` is a user's; otherwise report it at ``loc`` with a suggestion."""
         addresses = self.parts.user_addresses
-        if addresses is None or address.lower() in addresses:
+        if addresses is None or address_key(address) in addresses:
             return True
         if not addresses:
             self.add(loc, f"unknown user '{address}'; there are no users yet (add a users section)")
@@ -504,7 +505,7 @@ class _ReferenceChecker:
         seen: dict[str, int] = {}
         for index, user in parts.users:
             loc: Loc = ("users", index)
-            key = user.address.lower()
+            key = address_key(user.address)
             if key in seen:
                 self.add(
                     (*loc, "address"),
@@ -596,7 +597,7 @@ class _ReferenceChecker:
                     f"got {format_duration(generator.stop)}",
                 )
             if generator.recipients is not None:
-                possible = len({address.lower() for address in generator.recipients})
+                possible = len({address_key(address) for address in generator.recipients})
             elif users is not None:
                 possible = len(set(users)) - 1
             else:

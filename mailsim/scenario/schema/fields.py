@@ -342,11 +342,19 @@ def _size(value: Any) -> int:
     return size
 
 
-def _positive_size(value: Any) -> int:
-    size = _size(value)
-    if size <= 0:
-        _fail(f"must be larger than zero, got {shown(value)}")
-    return size
+def _larger_than_zero(check: Callable[[Any], int]) -> Callable[[Any], int]:
+    """``check`` (a size validator) that also refuses zero."""
+
+    def positive(value: Any) -> int:
+        size = check(value)
+        if size <= 0:
+            _fail(f"must be larger than zero, got {shown(value)}")
+        return size
+
+    return positive
+
+
+_positive_size = _larger_than_zero(_size)
 
 
 def _content_size(value: Any) -> int:
@@ -359,11 +367,7 @@ def _content_size(value: Any) -> int:
     return size
 
 
-def _positive_content_size(value: Any) -> int:
-    size = _content_size(value)
-    if size <= 0:
-        _fail(f"must be larger than zero, got {shown(value)}")
-    return size
+_positive_content_size = _larger_than_zero(_content_size)
 
 
 def _check_interval(value: Any) -> float:

@@ -15,6 +15,7 @@ from pydantic import (
 if TYPE_CHECKING:
     pass
 
+from mailsim.protocol.smtp_replies import COMMAND_REPLIES
 from mailsim.scenario.schema.fields import (
     Duration,
     Flag,
@@ -29,6 +30,23 @@ from mailsim.scenario.schema.fields import (
     _target,
     _whole,
 )
+
+
+def fault_code_problem(command: str, code: int) -> str | None:
+    """Why ``code`` cannot replace the reply to ``command``, or None when it can.
+
+    A fault answers with one of the error replies its step may get (RFC 5321 4.3.2, the table
+    :data:`~mailsim.protocol.smtp.COMMAND_REPLIES`): a greeting is 421 or 554, never 451.
+    ``command`` is CONNECT, HELO, EHLO, MAIL, RCPT, DATA or DOT (any case; ``dot`` too).
+    """
+    step = command.upper()
+    allowed = sorted(c for c in COMMAND_REPLIES[step] if c >= 400)
+    if code in allowed:
+        return None
+    what = {"CONNECT": "a greeting", "DOT": "the final dot"}.get(step, step)
+    listed = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
+    sources = "RFC 5321 4.3.2" + (", RFC 4954 6" if 530 in allowed else "")
+    return f"{code} is not a reply to {what}; a fault there is {listed} ({sources})"
 
 
 class LinkOutage(_Section):

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 from mailsim.mail.units import format_duration
 from mailsim.protocol.smtp_address import address_key
-from mailsim.protocol.smtp_replies import COMMAND_REPLIES
 from mailsim.scenario.schema.faults import (
     Fault,
     LinkOutage,
@@ -29,6 +28,7 @@ from mailsim.scenario.schema.faults import (
     ReplyFault,
     ReplySpec,
     ServiceStop,
+    fault_code_problem,
 )
 from mailsim.scenario.schema.fields import _NODE_NAME, PositiveDuration
 from mailsim.scenario.schema.issues import Issue, Loc
@@ -725,17 +725,9 @@ class _ReferenceChecker:
                 )
         if reply.port not in (25, 587):
             self.add((*loc, "port"), f"must be 25 or 587 (the SMTP ports), got {reply.port}")
-        step = "DOT" if reply.command == "dot" else reply.command
-        allowed = sorted(code for code in COMMAND_REPLIES[step] if code >= 400)
-        if reply.code not in allowed:
-            names = {"CONNECT": "a greeting", "dot": "the final dot"}
-            what = names.get(reply.command, reply.command)
-            listed = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
-            sources = "RFC 5321 4.3.2" + (", RFC 4954 6" if 530 in allowed else "")
-            self.add(
-                (*loc, "code"),
-                f"{reply.code} is not a reply to {what}; a fault there is {listed} ({sources})",
-            )
+        problem = fault_code_problem(reply.command, reply.code)
+        if problem is not None:
+            self.add((*loc, "code"), problem)
         self.before_end(reply.start, (*loc, "from"), "the reply fault would never apply")
         if reply.until is not None and reply.until <= reply.start:
             self.add(

@@ -68,8 +68,8 @@ from mailsim.protocol.smtp_params import (
 )
 from mailsim.protocol.smtp_replies import (
     COMMAND_REPLIES,
-    SYNTAX_REPLIES,
     POLICY_REPLIES,
+    SYNTAX_REPLIES,
     Reply,
     ReplyTexts,
     policy_reply,
@@ -162,7 +162,7 @@ __all__ = [
     "dot_stuff",
     "is_postmaster",
     "local_part",
-    "quote_local_part",
     "policy_reply",
+    "quote_local_part",
     "split_lines",
 ]

@@ -86,6 +86,12 @@ def _parse_until(text: str | None) -> float | None:
         _fail_input([f"--until: {error}"])
     if value <= 0:
         _fail_input([f"--until: must be a positive duration like '2h', got {text!r}"])
+    from mailsim.scenario.schema.fields import MAX_DURATION
+
+    if value > MAX_DURATION:
+        _fail_input(
+            [f"--until: must be at most 365d, the longest run mailsim simulates, got {text!r}"]
+        )
     return value
 
 

@@ -154,3 +154,13 @@ def test_run_rejects_an_unknown_pcap_filter_with_exit_2(tmp_path: Path) -> None:
     assert code == 2
     assert "--pcap-filter: 'http' is not a protocol" in err and "smtp, pop3, dns" in err
     assert not any(tmp_path.iterdir())  # nothing was run or written
+
+
+def test_run_rejects_an_until_no_run_could_reach_with_exit_2() -> None:
+    code, _, err = invoke("run", "james-to-steve", "--until", "100000000000d")
+    assert code == 2
+    assert err.strip() == (
+        "--until: must be at most 365d, the longest run mailsim simulates, got '100000000000d'"
+    )
+    code, _, err = invoke("run", "james-to-steve", "--until", "1" + "0" * 400)
+    assert code == 2 and "too large to be used" in err

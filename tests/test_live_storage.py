@@ -72,10 +72,21 @@ def test_commit_deletions_removes_only_the_marked_messages(tmp_path):
     assert [e.key for e in store.entries("Steve")] == [kept]
 
 
-@pytest.mark.parametrize("name", ["", "../etc", "_outgoing", ".hidden", "a/b", "x" * 65, "a b"])
+@pytest.mark.parametrize("name", ["", "_outgoing", "_OUTGOING", "x" * 65, " a", "a\tb", "\u00e9"])
 def test_user_names_that_cannot_be_a_maildir_are_refused(name):
     with pytest.raises(ValueError, match="cannot be a mailbox"):
         check_mailbox_name(name)
+
+
+@pytest.mark.parametrize("name", ["../etc", ".hidden", "a/b", "a b"])
+def test_user_names_of_quoted_local_parts_get_a_maildir_inside_the_root(tmp_path, name):
+    # The characters of "../etc"@india.com and the like (RFC 5321 4.1.2) are a user's name, and
+    # the Maildir's name is made safe: one directory right under the root, not hidden.
+    store = MaildirStore(tmp_path / "root", [check_mailbox_name(name)])
+    store.deliver([(name, b"Subject: x\r\n\r\n")])
+    (made,) = [p for p in (tmp_path / "root").iterdir() if p.name != OUTGOING]
+    assert made.name.startswith("=") and len(store.entries(name)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name fds")

@@ -108,9 +108,11 @@ COMMAND_TABLE = [
     (A, b"USER steve", b"+OK send PASS\r\n", AP),
     (A, b"user steve", b"+OK send PASS\r\n", AP),  # commands are case-insensitive
     (A, b"USER nobody", b"+OK send PASS\r\n", AP),  # no hint which users exist
-    (A, b"USER", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
-    (A, b"USER a b", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
-    (A, b"USER " + b"x" * 41, b"-ERR mailbox name longer than 40 characters\r\n", A),
+    (A, b"USER", b"-ERR USER needs the mailbox name\r\n", A),
+    (A, b"USER  ", b"-ERR USER needs the mailbox name\r\n", A),
+    (A, b"USER john smith", b"+OK send PASS\r\n", AP),  # "john smith"@usa.com's name
+    (A, b"USER " + b"x" * 64, b"+OK send PASS\r\n", AP),  # a local part's 64 octets
+    (A, b"USER " + b"x" * 65, b"-ERR mailbox name longer than 64 characters\r\n", A),
     (A, b"PASS secret", b"-ERR PASS must come right after a USER that got +OK\r\n", A),
     (
         A,
@@ -138,7 +140,7 @@ COMMAND_TABLE = [
     (AP, b"PASS", b"-ERR PASS needs the password\r\n", A),
     (AP, b"PASS ", b"-ERR PASS needs the password\r\n", A),
     (AP, b"USER james", b"+OK send PASS\r\n", AP),
-    (AP, b"USER", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
+    (AP, b"USER", b"-ERR USER needs the mailbox name\r\n", A),
     (
         AP,
         b"APOP steve " + b"0" * 32,

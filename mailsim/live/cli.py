@@ -65,7 +65,7 @@ For a lab (grading a student's SMTP client by hand):
                  '{command: RCPT, code: 550, for: bob@usa.com}'
                  '{command: MAIL, code: 421}'            (and hang up)
                  '{command: EHLO, delay: 0.5s}'          (a slow, line-by-line reply)
-                 '{command: DATA, code: 552, text: [5.3.4 Too big, see the limit]}'
+                 '{command: dot, code: 552, text: [5.3.4 Too big, see the limit]}'
   --strict       a command sent before the previous reply (without PIPELINING, or message
                  text before the 354) gets 554 5.5.0 and the session ends (Postfix's rule)
   --report FILE  one JSON line per SMTP session: commands, replies, waits, verdicts
@@ -384,9 +384,9 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
     if not specs:
         return ()
     from mailsim.live.faults import LiveFault
-    from mailsim.live.smtp_session import GREETING_FAULT_CODES
     from mailsim.scenario.errors import ScenarioError
     from mailsim.scenario.fault_spec import LIVE_ROLES, parse_fault
+    from mailsim.scenario.schema.faults import fault_code_problem
 
     out = []
     for number, text in enumerate(specs, 1):
@@ -397,11 +397,9 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
             problems.extend(error.lines)
             continue
         command = "DOT" if spec.command == "dot" else spec.command
-        if command == "CONNECT" and spec.code is not None and spec.code not in GREETING_FAULT_CODES:
-            # RFC 5321 4.3.2: a greeting is 220, 421 or 554 (a fault replaces only failures).
-            problems.append(
-                f"{name}:1:1: code: a greeting (CONNECT) can only be 421 or 554, got {spec.code}"
-            )
+        wrong = fault_code_problem(command, spec.code) if spec.code is not None else None
+        if wrong is not None:  # the scenario's rule: a code the step may get (RFC 5321 4.3.2)
+            problems.append(f"{name}:1:1: code: {wrong}")
             continue
         out.append(
             LiveFault(

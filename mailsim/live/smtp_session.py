@@ -69,9 +69,6 @@ _HOLD_LIMIT = 256 * 1024
 # RFC 3207 gives no number; a client that has not finished its handshake by then is not coming.
 _TLS_HANDSHAKE_TIMEOUT = 30.0
 
-#: What a CONNECT fault may answer instead of 220 (RFC 5321 4.3.2).
-GREETING_FAULT_CODES = (421, 554)
-
 _SMTP_OVER = (ServerState.CLOSED, ServerState.ERROR)
 _SMTP_BUSY = (ServerState.DATA, ServerState.AWAITING_DECISION)
 

@@ -33,12 +33,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailsim.mail.mailbox import mailbox_file_name
+
 #: The Maildir that keeps authenticated mail for other domains (no relay runs in the live server).
 OUTGOING = "_outgoing"
 
-# A mailbox (user) name: it becomes a directory name, so no "/", no leading "." or "_" (the
-# latter is kept for OUTGOING), and the RFC 5321 4.1.2 atext characters only.
-_MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+=?^_`{|}~.-]{0,63}")
+# A mailbox (user) name is the characters of a local part (RFC 5321 4.1.2: printable ASCII, a
+# quoted one may hold spaces) at most 64 octets (4.5.3.1.1); its directory is mailbox_file_name's.
+_MAILBOX_NAME = re.compile(r"[!-~](?:[ -~]{0,62}[!-~])?")
 # The unique name the standard library gives: "<sec>.M<usec>P<pid>Q<count>.<host>".
 _MAILDIR_KEY = re.compile(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
 # RFC 1939 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
@@ -54,16 +56,18 @@ LOCK_WAIT = 1.0
 
 
 def check_mailbox_name(name: str) -> str:
-    """``name`` if it can be a user's mailbox (a local part and a directory name), else ValueError.
+    """``name`` if it can be a user's mailbox (the characters of a local part), else ValueError.
 
     Raises:
-        ValueError: the name has characters a local part or a directory name cannot have.
+        ValueError: the name is empty, too long, or has characters no local part has.
     """
-    if not _MAILBOX_NAME.fullmatch(name) or ".." in name:
+    if name.lower() == OUTGOING:
+        raise ValueError(f"user name {name!r} cannot be a mailbox: it is kept for outgoing mail")
+    if not _MAILBOX_NAME.fullmatch(name):
         raise ValueError(
-            f"user name {name!r} cannot be a mailbox: use 1-64 letters, digits and "
-            "!#$%&'*+=?^_`{|}~.- starting with a letter or digit (it is the local part of the "
-            "address and the name of the Maildir directory)"
+            f"user name {name!r} cannot be a mailbox: use 1-64 printable ASCII characters, not "
+            "starting or ending with a space (it is the local part of the address; its Maildir "
+            "directory is named safely, 'john smith' as '=john=20smith')"
         )
     return name
 
@@ -170,8 +174,10 @@ class MaildirStore:
         _fsync_directory(str(self.root))
 
     def path_of(self, name: str) -> Path:
-        """The Maildir directory of mailbox ``name``."""
-        return self.root / name
+        """The Maildir directory of mailbox ``name``, always directly under the root."""
+        if name == OUTGOING:
+            return self.root / OUTGOING
+        return self.root / mailbox_file_name(name)
 
     def folder(self, name: str) -> mailbox.Maildir:
         """The :class:`mailbox.Maildir` of ``name``, created (with its tmp/new/cur) on first use."""

@@ -31,6 +31,7 @@ from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
 from mailsim.nodes.useragent import Draft, UserAgent
 from mailsim.nodes.web import Browser, Download, WebServer
+from mailsim.protocol.smtp import address_key, local_part
 from mailsim.rng import RandomStreams
 from mailsim.trace.exports import Books, reconcile
 from mailsim.trace.recorder import Recorder
@@ -81,7 +82,7 @@ class World:
         self.dns_node = dns_node
         #: Mail servers by node (filled when the world starts).
         self.servers: dict[str, MailServer] = {}
-        #: User agents by address (lower case).
+        #: User agents by address (its address_key: lower case, quotes only where needed).
         self.agents: dict[str, UserAgent] = {}
         #: Telnet sessions, in the order they were added.
         self.telnets: list[TelnetSession] = []
@@ -165,8 +166,12 @@ class World:
         check_every: float | None = None,
         server: str | None = None,
         keep_on_server: bool = False,
+        name: str | None = None,
     ) -> None:
-        """A user with a mailbox on the server of their domain and a user agent on ``host``."""
+        """A user with a mailbox on the server of their domain and a user agent on ``host``.
+
+        ``name`` is the display name in the From header of what the user sends.
+        """
         self.topology.node(host)
         domain = address.rpartition("@")[2].lower()
         home = self.server_for_domain(domain)
@@ -181,6 +186,7 @@ class World:
                 "server": server or home,
                 "home": home,
                 "keep_on_server": keep_on_server,
+                "name": name,
             }
         )
 
@@ -204,7 +210,9 @@ class World:
         named only in the envelope (RCPT TO), never in the headers. ``name`` is the message's
         local id (its Message-ID is ``<name@sender's domain>``); by default ``m1``, ``m2``, ...
         """
-        if not any(spec["address"].lower() == sender.lower() for spec in self._user_specs):
+        if not any(
+            address_key(spec["address"]) == address_key(sender) for spec in self._user_specs
+        ):
             raise WorldError(f"message at t={at}: {sender} is not a user of this world")
         draft = Draft(
             at=at,
@@ -217,7 +225,7 @@ class World:
             attachments=tuple(attachments),
             local_id=name,
         )
-        self._drafts.setdefault(sender.lower(), []).append(draft)
+        self._drafts.setdefault(address_key(sender), []).append(draft)
 
     def telnet(self, script: TelnetScript) -> None:
         """A student types ``script`` at a server."""
@@ -276,9 +284,10 @@ class World:
                 spec["server"],
                 check_every=spec["check_every"],
                 keep_on_server=spec["keep_on_server"],
+                name=spec["name"],
             )
-            agent.write(self._drafts.get(spec["address"].lower(), []))
-            self.agents[spec["address"].lower()] = agent
+            agent.write(self._drafts.get(address_key(spec["address"]), []))
+            self.agents[address_key(spec["address"])] = agent
             agent.start()
         for script in self._telnet_scripts:
             session = TelnetSession(self, script)
@@ -310,7 +319,7 @@ class World:
         settings), in the order they were added."""
         users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
         for spec in self._user_specs:
-            local = spec["address"].rpartition("@")[0]
+            local = local_part(spec["address"])  # "john smith"@usa.com logs in as john smith
             users_by_server[spec["home"]][local] = spec["password"]
         return [
             (node, spec["written"], users_by_server[node], spec["settings"])

@@ -16,6 +16,10 @@ from typing import Final
 COMMAND_LINE_LIMIT: Final = 255
 #: The longest argument, in characters (RFC 1939 section 3: "up to 40 characters long").
 ARGUMENT_LIMIT: Final = 40
+#: The longest mailbox name USER takes. RFC 1939 3 counts 40 characters per argument, but the
+#: name is a mail address's local part, up to 64 octets (RFC 5321 4.5.3.1.1); like Dovecot, the
+#: server takes those, spaces included ("john smith", a quoted local part's characters).
+MAILBOX_NAME_LIMIT: Final = 64
 #: The longest status line a server sends, CRLF included (RFC 1939 section 3: 512 characters).
 RESPONSE_LINE_LIMIT: Final = 512
 #: The longest line the client accepts, CRLF included. Status lines stay under 512 octets, but the

@@ -203,6 +203,7 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "syntax_rcpt": (501, "5.5.4", "Syntax: RCPT TO:<address>"),
     "syntax_data": (501, "5.5.4", "Syntax: DATA"),
     "syntax_rset": (501, "5.5.4", "Syntax: RSET"),
+    "syntax_quit": (501, "5.5.4", "Syntax: QUIT"),
     "syntax_vrfy": (501, "5.5.4", "Syntax: VRFY address"),
     "syntax_expn": (501, "5.5.4", "Syntax: EXPN mailing-list"),
     "syntax_auth": (501, "5.5.4", "Syntax: AUTH mechanism"),
@@ -249,6 +250,29 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "too_many_errors": (421, "4.7.0", "{hostname} Error: too many errors"),
     "shutdown": (421, "4.3.2", "{hostname} Service shutting down, closing connection"),
 }
+
+#: The replies each step of a session may get (RFC 5321 4.3.2), success and error alike: the
+#: greeting (``CONNECT``), each command, and the end of the message (``DOT``, the reply to the
+#: final dot). 421 may end any step (RFC 5321 3.8); 530 answers MAIL, RCPT and DATA where AUTH
+#: is required (RFC 4954 6). A reply fault of a scenario must be one of its step's.
+COMMAND_REPLIES: dict[str, frozenset[int]] = {
+    "CONNECT": frozenset({220, 421, 554}),
+    "HELO": frozenset({250, 421, 502, 504, 550}),
+    "EHLO": frozenset({250, 421, 502, 504, 550}),
+    "MAIL": frozenset({250, 421, 451, 452, 455, 503, 530, 550, 552, 553, 555}),
+    "RCPT": frozenset({250, 251, 421, 450, 451, 452, 455, 503, 530, 550, 551, 552, 553, 555}),
+    "DATA": frozenset({354, 421, 503, 530, 554}),
+    "DOT": frozenset({250, 421, 450, 451, 452, 550, 552, 554}),
+    "RSET": frozenset({250, 421}),
+    "VRFY": frozenset({250, 251, 252, 421, 502, 504, 550, 551, 553}),
+    "EXPN": frozenset({250, 252, 421, 502, 504, 550}),
+    "HELP": frozenset({211, 214, 421, 502, 504}),
+    "NOOP": frozenset({250, 421}),
+    "QUIT": frozenset({221}),
+}
+#: What any command line may get besides its step's replies: it is no command (500), its
+#: arguments are wrong (501), it is not implemented (502) or comes at the wrong moment (503).
+SYNTAX_REPLIES = frozenset({500, 501, 502, 503})
 
 #: What the client writes into a result when it decides without the server.
 CONNECTION_LOST = Reply(451, ("4.4.2 Connection lost",))

@@ -17,7 +17,7 @@ from mailsim.mail.server import ReplyFault, ServerSettings
 from mailsim.nodes.telnet import TelnetScript
 from mailsim.nodes.web import Download
 from mailsim.nodes.world import World
-from mailsim.protocol.smtp import ServerLimits
+from mailsim.protocol.smtp import ServerLimits, address_key
 from mailsim.scenario import schema
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def build_world(
             user.host,
             check_every=user.check_mail_every,
             server=user.submission_server,
+            name=user.name,
         )
     for index, message in enumerate(scenario.messages):
         world.send(
@@ -273,7 +274,7 @@ def _add_traffic(
     stop = scenario.duration if spec.stop is None else min(spec.stop, scenario.duration)
     for sender in senders:
         rng = world.streams.get("traffic", index, sender.lower())
-        pool = [a for a in (spec.recipients or everyone) if a.lower() != sender.lower()]
+        pool = [a for a in (spec.recipients or everyone) if address_key(a) != address_key(sender)]
         if not pool:
             continue
         t = spec.start

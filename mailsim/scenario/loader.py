@@ -66,6 +66,11 @@ _SYNTAX_HINTS: tuple[tuple[str, str], ...] = (
     ("expected <block end>", "check the indentation: items of one list or mapping line up"),
     ("could not find expected ':'", "a key needs ': ' after it"),
 )
+#: The most values that aliases (``*name``) and merges (``<<: *name``) may build in one file. Each
+#: alias copies its anchor's value, so nested aliases multiply: nine lists of nine aliases of
+#: nine ... ("billion laughs") build 9**n values from a few lines. A scenario's anchors share a
+#: link's defaults or a list of users, a few thousand values at most.
+MAX_ALIAS_VALUES = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,6 +140,15 @@ def _tag(node: Node) -> str:
     return str(getattr(tag, "value", tag))
 
 
+class _TooManyAliasValues(Exception):
+    """Raised inside :class:`_Builder` when aliases build more than :data:`MAX_ALIAS_VALUES`."""
+
+    def __init__(self, loc: Loc, where: tuple[int, int]) -> None:
+        super().__init__(loc)
+        self.loc = loc
+        self.where = where
+
+
 class _Builder:
     """Turns composed YAML nodes into dicts, lists and scalars, filling a :class:`SourceMap`."""
 
@@ -143,11 +157,40 @@ class _Builder:
         self.source = SourceMap()
         self.problems: list[Problem] = []
         self._active: set[int] = set()
+        #: Nodes built once already: building one again is an alias (the composer gives an
+        #: alias the very node of its anchor).
+        self._built: set[int] = set()
+        #: Values built through aliases and merges so far, against MAX_ALIAS_VALUES.
+        self._copied = 0
+        #: Where the outermost alias being built is used, while one is.
+        self._alias_at: Loc | None = None
 
     def problem(self, where: tuple[int, int], loc: Loc, message: str) -> None:
         self.problems.append(Problem(self.path, where[0], where[1], dotted(loc), message))
 
+    def count_copy(self, loc: Loc) -> None:
+        """Count one value that an alias or a merge copies; stop at :data:`MAX_ALIAS_VALUES`."""
+        self._copied += 1
+        if self._copied > MAX_ALIAS_VALUES:
+            if self._alias_at is None:  # a merge into the mapping at loc
+                raise _TooManyAliasValues(loc, self.source.position(loc))
+            # The alias's own node is its anchor's: place it at the value that holds it.
+            where = self.source.position(self._alias_at[:-1])
+            raise _TooManyAliasValues(self._alias_at, where)
+
     def build(self, node: Node, loc: Loc) -> Any:
+        if id(node) in self._built and self._alias_at is None:
+            self._alias_at = loc
+            try:
+                return self.build_node(node, loc)
+            finally:
+                self._alias_at = None
+        self._built.add(id(node))
+        return self.build_node(node, loc)
+
+    def build_node(self, node: Node, loc: Loc) -> Any:
+        if self._alias_at is not None:
+            self.count_copy(loc)
         self.source.values[loc] = _mark(node)
         if isinstance(node, ScalarNode):
             return self.scalar(node, loc)
@@ -215,6 +258,7 @@ class _Builder:
                 self._active.add(id(source))
                 try:
                     for key_node, value_node, _ in self.pairs(source, loc):
+                        self.count_copy(loc)
                         yield key_node, value_node, False
                 finally:
                     self._active.discard(id(source))
@@ -309,6 +353,14 @@ def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     except RecursionError:
         message = "the YAML is nested too deeply to be a scenario"
         return _FAILED, SourceMap(), [Problem(path, 1, 1, "", message)]
+    except _TooManyAliasValues as error:
+        line, col = error.where
+        message = (
+            f"aliases here build more than {MAX_ALIAS_VALUES:,} values (each alias copies its "
+            "anchor, so nested aliases multiply, as in the 'billion laughs' attack); "
+            "write the values out, or use fewer aliases of aliases"
+        )
+        return _FAILED, SourceMap(), [Problem(path, line, col, dotted(error.loc), message)]
     return data, builder.source, builder.problems
 
 

@@ -75,6 +75,7 @@ from mailsim.protocol.smtp import (
     is_postmaster,
     policy_reply,
 )
+from mailsim.protocol.smtp import local_part as mailbox_name
 
 _ACTIVE, _DEFERRED = RecipientState.ACTIVE, RecipientState.DEFERRED
 #: How a failed connect reads in a deferral, in Postfix's words, by the connect failure's reason.
@@ -208,8 +209,8 @@ class MailServerCore:
         return domain_of(address) in self.domains
 
     def local_part(self, address: str) -> str:
-        """The mailbox name of a local address (lower case)."""
-        return address.rpartition("@")[0].lower() if "@" in address else address.lower()
+        """The mailbox name of a local address (lower case; ``"john smith"`` is ``john smith``)."""
+        return mailbox_name(address).lower()
 
     def next_queue_id(self) -> str:
         """A new queue id, ``INDIAMAIL00001``: the prefix and a serial number."""

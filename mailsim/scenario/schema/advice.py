@@ -28,7 +28,8 @@ from mailsim.scenario.schema.fields import (
     _size,
 )
 from mailsim.scenario.schema.issues import Issue, Loc
-from mailsim.scenario.schema.references import path_exists
+from mailsim.scenario.schema.references import ScenarioParts, path_exists
+from mailsim.scenario.schema.workload import check_workload_advice
 
 if TYPE_CHECKING:
     from mailsim.scenario.schema.scenario import Scenario
@@ -61,6 +62,7 @@ def check_advice(scenario: Scenario, data: dict[str, Any]) -> list[Issue]:
     issues = list(_bare_numbers(scenario, data, ()))
     issues += _unreachable_servers(scenario)
     issues += _unserved_recipients(scenario, data)
+    issues += check_workload_advice(ScenarioParts.of(scenario))
     return sorted(issues, key=lambda issue: _section_order(issue.loc))
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mailsim.scenario.schema.scenario import Scenario
 
 from mailsim.mail.units import format_duration
+from mailsim.protocol.smtp_address import address_key
 from mailsim.scenario.schema.faults import (
     Fault,
     LinkOutage,
@@ -27,6 +28,7 @@ from mailsim.scenario.schema.faults import (
     ReplyFault,
     ReplySpec,
     ServiceStop,
+    fault_code_problem,
 )
 from mailsim.scenario.schema.fields import _NODE_NAME, PositiveDuration
 from mailsim.scenario.schema.issues import Issue, Loc
@@ -53,6 +55,7 @@ from mailsim.scenario.schema.servers import (
 )
 from mailsim.scenario.schema.sessions import TelnetSession
 from mailsim.scenario.schema.web import DownloadSpec, WebServerSpec
+from mailsim.scenario.schema.workload import check_workload
 
 
 @dataclass
@@ -103,7 +106,7 @@ class ScenarioParts:
             dns=scenario.dns,
             dns_records=list(enumerate(scenario.dns.records)),
             servers=scenario.servers,
-            user_addresses=[user.address.lower() for user in scenario.users],
+            user_addresses=[address_key(user.address) for user in scenario.users],
             users=list(enumerate(scenario.users)),
             messages=list(enumerate(scenario.messages)),
             traffic=list(enumerate(scenario.traffic)),
@@ -166,7 +169,7 @@ class ScenarioParts:
         user_addresses: list[str] | None = None
         if isinstance(raw_users, list) or raw_users is None:
             user_addresses = [
-                item["address"].lower()
+                address_key(item["address"])
                 for item in raw_users or []
                 if isinstance(item, dict) and isinstance(item.get("address"), str)
             ]
@@ -307,6 +310,7 @@ class _ReferenceChecker:
         self.check_faults()
         self.check_telnet()
         self.check_web()
+        self.issues += check_workload(self.parts)
         return self.issues
 
     # --- helpers ------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ class _ReferenceChecker:
     def known_user(self, address: str, loc: Loc) -> bool:
         """True if ``address`` is a user's; otherwise report it at ``loc`` with a suggestion."""
         addresses = self.parts.user_addresses
-        if addresses is None or address.lower() in addresses:
+        if addresses is None or address_key(address) in addresses:
             return True
         if not addresses:
             self.add(loc, f"unknown user '{address}'; there are no users yet (add a users section)")
@@ -522,7 +526,7 @@ class _ReferenceChecker:
         seen: dict[str, int] = {}
         for index, user in parts.users:
             loc: Loc = ("users", index)
-            key = user.address.lower()
+            key = address_key(user.address)
             if key in seen:
                 self.add(
                     (*loc, "address"),
@@ -614,7 +618,7 @@ class _ReferenceChecker:
                     f"got {format_duration(generator.stop)}",
                 )
             if generator.recipients is not None:
-                possible = len({address.lower() for address in generator.recipients})
+                possible = len({address_key(address) for address in generator.recipients})
             elif users is not None:
                 possible = len(set(users)) - 1
             else:
@@ -742,6 +746,9 @@ class _ReferenceChecker:
                 )
         if reply.port not in (25, 587):
             self.add((*loc, "port"), f"must be 25 or 587 (the SMTP ports), got {reply.port}")
+        problem = fault_code_problem(reply.command, reply.code)
+        if problem is not None:
+            self.add((*loc, "code"), problem)
         self.before_end(reply.start, (*loc, "from"), "the reply fault would never apply")
         if reply.until is not None and reply.until <= reply.start:
             self.add(

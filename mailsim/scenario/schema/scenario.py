@@ -18,6 +18,7 @@ from mailsim.scenario.errors import Problem
 if TYPE_CHECKING:
     from mailsim.scenario.result import Result
 
+from mailsim.protocol.smtp_address import address_key
 from mailsim.scenario.schema.faults import Fault
 from mailsim.scenario.schema.fields import (
     NodeName,
@@ -164,9 +165,9 @@ class Scenario(_Section):
         return self.server_for_domain(address.rsplit("@", 1)[-1])
 
     def user(self, address: str) -> User | None:
-        """The user with ``address`` (any case), or None."""
-        wanted = address.lower()
-        return next((user for user in self.users if user.address.lower() == wanted), None)
+        """The user with ``address`` (any case, quoted or not: ``"ann"@a.org`` is ``ann@a.org``)."""
+        wanted = address_key(address)
+        return next((user for user in self.users if address_key(user.address) == wanted), None)
 
     def settings_for(self, server: str) -> ServerSettings:
         """The settings of mail server ``server``: top-level ``servers`` with its overrides."""

@@ -212,6 +212,13 @@ class MailServerCore:
         """The mailbox name of a local address (lower case; ``"john smith"`` is ``john smith``)."""
         return mailbox_name(address).lower()
 
+    def login_name(self, login: str) -> str | None:
+        """The user a login names (``steve`` or ``steve@our.domain``), or None for nobody here."""
+        if "@" in login and not self.is_local(login):
+            return None
+        name = self.local_part(login)
+        return name if name in self.users else None
+
     def next_queue_id(self) -> str:
         """A new queue id, ``INDIAMAIL00001``: the prefix and a serial number."""
         self._queue_seq += 1

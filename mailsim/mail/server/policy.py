@@ -10,10 +10,18 @@ replace chosen replies.
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from mailsim.mail.server.settings import ReplyFault
-from mailsim.protocol.smtp import MailParams, Reply, ServerPolicy, Session, policy_reply
+from mailsim.protocol.smtp import (
+    MailParams,
+    Reply,
+    ServerPolicy,
+    Session,
+    is_postmaster,
+    policy_reply,
+)
 
 if TYPE_CHECKING:
     from mailsim.mail.server.core import MailServerCore
@@ -49,7 +57,10 @@ class SessionPolicy(ServerPolicy):
         self._sender = ""
 
     def authenticate(self, user: str, password: str) -> bool:
-        ok = self.core.users.get(self.core.local_part(user)) == password
+        name = self.core.login_name(user)
+        ok = name is not None and hmac.compare_digest(
+            self.core.users[name].encode("utf-8"), password.encode("utf-8")
+        )
         self.authenticated = self.authenticated or ok
         return ok
 
@@ -86,8 +97,8 @@ class SessionPolicy(ServerPolicy):
     def check_recipient(self, session: Session, address: str, params: Any) -> Reply | None:
         core = self.core
         if core.is_local(address):
-            if core.local_part(address) in core.users:
-                return None
+            if core.local_part(address) in core.users or is_postmaster(address):
+                return None  # RFC 5321 4.5.1: postmaster at every domain of ours
             return policy_reply(core.texts, "unknown_user", address=address)
         if self.submission and session.authenticated_user:
             return None

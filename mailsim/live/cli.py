@@ -376,16 +376,17 @@ def serve(
 
 
 def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]:
-    """``--fault`` values as :class:`~mailsim.live.faults.LiveFault`; problems are appended.
+    """``--fault`` values as the core's :class:`~mailsim.mail.server.ReplyFault`; problems are
+    appended.
 
     Each is a scenario reply fault (:mod:`mailsim.scenario.fault_spec`), named ``--fault[N]`` in
     problems when there are several.
     """
     if not specs:
         return ()
-    from mailsim.live.faults import LiveFault
+    from mailsim.scenario.builder import reply_fault
     from mailsim.scenario.errors import ScenarioError
-    from mailsim.scenario.fault_spec import LIVE_ROLES, parse_fault
+    from mailsim.scenario.fault_spec import parse_fault
     from mailsim.scenario.schema.faults import fault_code_problem
 
     out = []
@@ -396,25 +397,11 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
         except ScenarioError as error:
             problems.extend(error.lines)
             continue
-        command = "DOT" if spec.command == "dot" else spec.command
-        wrong = fault_code_problem(command, spec.code) if spec.code is not None else None
+        wrong = fault_code_problem(spec.command, spec.code) if spec.code is not None else None
         if wrong is not None:  # the scenario's rule: a code the step may get (RFC 5321 4.3.2)
             problems.append(f"{name}:1:1: code: {wrong}")
             continue
-        out.append(
-            LiveFault(
-                command=command,
-                code=spec.code,
-                lines=spec.reply_lines(),
-                address=spec.address,
-                delay=spec.delay,
-                start=spec.start,
-                until=spec.until,
-                probability=spec.probability,
-                first_attempt_only=spec.first_attempt_only,
-                role=LIVE_ROLES[spec.port] if spec.port is not None else None,
-            )
-        )
+        out.append(reply_fault(spec, port=spec.port))
     return tuple(out)
 
 

@@ -4,9 +4,9 @@ Both live servers, the single ``mailsim serve`` (:class:`~mailsim.live.server.Li
 each server of ``mailsim serve SCENARIO`` (:class:`~mailsim.live.mailserver.LiveMailServer`),
 run the same session classes (:mod:`~mailsim.live.smtp_session`,
 :mod:`~mailsim.live.pop3_session`) over a :class:`SessionHost`. The host holds what guards the
-sockets: the connection caps, the login throttle, the lab faults (``--fault``), the session
-records, the TLS context and the store thread pool. Who may send to whom, which reply fault
-hits, and what happens to an accepted message are the mail-server core's decisions
+sockets: the connection caps, the login throttle, the session records, the TLS context and the
+store thread pool. Who may send to whom, which reply fault hits (a scenario's or ``--fault``),
+and what happens to an accepted message are the mail-server core's decisions
 (:class:`~mailsim.mail.server.core.MailServerCore`), the same ones the simulation makes; a host
 subclass only says where an accepted message goes and what to record.
 """
@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailsim.live.accounts import Accounts
-from mailsim.live.faults import FaultBook
 from mailsim.live.throttle import LoginThrottle
 from mailsim.protocol.smtp import MessageReceived, Reply, ServerLimits, Session
 
@@ -40,8 +39,8 @@ log = logging.getLogger("mailsim.live")
 # executor would have: min(32, CPUs + 4) on small machines).
 _STORE_THREADS = 8
 
-#: The scenario port each listener stands for (reply faults may name 25 or 587).
-SERVICE_PORTS = {"smtp": 25, "submission": 587, "smtps": 587, "pop3": 110, "pop3s": 110}
+#: The port each listener stands for (reply faults name 25, 587 or, live, 465).
+SERVICE_PORTS = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 110}
 
 
 class Tap(Protocol):
@@ -95,8 +94,6 @@ class SessionHost:
         }
         #: Open POP3 sessions, over both POP3 listeners.
         self.pop3_sessions: set[POP3Session] = set()
-        #: The scripted replies (``--fault``) and their greylisting memory.
-        self.faults = FaultBook(config.faults, config.fault_seed)
         #: One record per finished SMTP session, when recording (``record_sessions``).
         self.records: list[dict[str, Any]] | None = (
             [] if config.record_sessions or config.report is not None else None
@@ -124,6 +121,10 @@ class SessionHost:
             submission=session.service != "smtp",
             port=SERVICE_PORTS.get(session.service, 25),
         )
+
+    def real_seconds(self, seconds: float) -> float:
+        """Real seconds for ``seconds`` on the core's clock (a fault's ``delay``)."""
+        return seconds
 
     def greeting(self, policy: SessionPolicy) -> Reply | None:
         """The greeting a ``CONNECT`` reply fault gives, or None for the usual 220."""

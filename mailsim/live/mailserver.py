@@ -405,6 +405,10 @@ class LiveMailServer(SessionHost):
 
     # -- what the shared sessions ask (see SessionHost) -------------------------------------------
 
+    def real_seconds(self, seconds: float) -> float:
+        """A reply fault's ``delay`` is scenario time: on the wall clock, scaled."""
+        return self.world.clock.real_seconds(seconds)
+
     def tap(self, session: SMTPSession | POP3Session, kind: str) -> _Tap:
         """Every accepted connection goes in the world's books and the trace."""
         transport = session.transport if isinstance(session, SMTPSession) else session.writer

@@ -19,7 +19,7 @@ Whom to accept is decided by a mail-server core built from the options
 SCENARIO``); this server is its :class:`~mailsim.live.host.SessionHost` and files what it accepts.
 The pieces: :mod:`~mailsim.live.accounts` (users), :mod:`~mailsim.live.smtp_session` and
 :mod:`~mailsim.live.pop3_session` (one connection each), :mod:`~mailsim.live.tls`,
-:mod:`~mailsim.live.faults` (``--fault``), :mod:`~mailsim.live.session_report` (``--report``).
+:mod:`~mailsim.live.session_report` (``--report``); a ``--fault`` is one of the core's reply faults.
 This module holds the configuration, the listeners and the store they share.
 
 Storing a message costs two fsyncs (the file, then ``new/``). With ``store_in_thread`` (the
@@ -47,14 +47,13 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mailsim.live.accounts import Accounts, parse_user, read_users_file
 from mailsim.live.connection import DEFAULT_LINE_TIMEOUT, READ_SIZE
-from mailsim.live.faults import LiveFault
 from mailsim.live.host import SessionHost
 from mailsim.live.pop3_session import POP3Session
 from mailsim.live.smtp_session import SMTPSession
@@ -70,7 +69,7 @@ from mailsim.mail.message import (
     add_received,
     with_protocol,
 )
-from mailsim.mail.server import MailServerCore, ServerSettings
+from mailsim.mail.server import MailServerCore, ReplyFault, ServerSettings
 from mailsim.protocol.smtp import MessageReceived, ReplyTexts, Session
 
 __all__ = [
@@ -135,7 +134,8 @@ class ServeConfig:
         strict: refuse improper pipelining with 554 5.5.0 (RFC 5321 4.3; Postfix's
             smtpd_forbid_unauth_pipelining).
         pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
-        faults: scripted SMTP replies (``--fault``), the first that matches wins.
+        faults: scripted SMTP replies (``--fault``), the first that matches wins; their
+            ``start``/``end`` count seconds from the server's start, ``port`` 25, 587 or 465.
         fault_seed: seeds the faults' ``probability`` draws (None: unpredictable).
         report: append one JSON record per SMTP session to this file (``--report``).
         record_sessions: keep those records in :attr:`LiveServer.records` too (the grader).
@@ -165,7 +165,7 @@ class ServeConfig:
     pop3s_port: int | None = 1995
     strict: bool = False
     pipelining: bool = True
-    faults: tuple[LiveFault, ...] = ()
+    faults: tuple[ReplyFault, ...] = ()
     fault_seed: int | None = None
     report: Path | None = None
     record_sessions: bool = False
@@ -249,10 +249,19 @@ class LiveServer(SessionHost):
     def _make_core(self, store: MaildirStore) -> MailServerCore:
         """The core that decides for this server: its domains, users, wording and limits."""
         config = self.config
+        started = time.time()  # the core's clock; a fault's from/until count from here
         settings = ServerSettings(
             hostname=config.server_name,
             replies="classic" if config.replies is ReplyTexts.CLASSIC else "modern",
             limits=self.limits,
+            reply_faults=tuple(
+                replace(
+                    fault,
+                    start=started + fault.start,
+                    end=None if fault.end is None else started + fault.end,
+                )
+                for fault in config.faults
+            ),
         )
         core = MailServerCore(
             config.server_name,

@@ -5,9 +5,8 @@ machine, the fastest path asyncio offers). Both live servers run it, over their
 :class:`~mailsim.live.host.SessionHost`: who may send to whom and which reply fault hits are the
 mail-server core's decisions (:class:`LivePolicy` asks them), storing before the 250 is the
 host's. The session does the rest: the TLS handshake when the machine says :class:`StartTLS`
-(``loop.start_tls``), the lab's scripted and slow replies from a
-:class:`~mailsim.live.faults.FaultBook`, the timeouts, the lingering close, and the per-session
-record for ``--report`` and the grader.
+(``loop.start_tls``), the slow replies of a fault's ``delay`` (on the host's clock), the
+timeouts, the lingering close, and the per-session record for ``--report`` and the grader.
 
 Hostile clients are held to bounds. Asyncio's flow control: once the transport holds more than
 its high-water mark of unsent replies (a client that pipelines and never reads) the session
@@ -57,6 +56,7 @@ from mailsim.protocol.smtp import (
     StartTLS,
     TLSStarted,
     policy_reply,
+    split_first_reply,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +104,6 @@ class LivePolicy(ServerPolicy):
         #: The core's policy for this session.
         self.decisions = decisions
         self._session = session
-        self._sender = ""
 
     def authenticate(self, user: str, password: str) -> bool:
         """The core checks the password; a failure brakes the client (and may lock it out)."""
@@ -126,26 +125,16 @@ class LivePolicy(ServerPolicy):
         return False
 
     def before_command(self, session: Session, verb: str, arg: str) -> Reply | None:
-        """The lockout for AUTH; else the core's reply fault, else a lab fault (and its delay)."""
+        """The lockout for AUTH; else the core's reply fault (and its delay, on this clock)."""
         if verb == "AUTH":
             return self._lockout_reply()
-        if verb == "MAIL":
-            self._sender = arg
-        elif verb in ("EHLO", "HELO", "RSET"):
-            self._sender = ""
-        reply = self.decisions.before_command(session, verb, arg)
-        if reply is not None:
-            return reply
-        owner = self._session
-        faults = owner.server.faults
-        if not faults or verb not in ("HELO", "EHLO", "MAIL", "RCPT", "DATA"):
-            return None
-        fault = faults.match(owner.service, verb, arg, peer=owner.peer_ip, sender=self._sender)
-        if fault is None:
-            return None
-        if fault.delay > 0:
-            owner.delay_next_reply(fault.delay)
-        return fault.reply()
+        decisions = self.decisions
+        reply = decisions.before_command(session, verb, arg)
+        delay = decisions.take_delay()
+        if delay > 0:
+            owner = self._session
+            owner.delay_next_reply(owner.server.real_seconds(delay))
+        return reply
 
     def _lockout_reply(self) -> Reply | None:
         """454 4.7.0 (RFC 4954 6) while the client's address is locked out, else None."""
@@ -242,14 +231,9 @@ class SMTPSession(asyncio.Protocol):
             self.recorder.facts.update(tls=self.implicit_tls, strict=config.strict)
         decisions = self.decisions = server.smtp_policy(self)
         greeting = server.greeting(decisions)
-        fault = (
-            server.faults.match(self.service, "CONNECT", peer=self.peer_ip)
-            if server.faults and greeting is None
-            else None
-        )
-        if fault is not None:
-            greeting = fault.reply()
-            self._next_delay = fault.delay
+        delay = decisions.take_delay()
+        if delay > 0:
+            self._next_delay = server.real_seconds(delay)
             self._slow_verb = "CONNECT"
         self.machine = SMTPServer(
             config.server_name,
@@ -381,7 +365,7 @@ class SMTPSession(asyncio.Protocol):
             return
         if self._next_delay > 0:
             delay, self._next_delay = self._next_delay, 0.0
-            first, rest = _split_first_reply(data)
+            first, rest = split_first_reply(data)
             for line in first:
                 self._slow.append((delay, line))
             if rest:
@@ -561,18 +545,11 @@ class SMTPSession(asyncio.Protocol):
         machine = self.machine
         assert machine is not None
         server = self.server
-        faults = server.faults
-        fault = faults.match(self.service, "DOT", peer=self.peer_ip) if faults else None
-        if fault is not None:
-            if fault.delay > 0:
-                self.delay_next_reply(fault.delay)
-            refusal = fault.reply()
-            if refusal is not None:
-                self._emit(machine.send(Reject(refusal)))
-                self.refused += 1
-                return True
         assert self.decisions is not None
         refusal = server.refusal(self.decisions, event)  # a reply fault, a loop (RFC 5321 6.3)
+        delay = self.decisions.take_delay()
+        if delay > 0:
+            self.delay_next_reply(server.real_seconds(delay))
         if refusal is not None:
             self._emit(machine.send(Reject(refusal)))
             self.refused += 1
@@ -741,19 +718,6 @@ class SMTPSession(asyncio.Protocol):
     def _abort(self, transport: asyncio.Transport) -> None:
         self.aborted = True
         transport.abort()
-
-
-def _split_first_reply(data: bytes) -> tuple[list[bytes], bytes]:
-    """The lines of the first reply in ``data`` (each with its CRLF), and the bytes after it."""
-    lines: list[bytes] = []
-    pos = 0
-    while (end := data.find(b"\r\n", pos)) >= 0:
-        line = data[pos : end + 2]
-        lines.append(line)
-        pos = end + 2
-        if len(line) < 6 or line[3:4] != b"-":
-            break
-    return lines, data[pos:]
 
 
 def _first_line(data: bytes) -> str:

@@ -291,7 +291,7 @@ class MailServerCore:
     def refusal(self, policy: SessionPolicy, event: MessageReceived) -> Reply | None:
         """The reply that refuses a message at its final dot, or None to take it."""
         fault = policy.fault("DOT")
-        if fault is not None:
+        if fault is not None and fault.code is not None:  # a delay alone: judged as usual, late
             return fault.reply()
         if is_looping(event.content):
             return policy_reply(self.texts, "mail_loop")  # RFC 5321 6.3

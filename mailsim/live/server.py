@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsim.live.accounts import Accounts, parse_user, read_users_file
-from mailsim.live.connection import DEFAULT_LINE_TIMEOUT, READ_SIZE
+from mailsim.live.connection import DEFAULT_DATA_TIMEOUT, DEFAULT_LINE_TIMEOUT, READ_SIZE
 from mailsim.live.host import SessionHost
 from mailsim.live.pop3_session import POP3Session
 from mailsim.live.smtp_session import SMTPSession
@@ -122,6 +122,8 @@ class ServeConfig:
             writes too: a client that stops reading a reply for this long is cut off.
         line_timeout: seconds a command line may take from its first byte to its end, so that
             one byte a second cannot hold a session (the idle timers restart on every byte).
+        data_timeout: seconds a message's content may take from the 354 to the final dot, so
+            that a short line every few minutes cannot hold a session either (421 4.4.2).
         auth_failure_delay: seconds before a failed SMTP AUTH or POP3 login is answered.
         auth_lockout_failures: failed logins from one address within ``auth_lockout_window``
             after which its logins are refused unchecked (0: no lockout).
@@ -156,6 +158,7 @@ class ServeConfig:
     idle_timeout: float = 300.0
     pop3_idle_timeout: float = 600.0
     line_timeout: float = DEFAULT_LINE_TIMEOUT
+    data_timeout: float = DEFAULT_DATA_TIMEOUT
     auth_failure_delay: float = DEFAULT_FAILURE_DELAY
     auth_lockout_failures: int = DEFAULT_LOCKOUT_FAILURES
     auth_lockout_window: float = DEFAULT_LOCKOUT_WINDOW
@@ -188,8 +191,9 @@ class ServeConfig:
             raise ValueError(
                 f"max connections per address must be at least 1, got {self.max_per_address}"
             )
-        if self.idle_timeout <= 0 or self.pop3_idle_timeout <= 0 or self.line_timeout <= 0:
-            raise ValueError("idle and line timeouts must be positive numbers of seconds")
+        timeouts = (self.idle_timeout, self.pop3_idle_timeout, self.line_timeout, self.data_timeout)
+        if min(timeouts) <= 0:
+            raise ValueError("idle, line and data timeouts must be positive numbers of seconds")
         if self.auth_failure_delay < 0 or self.auth_lockout_window <= 0:
             raise ValueError(
                 "the AUTH failure delay must be 0 or more seconds and the lockout window positive"

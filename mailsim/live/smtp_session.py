@@ -11,7 +11,8 @@ timeouts, the lingering close, and the per-session record for ``--report`` and t
 Hostile clients are held to bounds. Asyncio's flow control: once the transport holds more than
 its high-water mark of unsent replies (a client that pipelines and never reads) the session
 stops reading until they drain, and a session closed while its client does not read is aborted.
-A command line must end within ``line_timeout`` of its first byte; connections per client
+A command line must end within ``line_timeout`` of its first byte, and a message's content within
+``data_timeout`` of the 354 (each line of it restarts the idle timer); connections per client
 address are capped (``max_per_address``); a failed AUTH is answered after the throttle's delay,
 with nothing read meanwhile, and a locked-out address gets 454 4.7.0 without its password being
 looked at (:mod:`mailsim.live.throttle`).
@@ -190,6 +191,7 @@ class SMTPSession(asyncio.Protocol):
         self.admitted = False  # counted in the server's per-address connections
         self.aborted = False  # the connection was reset rather than closed
         self.line = LineClock()
+        self.data_started: float | None = None  # when the 354 went out, while in DATA
         self.braking = False  # a failed AUTH's reply is being delayed; reading waits for it
         self._paused: set[str] = set()  # why reading is paused: "hold", "write", "auth"
         self._write_paused = False  # the transport's buffer is over its high-water mark
@@ -427,6 +429,7 @@ class SMTPSession(asyncio.Protocol):
                     if out:
                         self._emit(out)
                         self.junk = 0
+                    self._note_data_phase()
                     if machine.state in _SMTP_OVER:
                         self._when_written(self._finish)
                     elif self.junk > SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
@@ -466,6 +469,15 @@ class SMTPSession(asyncio.Protocol):
             log.exception("%s %s internal error; connection closed", self.service, self.peer)
             self.ending = "internal error"
             self._abort(transport)
+
+    def _note_data_phase(self) -> None:
+        """Start the DATA deadline at the 354; clear it once the message is over."""
+        machine = self.machine
+        if machine is None or machine.state is not ServerState.DATA:
+            self.data_started = None
+        elif self.data_started is None:
+            self.data_started = self.loop.time()
+            self._check_by(self.data_started + self.server.config.data_timeout)
 
     def _after_auth_delay(self) -> None:
         self._resume_reading("auth")
@@ -613,7 +625,7 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         assert machine is not None and transport is not None
         config = self.server.config
-        if why in ("timeout", "line timeout"):
+        if why in ("timeout", "line timeout", "data timeout"):
             reply = machine.error_reply("timeout")  # RFC 5321 4.5.3.2.7: 421 4.4.2
         elif why == "shutdown":
             reply = machine.error_reply("shutdown")
@@ -685,6 +697,16 @@ class SMTPSession(asyncio.Protocol):
             log.info("%s %s command line unfinished after %.0f s", self.service, self.peer, idle)
             self._hang_up("line timeout")
             return
+        if self.data_started is not None and now - self.data_started >= config.data_timeout:
+            self.timer = None
+            log.info(
+                "%s %s message content unfinished after %.0f s",
+                self.service,
+                self.peer,
+                now - self.data_started,
+            )
+            self._hang_up("data timeout")  # nothing of it is kept (RFC 5321 3.8)
+            return
         if idle >= config.idle_timeout:
             self.timer = None
             log.info("%s %s idle for %.0f s", self.service, self.peer, idle)
@@ -694,6 +716,8 @@ class SMTPSession(asyncio.Protocol):
         line_left = self.line.left(now, config.line_timeout)
         if line_left is not None:
             wait = min(wait, line_left)
+        if self.data_started is not None:
+            wait = min(wait, self.data_started + config.data_timeout - now)
         self.timer = self.loop.call_later(max(wait, 0.01), self._check_idle)
 
     # -- server shutdown --------------------------------------------------------------------------

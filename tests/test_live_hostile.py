@@ -198,6 +198,48 @@ def test_one_byte_a_second_cannot_hold_a_session(tmp_path, service):
     assert expected in tail
 
 
+def test_short_lines_now_and_then_cannot_hold_the_data_phase(tmp_path):
+    # Each line ends at once and restarts the idle timer: only the whole-DATA deadline
+    # (RFC 5321 4.5.3.2: 3 minutes a block, 10 for the dot; here 1 s) ends the session.
+    envelope = b"HELO c\r\nMAIL FROM:<j@b.example>\r\nRCPT TO:<Steve@India.com>\r\nDATA\r\n"
+    with (
+        ServerThread(config(tmp_path, data_timeout=1.0, line_timeout=0.5)) as running,
+        socket.create_connection(("127.0.0.1", running.ports["smtp"]), timeout=10) as sock,
+    ):
+        read_until(sock, b"\r\n")
+        sock.sendall(envelope)
+        read_until(sock, b"354")
+        started = time.monotonic()
+        cut = False
+        for number in range(50):
+            with contextlib.suppress(OSError):
+                sock.sendall(b"line %d\r\n" % number)
+            if select.select([sock], [], [], 0.1)[0]:
+                cut = True
+                break
+        waited = time.monotonic() - started
+        tail = read_until_closed(sock)
+        assert running.server is not None
+        stored = running.server.stored
+    assert cut, "the DATA phase was still open after 5 s of a line per 0.1 s"
+    assert 0.9 < waited < 3.0
+    assert tail.startswith(b"421 4.4.2")
+    assert stored == 0  # nothing of an unfinished message is kept (RFC 5321 3.8)
+
+
+def test_the_data_deadline_ends_with_the_message(tmp_path):
+    # The deadline is the message's, not the session's: a second message after a pause passes.
+    with ServerThread(config(tmp_path, data_timeout=0.5)) as running:
+        client = smtplib.SMTP("127.0.0.1", running.ports["smtp"], timeout=10)
+        client.ehlo("c")
+        client.sendmail("j@b.example", ["Steve@India.com"], b"Subject: one\r\n\r\nfirst\r\n")
+        time.sleep(1.0)
+        client.sendmail("j@b.example", ["Steve@India.com"], b"Subject: two\r\n\r\nsecond\r\n")
+        client.quit()
+        assert running.server is not None
+        assert running.server.stored == 2
+
+
 def test_connections_per_client_address_are_capped_over_all_listeners(tmp_path):
     with ServerThread(config(tmp_path, max_per_address=2)) as running:
         smtp = socket.create_connection(("127.0.0.1", running.ports["smtp"]), timeout=10)

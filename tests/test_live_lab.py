@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailsim.live.cli import parse_faults
-from mailsim.live.faults import LiveFault
 from mailsim.live.server import ServeConfig, ServerThread
+from mailsim.mail.server import ReplyFault
 
 pytestmark = pytest.mark.live
 
@@ -70,11 +70,11 @@ def test_fault_specs_parse_both_spellings_and_bad_ones_are_located() -> None:
         problems,
     )
     assert problems == []
-    assert faults[0] == LiveFault("RCPT", 550, ("5.1.1 User unknown",))
-    assert faults[1].lines == ("4.7.1 Greylisted, please try again later",)
+    assert faults[0] == ReplyFault("RCPT", 550, ("5.1.1 User unknown",))
+    assert faults[1].text == ("4.7.1 Greylisted, please try again later",)
     assert faults[2].code is None and faults[2].delay == 0.2
-    assert faults[3].lines == ("5.3.4 Too big", "see the limit")
-    assert faults[4].address == "Bob@usa.com" and faults[4].role == "submission"
+    assert faults[3].text == ("5.3.4 Too big", "see the limit")
+    assert faults[4].address == "Bob@usa.com" and faults[4].port == 587
     bad: list[str] = []
     parse_faults(("{comand: RCPT, code: 550}", "CONNECT 451", "{command: RCPT, code: 250}"), bad)
     assert bad == [
@@ -111,10 +111,10 @@ def test_serve_with_a_bad_fault_exits_2_with_the_position() -> None:
 
 def test_fault_for_one_recipient_multiline_and_greylisting(tmp_path: Path) -> None:
     faults = (
-        LiveFault(
+        ReplyFault(
             "RCPT", 550, ("5.1.1 no such user here", "ask the postmaster"), address="b@usa.com"
         ),
-        LiveFault(
+        ReplyFault(
             "RCPT", 451, ("4.7.1 Greylisted",), first_attempt_only=True, address="steve@usa.com"
         ),
     )
@@ -132,7 +132,7 @@ def test_fault_for_one_recipient_multiline_and_greylisting(tmp_path: Path) -> No
 
 
 def test_slow_reply_comes_line_by_line(tmp_path: Path) -> None:
-    with serve(tmp_path, faults=(LiveFault("EHLO", delay=0.2),)) as running:
+    with serve(tmp_path, faults=(ReplyFault("EHLO", delay=0.2),)) as running:
         start = time.monotonic()
         lines = talk(running.ports["smtp"], [b"EHLO c\r\n"])
         took = time.monotonic() - start
@@ -141,7 +141,7 @@ def test_slow_reply_comes_line_by_line(tmp_path: Path) -> None:
 
 
 def test_service_closing_fault_hangs_up(tmp_path: Path) -> None:
-    with serve(tmp_path, faults=(LiveFault("MAIL", 421, ("4.3.2 Bye for now",)),)) as running:
+    with serve(tmp_path, faults=(ReplyFault("MAIL", 421, ("4.3.2 Bye for now",)),)) as running:
         lines = talk(running.ports["smtp"], [b"HELO c\r\nMAIL FROM:<a@b.example>\r\n"], wait=False)
     assert lines[-1] == "421 4.3.2 Bye for now"
 
@@ -169,7 +169,7 @@ def test_strict_blast_gets_554_and_the_report_marks_it(tmp_path: Path) -> None:
 
 
 def test_strict_catches_a_client_that_reads_only_part_of_a_slow_reply(tmp_path: Path) -> None:
-    with serve(tmp_path, strict=True, faults=(LiveFault("EHLO", delay=0.3),)) as running:
+    with serve(tmp_path, strict=True, faults=(ReplyFault("EHLO", delay=0.3),)) as running:
         sock = socket.create_connection(("127.0.0.1", running.ports["smtp"]), timeout=10)
         conn = sock.makefile("rb")
         conn.readline()

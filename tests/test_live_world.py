@@ -341,3 +341,27 @@ def test_the_scenarios_reply_faults_hit_the_live_servers_too(tmp_path: Path) -> 
     assert defer["reply"] == "451 4.7.1 Greylisted, try later"
     # Exim's F,1h,10m: tries on a 10-minute grid counted from the first failure.
     assert 0 < defer["next_attempt"] - defer["t"] <= 600
+
+
+def test_a_reply_faults_delay_is_scenario_time_on_the_scaled_clock(tmp_path: Path) -> None:
+    # delay: 1h at one scenario hour a real second: the 354 comes about a second late, not an
+    # hour (the same ReplyFault the simulation times with its clock).
+    from test_reply_fault_fields import SCENARIO
+
+    scenario = tmp_path / "slow.yaml"
+    fault = "  - {reply: {server: india-mail, port: 587, command: DATA, delay: 1h}}\n"
+    scenario.write_text((SCENARIO % fault).replace("duration: 2h", "duration: 30d"))
+    with (
+        mailsim.serve(str(scenario), tmp_path / "run", time_scale=FAST) as run,
+        smtplib.SMTP("127.0.0.1", run.ports["india-mail"].submission, timeout=10) as smtp,
+    ):
+        smtp.login("james@india.com", "grammar")
+        smtp.mail("james@india.com")
+        smtp.rcpt("ann@usa.com")
+        asked = time.monotonic()
+        code, _ = smtp.docmd("DATA")
+        late = time.monotonic() - asked
+        smtp.send(b"Subject: slow\r\n\r\nhi\r\n.\r\n")
+        done, _ = smtp.getreply()
+    assert code == 354 and done == 250
+    assert 0.8 < late < 5.0

@@ -383,6 +383,7 @@ def test_models_name_python_words_differently() -> None:
     }
     assert hints == {
         (s.Message, "sender"): "from",
+        (s.ReplySpec, "address"): "for",
         (s.ReplySpec, "start"): "from",
         (s.TelnetSession, "client"): "from",
         (s.TelnetSession, "server"): "to",

@@ -53,7 +53,8 @@ taken only under TLS. A certificate for 127.0.0.1 and localhost is made on first
 verify it with the CA written to MAILDIR/_tls/ca.pem.
 
 Against hostile clients: at most --max-per-address connections from one address; a command
-line must end within --line-timeout of its first byte; a failed AUTH or POP3 login is answered
+line must end within --line-timeout of its first byte and a message's content within
+--data-timeout of the 354; a failed AUTH or POP3 login is answered
 after --auth-failure-delay, and --auth-lockout failures from one address within
 --auth-lockout-window refuse its logins (454 4.7.0 / -ERR) until the oldest is that old.
 
@@ -202,6 +203,12 @@ def _fail(lines: list[str]) -> None:
     help="Seconds a command line may take from its first byte to its end.",
 )
 @click.option(
+    "--data-timeout",
+    default="600",
+    show_default=True,
+    help="Seconds a message's content may take, from the 354 to the final dot.",
+)
+@click.option(
     "--auth-failure-delay",
     default="2",
     show_default=True,
@@ -265,6 +272,7 @@ def serve(
     pop3_idle_timeout: str,
     max_per_address: int,
     line_timeout: str,
+    data_timeout: str,
     auth_failure_delay: str,
     auth_lockout: int,
     auth_lockout_window: str,
@@ -328,6 +336,7 @@ def serve(
         ("--idle-timeout", idle_timeout, parse_duration),
         ("--pop3-idle-timeout", pop3_idle_timeout, parse_duration),
         ("--line-timeout", line_timeout, parse_duration),
+        ("--data-timeout", data_timeout, parse_duration),
         ("--auth-failure-delay", auth_failure_delay, parse_duration),
         ("--auth-lockout-window", auth_lockout_window, parse_duration),
     ):
@@ -355,6 +364,7 @@ def serve(
             pop3_idle_timeout=sizes["--pop3-idle-timeout"],
             max_per_address=max_per_address,
             line_timeout=sizes["--line-timeout"],
+            data_timeout=sizes["--data-timeout"],
             auth_failure_delay=sizes["--auth-failure-delay"],
             auth_lockout_failures=auth_lockout,
             auth_lockout_window=sizes["--auth-lockout-window"],
@@ -376,16 +386,17 @@ def serve(
 
 
 def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]:
-    """``--fault`` values as :class:`~mailsim.live.faults.LiveFault`; problems are appended.
+    """``--fault`` values as the core's :class:`~mailsim.mail.server.ReplyFault`; problems are
+    appended.
 
     Each is a scenario reply fault (:mod:`mailsim.scenario.fault_spec`), named ``--fault[N]`` in
     problems when there are several.
     """
     if not specs:
         return ()
-    from mailsim.live.faults import LiveFault
+    from mailsim.scenario.builder import reply_fault
     from mailsim.scenario.errors import ScenarioError
-    from mailsim.scenario.fault_spec import LIVE_ROLES, parse_fault
+    from mailsim.scenario.fault_spec import parse_fault
     from mailsim.scenario.schema.faults import fault_code_problem
 
     out = []
@@ -396,25 +407,11 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
         except ScenarioError as error:
             problems.extend(error.lines)
             continue
-        command = "DOT" if spec.command == "dot" else spec.command
-        wrong = fault_code_problem(command, spec.code) if spec.code is not None else None
+        wrong = fault_code_problem(spec.command, spec.code) if spec.code is not None else None
         if wrong is not None:  # the scenario's rule: a code the step may get (RFC 5321 4.3.2)
             problems.append(f"{name}:1:1: code: {wrong}")
             continue
-        out.append(
-            LiveFault(
-                command=command,
-                code=spec.code,
-                lines=spec.reply_lines(),
-                address=spec.address,
-                delay=spec.delay,
-                start=spec.start,
-                until=spec.until,
-                probability=spec.probability,
-                first_attempt_only=spec.first_attempt_only,
-                role=LIVE_ROLES[spec.port] if spec.port is not None else None,
-            )
-        )
+        out.append(reply_fault(spec, port=spec.port))
     return tuple(out)
 
 

@@ -14,6 +14,12 @@ LINGER = 2.0
 #: every byte, so without it one byte a second holds a session for ever. Two minutes is ample for
 #: a person typing into telnet (RFC 5321 4.5.3.2 waits 5 minutes for a whole command).
 DEFAULT_LINE_TIMEOUT = 120.0
+#: Seconds the whole message content may take, from the 354 to the final dot. Each line resets
+#: the idle timer and is complete, so neither it nor the line deadline stops a client that sends
+#: a short line every few minutes. RFC 5321 4.5.3.2 lets a client wait 3 minutes per data block
+#: and 10 minutes for the reply to the dot; a server that allows the content as long as that
+#: final wait (10 minutes) has shown ample patience (at 10 kB/s it still takes 6 MB).
+DEFAULT_DATA_TIMEOUT = 600.0
 
 
 class LineClock:

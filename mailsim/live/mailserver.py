@@ -5,13 +5,15 @@ The simulated node (:mod:`mailsim.nodes.mailserver`) and this adapter drive the 
 to try, which MX host comes next, when to warn and when to bounce. This adapter only keeps the
 scaled clock, moves bytes between the protocol machines and the sockets, and stores files:
 
-- SMTP (the MX role) and submission on their ports: one coroutine per connection feeds a
-  :class:`~mailsim.protocol.smtp.SMTPServer` with the core's policy; a message is acknowledged
+- SMTP (the MX role) and submission on their ports, and POP3: the same live sessions as the
+  single ``mailsim serve`` (:mod:`~mailsim.live.smtp_session`, :mod:`~mailsim.live.pop3_session`,
+  with their flow control, idle, line and DATA deadlines, connection caps and login throttle),
+  with this server as their :class:`~mailsim.live.host.SessionHost`; a message is acknowledged
   once :meth:`MailServerCore.take_message` has returned, and by then it is on disk (Maildir for
   local recipients, the :class:`~mailsim.live.queue_store.DurableQueue` for the rest, both
   fsynced). A server with ``durable: false`` keeps its queue in memory, and loses it to a crash
   or a ``kill -9``, as the simulation shows.
-- POP3: each user reads the Maildir of their mailbox.
+  Each user reads the Maildir of their mailbox over POP3.
 - The queue runner wakes when something is queued or a delivery ends, and otherwise at the next
   retry time on the scaled clock; each delivery job runs as a task that resolves the MX hosts
   from the scenario's DNS, connects through the :class:`~mailsim.live.world.LiveWorld` and drives
@@ -26,13 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-from mailsim.live.connection import READ_SIZE, SMTP_JUNK_LIMIT
+from mailsim.live.accounts import Accounts
+from mailsim.live.connection import READ_SIZE
+from mailsim.live.host import SERVICE_PORTS, SessionHost
+from mailsim.live.pop3_session import POP3Session
 from mailsim.live.queue_store import DurableQueue
-from mailsim.live.storage import MaildirStore
+from mailsim.live.server import ServeConfig
+from mailsim.live.smtp_session import SMTPSession
+from mailsim.live.storage import MaildirMailboxes, MaildirStore
 from mailsim.live.world import (
     OUTSIDE,
     POP3_PORT,
@@ -46,18 +54,7 @@ from mailsim.mail.message import message_id_of
 from mailsim.mail.server import Delivery, MailServerCore, ServerSettings
 from mailsim.net.dns import DnsError
 from mailsim.nodes.wire import LineTracer, feed_client
-from mailsim.protocol import pop3
-from mailsim.protocol.smtp import (
-    NEED_DATA,
-    PAUSED,
-    Accept,
-    AuthResult,
-    MessageReceived,
-    Reject,
-    Shutdown,
-    SMTPServer,
-    policy_reply,
-)
+from mailsim.protocol.smtp import NEED_DATA, MessageReceived, ReplyTexts, Session
 
 if TYPE_CHECKING:
     from mailsim.live.world import LiveWorld
@@ -66,42 +63,6 @@ log = logging.getLogger("mailsim.live")
 
 #: How long a stopping server waits for its sessions to say goodbye (real seconds).
 GRACE = 1.0
-
-
-class MaildirMailboxes:
-    """The core's local mailboxes as Maildirs on disk (each delivery fsynced before it returns)."""
-
-    def __init__(self, store: MaildirStore) -> None:
-        self.store = store
-
-    def get(self, user: str) -> Any:
-        path = self.store.path_of(user)
-        return path if path.exists() else None
-
-    def add_user(self, user: str) -> Any:
-        return self.store.folder(user)
-
-    def deliver(
-        self, user: str, content: bytes, *, t: float = 0.0, msg_id: str = "", sender: str = ""
-    ) -> Any:
-        return self.store.deliver([(user, content)])
-
-
-class _Pop3Provider(pop3.MaildropProvider):
-    """POP3 logins against the server's users; maildrops are their Maildirs."""
-
-    def __init__(self, core: MailServerCore, store: MaildirStore) -> None:
-        self.core = core
-        self.store = store
-        #: The maildrop this session opened (for the ``mail.fetch`` records).
-        self.opened: Any = None
-
-    def secret_for(self, user: str) -> str | None:
-        return self.core.users.get(self.core.local_part(user))
-
-    def open_maildrop(self, user: str) -> Any:
-        self.opened = self.store.open_maildrop(self.core.local_part(user))
-        return self.opened
 
 
 class _HeardLines:
@@ -128,8 +89,44 @@ class _HeardLines:
             self._tracer.sent(data[:end])
 
 
-class LiveMailServer:
-    """A scenario's mail server, live.
+class _Tap:
+    """One accepted connection in the scenario's trace: its record, the lines it carries.
+
+    The server's lines are always recorded; the client's only for a client from outside (our
+    own clients record theirs).
+    """
+
+    def __init__(self, server: LiveMailServer, port: int, peer: tuple[str, int], kind: str):
+        world = server.world
+        self._world = world
+        self._node = server.node
+        #: The connection in the world's books.
+        self.conn = conn = world.accepted(server.node, port, peer)
+        outside = conn.client == OUTSIDE
+        #: The client's address as the story tells it (a scenario node's, or loopback for you).
+        self.client_ip = "127.0.0.1" if outside else world.world.topology.ip_of(conn.client)
+        #: The client's node name, if it is one of the scenario's.
+        self.client_host = None if outside else conn.client
+        lines = server.settings.data_lines
+        self._said = LineTracer(world.trace, kind, conn.id, "S", server.node, conn.client, lines)
+        self._heard = _HeardLines(
+            LineTracer(world.trace, kind, conn.id, "C", OUTSIDE, server.node, lines)
+            if outside
+            else None
+        )
+
+    def sent(self, data: bytes) -> None:
+        self._said.sent(data)
+
+    def heard(self, data: bytes) -> None:
+        self._heard.heard(data)
+
+    def closed(self, how: str) -> None:
+        self._world.close(self.conn, self._node, how)
+
+
+class LiveMailServer(SessionHost):
+    """A scenario's mail server, live: the shared live sessions over the scenario's core.
 
     Args:
         world: the live world it belongs to.
@@ -150,17 +147,26 @@ class LiveMailServer:
         *,
         base_port: int,
     ) -> None:
+        names = {name.lower(): password for name, password in users.items()}
+        config = ServeConfig(
+            domains=tuple(domains),
+            users=names,
+            hostname=settings.hostname or (domains[0] if domains else node),
+            replies=ReplyTexts.CLASSIC if settings.replies == "classic" else ReplyTexts.MODERN,
+            idle_timeout=settings.idle_timeout,
+            pop3_idle_timeout=settings.pop3_idle_timeout,
+            store_in_thread=False,  # the core is the loop's alone
+        )
+        super().__init__(config, Accounts(names, domains), limits=settings.limits)
         self.world = world
         self.node = node
         self.settings = settings
         self.base_port = base_port
         home = world.directory / node
-        names = [name.lower() for name in users]
         #: The Maildirs.
-        self.maildirs = MaildirStore(home / "maildir", names)
+        self.maildirs = self.store = MaildirStore(home / "maildir", list(names))
         queue = DurableQueue(home / "queue", node) if settings.durable else None
         seed = world.seed
-        #: What the server decides.
         self.core = MailServerCore(
             node,
             domains,
@@ -180,7 +186,7 @@ class LiveMailServer:
         self._durable = queue
         self._listeners: dict[int, asyncio.base_events.Server] = {}
         self._ports: Ports | None = None
-        self._sessions: set[asyncio.Task[Any]] = set()
+        self._pop3_tasks: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[Any] | None = None
         self._wake = asyncio.Event()
@@ -202,13 +208,22 @@ class LiveMailServer:
         return self._ports
 
     async def _listen(self, port: int, local: int) -> int:
-        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.ensure_future(self._session(port, reader, writer))
-            self._sessions.add(task)
-            task.add_done_callback(self._sessions.discard)
+        loop = asyncio.get_running_loop()
+
+        def pop3_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.ensure_future(POP3Session(self, reader, writer).run())
+            self._pop3_tasks.add(task)
+            task.add_done_callback(self._pop3_tasks.discard)
 
         try:
-            server = await asyncio.start_server(connected, "127.0.0.1", local, limit=READ_SIZE)
+            if port == POP3_PORT:
+                server = await asyncio.start_server(
+                    pop3_connected, "127.0.0.1", local, limit=READ_SIZE
+                )
+            else:
+                service = "submission" if port == SUBMISSION_PORT else "smtp"
+                factory = functools.partial(SMTPSession, self, service)
+                server = await loop.create_server(factory, "127.0.0.1", local)
         except OSError as error:
             raise OSError(
                 f"{self.node}: cannot listen on 127.0.0.1:{local} for port {port}: "
@@ -229,7 +244,8 @@ class LiveMailServer:
         for server in self._listeners.values():
             server.close()
         self._listeners.clear()
-        tasks = [*self._sessions, *self._jobs]
+        self.abort_sessions()  # the server went down under its sessions
+        tasks = [*self._pop3_tasks, *self._jobs]
         if self._runner is not None:
             tasks.append(self._runner)
             self._runner = None
@@ -387,181 +403,37 @@ class LiveMailServer:
             return None
         return data
 
-    # -- serving -----------------------------------------------------------------------------------
+    # -- what the shared sessions ask (see SessionHost) -------------------------------------------
 
-    async def _session(
-        self, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername") or ("", 0)
-        conn = self.world.accepted(self.node, port, (str(peer[0]), int(peer[1])))
-        how = "fin"
+    def real_seconds(self, seconds: float) -> float:
+        """A reply fault's ``delay`` is scenario time: on the wall clock, scaled."""
+        return self.world.clock.real_seconds(seconds)
+
+    def tap(self, session: SMTPSession | POP3Session, kind: str) -> _Tap:
+        """Every accepted connection goes in the world's books and the trace."""
+        transport = session.transport if isinstance(session, SMTPSession) else session.writer
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        address = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        return _Tap(self, SERVICE_PORTS[session.service], address, kind)
+
+    def take_message(self, event: MessageReceived, session: SMTPSession, snapshot: Session) -> str:
+        """The core stores it (mailboxes or the queue, on disk) before the 250."""
+        tap, policy = session.tap, session.decisions
+        assert isinstance(tap, _Tap) and policy is not None
         try:
-            if port == POP3_PORT:
-                await self._serve_pop3(conn, reader, writer)
-            else:
-                await self._serve_smtp(conn, reader, writer, submission=port == SUBMISSION_PORT)
-        except asyncio.CancelledError:
-            how = "reset"  # the server went down under the session
-            writer.transport.abort()
-            raise
-        except ConnectionError:
-            how = "reset"
-        except Exception:  # a bug of ours must cost one connection, never the server
-            log.exception("%s: internal error in a session; connection closed", self.node)
-            how = "abort"
-            writer.transport.abort()
-        finally:
-            if how == "fin":
-                with contextlib.suppress(ConnectionError, OSError):
-                    await writer.drain()
-                writer.close()
-            self.world.close(conn, self.node, how)
-
-    def _heard(self, conn: LiveConnection, record_type: str) -> _HeardLines:
-        """Where to record what the client sends: only for a client from outside."""
-        if conn.client != OUTSIDE:
-            return _HeardLines(None)
-        tracer = LineTracer(
-            self.world.trace,
-            record_type,
-            conn.id,
-            "C",
-            OUTSIDE,
-            self.node,
-            self.settings.data_lines,
-        )
-        return _HeardLines(tracer)
-
-    def _peer(self, conn: LiveConnection) -> tuple[str, str | None]:
-        """The client's address and name as the story tells it (a scenario node, or you)."""
-        if conn.client == OUTSIDE:
-            return "127.0.0.1", None
-        return self.world.world.topology.ip_of(conn.client), conn.client
-
-    async def _serve_smtp(
-        self,
-        conn: LiveConnection,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        submission: bool,
-    ) -> None:
-        core, settings = self.core, self.settings
-        client_ip, client_host = self._peer(conn)
-        policy = core.policy(client_ip, submission=submission, port=conn.sport)
-        server = SMTPServer(
-            core.hostname,
-            peer=client_ip,
-            policy=policy,
-            limits=settings.limits,
-            texts=core.texts,
-            greeting=core.greeting(policy),
-        )
-        tracer = LineTracer(
-            self.world.trace, "smtp.line", conn.id, "S", self.node, conn.client, settings.data_lines
-        )
-
-        def say(data: bytes) -> None:
-            if data:
-                tracer.sent(data)
-                writer.write(data)
-
-        heard = self._heard(conn, "smtp.line")
-        say(server.data_to_send())
-        junk = 0
-        while server.state.name not in ("CLOSED", "ERROR"):
-            try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), settings.idle_timeout)
-            except TimeoutError:
-                say(server.send(Shutdown(server.error_reply("timeout"))))
-                return
-            heard.heard(data)
-            server.receive_data(data)
-            junk += len(data)
-            while (event := server.next_event()) is not NEED_DATA:
-                if event is PAUSED:
-                    continue
-                if isinstance(event, MessageReceived):
-                    say(server.data_to_send())
-                    say(server.send(self._decide(event, policy, client_ip, client_host)))
-                elif isinstance(event, AuthResult):
-                    core.record_auth(event, "submission" if submission else "smtp")
-            out = server.data_to_send()
-            if out:
-                junk = 0
-            say(out)
-            if junk > SMTP_JUNK_LIMIT and server.state.name not in ("DATA", "AWAITING_DECISION"):
-                refusal = policy_reply(core.texts, "not_smtp", hostname=core.hostname)
-                say(server.send(Shutdown(refusal)))
-                return
-            await writer.drain()
-            if not data:
-                return
-
-    def _decide(
-        self, event: MessageReceived, policy: Any, client_ip: str, client_host: str | None
-    ) -> Accept | Reject:
-        """Refuse, or store and acknowledge (the 250 only once the message is on disk)."""
-        core = self.core
-        refusal = core.refusal(policy, event)
-        if refusal is not None:
-            return Reject(refusal)
-        try:
-            queue_id = core.take_message(
-                event, policy, client_ip, client_host, epoch=self.world.clock.start
+            return self.core.take_message(
+                event, policy, tap.client_ip, tap.client_host, epoch=self.world.clock.start
             )
-        except OSError as error:
-            log.error("%s: cannot store a message: %s", self.node, error)
-            return Reject(policy_reply(core.texts, "cannot_store"))
         finally:
             self._sweep()
-        return Accept(queue_id)
 
-    async def _serve_pop3(
-        self, conn: LiveConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        core, settings = self.core, self.settings
-        provider = _Pop3Provider(core, self.maildirs)
-        server = pop3.POP3Server(provider, banner=f"{core.hostname} POP3 server ready")
-        tracer = LineTracer(
-            self.world.trace, "pop3.line", conn.id, "S", self.node, conn.client, settings.data_lines
-        )
-        user = ""
+    def auth_result(self, event: Any, service: str) -> None:
+        self.core.record_auth(event, service)
 
-        def say(data: bytes) -> None:
-            if data:
-                tracer.sent(data)
-                writer.write(data)
-
-        heard = self._heard(conn, "pop3.line")
-        say(server.data_to_send())
-        try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(READ_SIZE), settings.pop3_idle_timeout
-                    )
-                except TimeoutError:
-                    say(server.send(pop3.Shutdown("autologout")))  # RFC 1939 3: no UPDATE
-                    return
-                heard.heard(data)
-                server.receive_data(data)
-                while (event := server.next_event()) is not pop3.NEED_DATA:
-                    if isinstance(event, pop3.AuthResult):
-                        user = event.user
-                        core.record_auth(event, "pop3")
-                    elif isinstance(event, pop3.Retrieved) and provider.opened is not None:
-                        entry = provider.opened.messages[event.number - 1]
-                        msg = message_id_of(entry.content) or entry.key
-                        self.world.trace.emit("mail.fetch", msg=msg, node=self.node, user=user)
-                    elif isinstance(event, pop3.ConnectionClosed):
-                        say(server.data_to_send())
-                        return
-                say(server.data_to_send())
-                await writer.drain()
-                if not data:
-                    return
-        finally:
-            if server.state not in (pop3.Pop3State.CLOSED, pop3.Pop3State.ERROR):
-                with contextlib.suppress(Exception):  # release the lock; nothing is deleted
-                    server.send(pop3.Shutdown("closing"))
+    def retrieved(self, session: POP3Session, number: int) -> None:
+        opened = session.provider.opened if session.provider is not None else None
+        if opened is None:
+            return
+        entry = opened.messages[number - 1]
+        msg = message_id_of(entry.content) or entry.key
+        self.world.trace.emit("mail.fetch", msg=msg, node=self.node, user=session.user or "")

@@ -30,7 +30,7 @@ from mailsim.live.throttle import LoginThrottle
 from mailsim.protocol import pop3
 
 if TYPE_CHECKING:
-    from mailsim.live.server import LiveServer
+    from mailsim.live.host import SessionHost
 
 log = logging.getLogger("mailsim.live")
 
@@ -61,6 +61,8 @@ class MaildirProvider(pop3.MaildropProvider):
         self._store = store
         self._throttle = throttle
         self._address = address
+        #: The maildrop this session opened, if it did.
+        self.opened: MaildirMaildrop | None = None
 
     def _locked_out(self) -> bool:
         return self._throttle is not None and self._throttle.locked_for(self._address) > 0
@@ -81,6 +83,8 @@ class MaildirProvider(pop3.MaildropProvider):
         if name is None:
             return "[SYS/PERM] no maildrop for this user"
         opened: MaildirMaildrop | str = self._store.open_maildrop(name)
+        if not isinstance(opened, str):
+            self.opened = opened
         return opened
 
 
@@ -88,7 +92,7 @@ class POP3Session:
     """One POP3 connection (see the module docstring).
 
     Args:
-        server: the live server.
+        server: the live server it belongs to (its :class:`~mailsim.live.host.SessionHost`).
         reader, writer: the connection's streams.
         service: the listener's name (``pop3`` or ``pop3s``).
         implicit_tls: the listener wrapped the connection in TLS already (port 995).
@@ -96,7 +100,7 @@ class POP3Session:
 
     def __init__(
         self,
-        server: LiveServer,
+        server: SessionHost,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         service: str = "pop3",
@@ -119,24 +123,45 @@ class POP3Session:
         self._login_failed = False
         self.line = LineClock()
         self.last_active = 0.0
+        self.provider: MaildirProvider | None = None
+        # What the machine reported in a step (in a thread), for the host, on the loop.
+        self._events: list[pop3.AuthResult | pop3.Retrieved] = []
+        self.how = "fin"
+        #: Where the host records this connection's traffic, if it does.
+        self.tap = server.tap(self, "pop3.line")
+        if self.tap is not None:
+            self.peer_ip = self.tap.client_ip
 
     def shut_down(self) -> None:
         if not self.stop.done():
             self.stop.set_result(None)
 
+    def abort(self) -> None:
+        """Drop the connection at once (the server crashed, or the grace is over)."""
+        self.how = "reset"
+        self.writer.transport.abort()
+        self.shut_down()
+
+    def _say(self, data: bytes) -> None:
+        if data:
+            if self.tap is not None:
+                self.tap.sent(data)
+            self.writer.write(data)
+
     async def run(self) -> None:
         server = self.server
         config = server.config
-        writer = self.writer
         started = time.monotonic()
         if len(server.pop3_sessions) >= config.max_connections:
             refusal: str | None = "too many connections"
         else:
             refusal = server.admit(self.peer_ip)
         if refusal is not None:
-            writer.write(f"-ERR [SYS/TEMP] {refusal}, try again later\r\n".encode())
+            self._say(f"-ERR [SYS/TEMP] {refusal}, try again later\r\n".encode())
             await self._close()
             log.info("%s %s refused: %s", self.service, self.peer, refusal)
+            if self.tap is not None:
+                self.tap.closed(self.how)
             return
         server.pop3_sessions.add(self)
         try:
@@ -155,6 +180,9 @@ class POP3Session:
                     machine.send(pop3.Shutdown("closing"))
             server.pop3_sessions.discard(self)
             server.dismiss(self.peer_ip)
+            if self.tap is not None:
+                self.tap.heard(b"")
+                self.tap.closed(self.how)
             await self._close()
             log.info(
                 "%s %s closed after %.1f s: user %s, %d retrieved, %d deleted (%s)",
@@ -171,7 +199,9 @@ class POP3Session:
         server = self.server
         assert server.store is not None
         config = server.config
-        provider = MaildirProvider(server.accounts, server.store, server.throttle, self.peer_ip)
+        provider = self.provider = MaildirProvider(
+            server.accounts, server.store, server.throttle, self.peer_ip
+        )
         banner = f"{config.server_name} POP3 server ready (mailsim)"
         # RFC 1939 7: the APOP challenge is unique per greeting: process id, clock, host name.
         timestamp = f"<{os.getpid()}.{time.time_ns()}@{config.server_name}>"
@@ -185,7 +215,7 @@ class POP3Session:
         )
         writer = self.writer
         loop = asyncio.get_running_loop()
-        writer.write(machine.data_to_send())
+        self._say(machine.data_to_send())
         if not await self._flush():
             return
         while True:
@@ -196,6 +226,7 @@ class POP3Session:
             produced = False
             while True:  # one step at a time, each written and drained before the next
                 out, over, more = await loop.run_in_executor(None, self._step)
+                self._report_events()
                 if self._login_failed:
                     self._login_failed = False
                     if not await self._pause(server.throttle.delay):
@@ -205,14 +236,14 @@ class POP3Session:
                     transport = writer.transport
                     assert isinstance(transport, asyncio.Transport)
                     transport.pause_reading()  # the ClientHello is for the TLS layer
-                    writer.write(out)
+                    self._say(out)
                     if not await self._handshake():
                         return
                     produced = True
                     break
                 if out:
                     produced = True
-                    writer.write(out)
+                    self._say(out)
                     if not await self._flush():
                         return
                 if over:
@@ -223,7 +254,7 @@ class POP3Session:
             self.junk = 0 if produced else self.junk + len(data)
             if self.junk > _POP3_JUNK_LIMIT:
                 self.ending = "not POP3"
-                writer.write(machine.send(pop3.Shutdown("too much input without a command line")))
+                self._say(machine.send(pop3.Shutdown("too much input without a command line")))
                 return
 
     async def _read(self) -> bytes | None:
@@ -255,6 +286,8 @@ class POP3Session:
                 now = loop.time()
                 self.line.saw(data, now)
                 self.last_active = now
+                if self.tap is not None and data:
+                    self.tap.heard(data)
                 return data
             read.cancel()
             now = loop.time()
@@ -266,7 +299,7 @@ class POP3Session:
                 text, self.ending = "autologout; idle for too long", "timeout"
             else:
                 continue  # woke a moment early
-            self.writer.write(machine.send(pop3.Shutdown(text)))
+            self._say(machine.send(pop3.Shutdown(text)))
             return None
 
     async def _flush(self) -> bool:
@@ -290,9 +323,10 @@ class POP3Session:
             if drain.exception() is None:
                 self.last_active = asyncio.get_running_loop().time()
                 return True
-            self.ending = "connection lost"
+            self.ending, self.how = "connection lost", "reset"
         else:
             drain.cancel()
+            self.how = "reset"
             self.ending = "shutdown" if self.stop.done() else "write timeout"
             log.info("%s %s stopped reading; connection aborted", self.service, self.peer)
         self.writer.transport.abort()
@@ -309,7 +343,7 @@ class POP3Session:
         machine = self.machine
         assert machine is not None
         self.ending = "shutdown"
-        self.writer.write(machine.send(pop3.Shutdown("server shutting down")))
+        self._say(machine.send(pop3.Shutdown("server shutting down")))
         return False
 
     async def _handshake(self) -> bool:
@@ -355,9 +389,12 @@ class POP3Session:
                 self.user = event.user
             elif isinstance(event, pop3.Retrieved):
                 self.retrieved += 1
+                self._events.append(event)
             elif isinstance(event, pop3.Updated):
                 self.deleted += len(event.deleted)
-            elif isinstance(event, pop3.AuthResult) and not event.ok:
+            if isinstance(event, pop3.AuthResult):
+                self._events.append(event)
+            if isinstance(event, pop3.AuthResult) and not event.ok:
                 self._login_failed = True
                 locked = self.server.throttle.failed(self.peer_ip)
                 log.info("%s %s login failed for %r", self.service, self.peer, event.user)
@@ -371,6 +408,15 @@ class POP3Session:
                 return bytes(out), False, True
             if len(out) >= STEP_OUTPUT_LIMIT:
                 return bytes(out), False, True
+
+    def _report_events(self) -> None:
+        """Hand what the last step reported to the host (on the loop: its trace is not shared)."""
+        events, self._events = self._events, []
+        for event in events:
+            if isinstance(event, pop3.AuthResult):
+                self.server.auth_result(event, "pop3")
+            else:
+                self.server.retrieved(self, event.number)
 
     async def _close(self) -> None:
         """Half-close, drain what the client still sends (the lingering close), close."""

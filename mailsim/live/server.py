@@ -14,9 +14,12 @@ Up to five listeners share one Maildir store (:mod:`mailsim.live.storage`):
   Passwords then travel only under TLS. The certificate is made on first use
   (:mod:`mailsim.live.tls`).
 
+Whom to accept is decided by a mail-server core built from the options
+(:class:`~mailsim.mail.server.core.MailServerCore`, as in the simulation and in ``mailsim serve
+SCENARIO``); this server is its :class:`~mailsim.live.host.SessionHost` and files what it accepts.
 The pieces: :mod:`~mailsim.live.accounts` (users), :mod:`~mailsim.live.smtp_session` and
 :mod:`~mailsim.live.pop3_session` (one connection each), :mod:`~mailsim.live.tls`,
-:mod:`~mailsim.live.faults` (``--fault``), :mod:`~mailsim.live.session_report` (``--report``).
+:mod:`~mailsim.live.session_report` (``--report``); a ``--fault`` is one of the core's reply faults.
 This module holds the configuration, the listeners and the store they share.
 
 Storing a message costs two fsyncs (the file, then ``new/``). With ``store_in_thread`` (the
@@ -37,30 +40,28 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import logging
+import random
 import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mailsim.live.accounts import Accounts, parse_user, read_users_file
-from mailsim.live.connection import DEFAULT_LINE_TIMEOUT, READ_SIZE
-from mailsim.live.faults import FaultBook, LiveFault
+from mailsim.live.connection import DEFAULT_DATA_TIMEOUT, DEFAULT_LINE_TIMEOUT, READ_SIZE
+from mailsim.live.host import SessionHost
 from mailsim.live.pop3_session import POP3Session
-from mailsim.live.smtp_session import MailPolicy, SMTPSession
-from mailsim.live.storage import OUTGOING, MaildirStore
+from mailsim.live.smtp_session import SMTPSession
+from mailsim.live.storage import OUTGOING, MaildirMailboxes, MaildirStore
 from mailsim.live.throttle import (
     DEFAULT_FAILURE_DELAY,
     DEFAULT_LOCKOUT_FAILURES,
     DEFAULT_LOCKOUT_WINDOW,
-    LoginThrottle,
 )
 from mailsim.mail.message import (
     add_delivery_headers,
@@ -68,7 +69,8 @@ from mailsim.mail.message import (
     add_received,
     with_protocol,
 )
-from mailsim.protocol.smtp import MessageReceived, ReplyTexts, ServerLimits, Session
+from mailsim.mail.server import MailServerCore, ReplyFault, ServerSettings
+from mailsim.protocol.smtp import MessageReceived, ReplyTexts, Session
 
 __all__ = [
     "Accounts",
@@ -85,10 +87,6 @@ log = logging.getLogger("mailsim.live")
 
 #: Wall-clock epoch for the ``Received:`` stamp (mailsim.mail counts seconds from an epoch).
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# Threads that store messages: fsync waits on the disk, so a few run in parallel (as the default
-# executor would have: min(32, CPUs + 4) on small machines).
-_STORE_THREADS = 8
 
 #: The directory under the Maildir root that keeps the TLS certificate and its CA.
 TLS_DIR = "_tls"
@@ -124,6 +122,8 @@ class ServeConfig:
             writes too: a client that stops reading a reply for this long is cut off.
         line_timeout: seconds a command line may take from its first byte to its end, so that
             one byte a second cannot hold a session (the idle timers restart on every byte).
+        data_timeout: seconds a message's content may take from the 354 to the final dot, so
+            that a short line every few minutes cannot hold a session either (421 4.4.2).
         auth_failure_delay: seconds before a failed SMTP AUTH or POP3 login is answered.
         auth_lockout_failures: failed logins from one address within ``auth_lockout_window``
             after which its logins are refused unchecked (0: no lockout).
@@ -136,7 +136,8 @@ class ServeConfig:
         strict: refuse improper pipelining with 554 5.5.0 (RFC 5321 4.3; Postfix's
             smtpd_forbid_unauth_pipelining).
         pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
-        faults: scripted SMTP replies (``--fault``), the first that matches wins.
+        faults: scripted SMTP replies (``--fault``), the first that matches wins; their
+            ``start``/``end`` count seconds from the server's start, ``port`` 25, 587 or 465.
         fault_seed: seeds the faults' ``probability`` draws (None: unpredictable).
         report: append one JSON record per SMTP session to this file (``--report``).
         record_sessions: keep those records in :attr:`LiveServer.records` too (the grader).
@@ -157,6 +158,7 @@ class ServeConfig:
     idle_timeout: float = 300.0
     pop3_idle_timeout: float = 600.0
     line_timeout: float = DEFAULT_LINE_TIMEOUT
+    data_timeout: float = DEFAULT_DATA_TIMEOUT
     auth_failure_delay: float = DEFAULT_FAILURE_DELAY
     auth_lockout_failures: int = DEFAULT_LOCKOUT_FAILURES
     auth_lockout_window: float = DEFAULT_LOCKOUT_WINDOW
@@ -166,7 +168,7 @@ class ServeConfig:
     pop3s_port: int | None = 1995
     strict: bool = False
     pipelining: bool = True
-    faults: tuple[LiveFault, ...] = ()
+    faults: tuple[ReplyFault, ...] = ()
     fault_seed: int | None = None
     report: Path | None = None
     record_sessions: bool = False
@@ -189,8 +191,9 @@ class ServeConfig:
             raise ValueError(
                 f"max connections per address must be at least 1, got {self.max_per_address}"
             )
-        if self.idle_timeout <= 0 or self.pop3_idle_timeout <= 0 or self.line_timeout <= 0:
-            raise ValueError("idle and line timeouts must be positive numbers of seconds")
+        timeouts = (self.idle_timeout, self.pop3_idle_timeout, self.line_timeout, self.data_timeout)
+        if min(timeouts) <= 0:
+            raise ValueError("idle, line and data timeouts must be positive numbers of seconds")
         if self.auth_failure_delay < 0 or self.auth_lockout_window <= 0:
             raise ValueError(
                 "the AUTH failure delay must be 0 or more seconds and the lockout window positive"
@@ -209,11 +212,21 @@ class ServeConfig:
 # --- the server ----------------------------------------------------------------------------------
 
 
-class LiveServer:
+class _LoggedTrace:
+    """The one-server core's trace: its happenings go to the debug log (there is no story)."""
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
+        log.debug("%s %s", type, fields)
+        return fields
+
+
+class LiveServer(SessionHost):
     """SMTP, submission and POP3 listeners over one Maildir store, on one asyncio loop.
 
-    Use :meth:`start` and :meth:`stop` inside a running loop, or :class:`ServerThread` from
-    ordinary (test, notebook) code.
+    A mail-server core built from the options decides whom to accept (as in the simulation:
+    local users and postmaster, others only after AUTH on submission); this server files what it
+    accepts. Use :meth:`start` and :meth:`stop` inside a running loop, or :class:`ServerThread`
+    from ordinary (test, notebook) code.
 
     Args:
         config: what to serve and where.
@@ -222,50 +235,52 @@ class LiveServer:
         ValueError: a bad configuration (the message says what to change).
     """
 
+    stores_in_thread = True
+
     def __init__(self, config: ServeConfig) -> None:
-        #: The configuration.
-        self.config = config
-        #: The users and domains.
-        self.accounts = Accounts(config.users, config.domains)
-        #: The Maildirs (created on :meth:`start`).
-        self.store: MaildirStore | None = None
+        super().__init__(config, Accounts(config.users, config.domains))
         #: Listener name -> actual port, once started.
         self.ports: dict[str, int] = {}
         #: Messages stored since start.
         self.stored = 0
         self._servers: list[asyncio.base_events.Server] = []
-        #: Open SMTP sessions by listener (the connection limit counts them).
-        self.smtp_sessions: dict[str, set[SMTPSession]] = {
-            "smtp": set(),
-            "submission": set(),
-            "smtps": set(),
-        }
-        #: Open POP3 sessions, over both POP3 listeners.
-        self.pop3_sessions: set[POP3Session] = set()
-        #: The scripted replies (``--fault``) and their greylisting memory.
-        self.faults = FaultBook(config.faults, config.fault_seed)
-        #: One record per finished SMTP session, when recording (``record_sessions``).
-        self.records: list[dict[str, Any]] | None = (
-            [] if config.record_sessions or config.report is not None else None
-        )
-        #: The server-side TLS context, with ``tls``, once started.
-        self.tls_context: ssl.SSLContext | None = None
         #: The CA certificate a client trusts, with ``tls``, once started.
         self.tls_ca: Path | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._report_lock = threading.Lock()
-        self._pending: set[Future[None]] = set()
-        self._executor: ThreadPoolExecutor | None = None
         self._queue_ids = itertools.count(1)
         self._queue_prefix = f"{int(time.time() * 1000):X}"
-        #: True once :meth:`stop` began: new connections get 421.
-        self.closing = False
-        #: Failed logins per client address (the AUTH/PASS brake).
-        self.throttle = LoginThrottle(
-            config.auth_failure_delay, config.auth_lockout_failures, config.auth_lockout_window
+        self.stores_in_thread = config.store_in_thread
+
+    def _make_core(self, store: MaildirStore) -> MailServerCore:
+        """The core that decides for this server: its domains, users, wording and limits."""
+        config = self.config
+        started = time.time()  # the core's clock; a fault's from/until count from here
+        settings = ServerSettings(
+            hostname=config.server_name,
+            replies="classic" if config.replies is ReplyTexts.CLASSIC else "modern",
+            limits=self.limits,
+            reply_faults=tuple(
+                replace(
+                    fault,
+                    start=started + fault.start,
+                    end=None if fault.end is None else started + fault.end,
+                )
+                for fault in config.faults
+            ),
         )
-        self._per_address: dict[str, int] = {}
-        self.limits = ServerLimits(max_message_size=config.max_message_size)
+        core = MailServerCore(
+            config.server_name,
+            config.domains,
+            dict(config.users),
+            settings,
+            clock=time.time,
+            trace=_LoggedTrace(),
+            store=MaildirMailboxes(store),
+            note_arrival=lambda item, node, kind: None,
+            retry_rng=random.Random(config.fault_seed),
+            fault_rng=random.Random(config.fault_seed),
+        )
+        core.texts = config.replies
+        return core
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -281,6 +296,7 @@ class LiveServer:
             self.store = MaildirStore(config.maildir, names)
         except OSError as error:
             raise StartupError(f"cannot create the Maildirs in {config.maildir}: {error}") from None
+        self.core = self._make_core(self.store)
         if config.tls:
             from mailsim.live.tls import ensure_certificate, server_context
 
@@ -310,16 +326,7 @@ class LiveServer:
                         connected, config.host, port, limit=READ_SIZE, ssl=implicit
                     )
                 else:
-                    policy = MailPolicy(
-                        self.accounts,
-                        config.replies,
-                        submission=name != "smtp",
-                        tls=config.tls,
-                        pipelining=config.pipelining,
-                    )
-                    factory = functools.partial(
-                        SMTPSession, self, name, policy, implicit is not None
-                    )
+                    factory = functools.partial(SMTPSession, self, name, implicit is not None)
                     server = await loop.create_server(factory, config.host, port, ssl=implicit)
                 self._servers.append(server)
                 self.ports[name] = server.sockets[0].getsockname()[1]
@@ -341,67 +348,27 @@ class LiveServer:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop listening, say 421 / -ERR to every client, finish messages being stored.
 
-        Messages whose final dot arrived are stored and acknowledged before their session gets
-        its 421 (nothing acknowledged is lost; nothing half-received is kept, RFC 5321 3.8).
-        Clients get a short moment to read their last reply and close; then all is closed.
-
         Args:
             grace: seconds to wait for messages still being stored.
         """
         self.closing = True
         for server in self._servers:
             server.close()
-        for sessions in self.smtp_sessions.values():
-            for smtp in list(sessions):
-                smtp.shut_down()
-        for session in list(self.pop3_sessions):
-            session.shut_down()
-        if self._pending:
-            pending = [asyncio.wrap_future(future) for future in list(self._pending)]
-            await asyncio.wait(pending, timeout=grace)
-        deadline = time.monotonic() + min(grace, 0.5)
-        while (self.pop3_sessions or any(self.smtp_sessions.values())) and (
-            time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.01)
-        for sessions in self.smtp_sessions.values():
-            for smtp in list(sessions):
-                smtp.abort()
+        await self.end_sessions(grace)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         self._servers.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
 
     # -- storing ----------------------------------------------------------------------------------
 
-    def admit(self, address: str) -> str | None:
-        """Count a new connection from ``address``; None, or why it is refused (then uncounted).
-
-        Every admitted connection is given back with :meth:`dismiss` once, when it ends.
-        """
-        if self.closing:
-            return "shutting down"
-        count = self._per_address.get(address, 0)
-        if count >= self.config.max_per_address:
-            return "too many connections from your address"
-        self._per_address[address] = count + 1
-        return None
-
-    def dismiss(self, address: str) -> None:
-        """An admitted connection from ``address`` ended."""
-        count = self._per_address.get(address, 0) - 1
-        if count > 0:
-            self._per_address[address] = count
-        else:
-            self._per_address.pop(address, None)
-
-    def open_connections(self) -> int:
-        """Client connections open right now, over every service."""
-        return sum(len(sessions) for sessions in self.smtp_sessions.values()) + len(
-            self.pop3_sessions
+    def take_message(self, event: MessageReceived, session: SMTPSession, snapshot: Session) -> str:
+        """File an accepted message (see :meth:`store_message`); returns its queue id."""
+        queue_id = self.next_queue_id()
+        self.store_message(
+            event, snapshot, session.peer_ip, queue_id, submission=session.service != "smtp"
         )
+        return queue_id
 
     def next_queue_id(self) -> str:
         """A queue id unique to this server run: start time in ms (hex) and a counter."""
@@ -497,36 +464,6 @@ class LiveServer:
     ) -> None:
         session = POP3Session(self, reader, writer, service, implicit_tls)
         await session.run()
-
-    # -- what sessions ask of the server ----------------------------------------------------------
-
-    def keep_task(self, task: asyncio.Task[None]) -> None:
-        """Hold a session's background task (a TLS handshake) until it is done."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def session_finished(self, record: dict[str, Any]) -> None:
-        """A recorded SMTP session ended: keep its record, append it to ``report``."""
-        if self.records is None:
-            return
-        self.records.append(record)
-        path = self.config.report
-        if path is None:
-            return
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        try:
-            with self._report_lock, path.open("a", encoding="utf-8") as out:
-                out.write(line)
-        except OSError as error:
-            log.error("cannot write the session report %s: %s", path, error)
-
-    def submit_store(self, job: Callable[..., None], *args: Any) -> None:
-        """Run a store job in the store thread pool, remembering it until it is done."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="mailsim-store")
-        future = self._executor.submit(job, *args)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
 
 
 class ServerThread:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsim.live.faults import LiveFault
 from mailsim.live.session_report import SMTP_VERBS
+from mailsim.mail.server import ReplyFault
 
 __all__ = ["SITUATIONS", "Finding", "Outcome", "Situation"]
 
@@ -102,7 +102,7 @@ class Situation:
     title: str
     recipients: tuple[str, ...] = (RECIPIENT,)
     message: str = _PLAIN
-    faults: tuple[LiveFault, ...] = ()
+    faults: tuple[ReplyFault, ...] = ()
     tls: bool = False
     pipelining: bool = True
     strict: bool = False
@@ -384,7 +384,7 @@ SITUATIONS: dict[str, Situation] = {
         Situation(
             "multiline-ehlo",
             "multi-line EHLO reply, written slowly",
-            faults=(LiveFault("EHLO", delay=0.25),),
+            faults=(ReplyFault("EHLO", delay=0.25),),
             judges=(*_COMMON, read_multiline_whole, delivered_intact, quit_sent),
         ),
         Situation(
@@ -397,7 +397,7 @@ SITUATIONS: dict[str, Situation] = {
             "greylisting",
             "greylisting (451 4.7.1 on the first try)",
             faults=(
-                LiveFault(
+                ReplyFault(
                     "RCPT",
                     451,
                     ("4.7.1 <steve@usa.com>: Recipient address rejected: Greylisted",),
@@ -410,14 +410,14 @@ SITUATIONS: dict[str, Situation] = {
         Situation(
             "too-big",
             "message too big (552 on DATA)",
-            faults=(LiveFault("DATA", 552, ("5.3.4 Message size exceeds fixed maximum size",)),),
+            faults=(ReplyFault("DATA", 552, ("5.3.4 Message size exceeds fixed maximum size",)),),
             deliver_to=(),
             judges=(*_COMMON, no_text_after_refused_data, delivered_intact, quit_sent),
         ),
         Situation(
             "service-closing",
             "service closing (421 after MAIL)",
-            faults=(LiveFault("MAIL", 421, ("4.3.2 Service shutting down, closing channel",)),),
+            faults=(ReplyFault("MAIL", 421, ("4.3.2 Service shutting down, closing channel",)),),
             deliver_to=(),
             judges=(*_COMMON, nothing_after_421, delivered_intact),
         ),

@@ -1,16 +1,18 @@
 """One live SMTP connection: socket bytes in and out of an :class:`SMTPServer` machine.
 
 The session is an :class:`asyncio.Protocol` (no stream objects between the socket and the
-machine, the fastest path asyncio offers). It does only what the machine leaves to the
-application: who may send to whom (:class:`MailPolicy`), storing before the 250, the TLS
-handshake when the machine says :class:`StartTLS` (``loop.start_tls``), scripted replies and
-slow replies from a :class:`~mailsim.live.faults.FaultBook`, the idle timeout, the lingering
-close, and the per-session record for ``--report`` and the grader.
+machine, the fastest path asyncio offers). Both live servers run it, over their
+:class:`~mailsim.live.host.SessionHost`: who may send to whom and which reply fault hits are the
+mail-server core's decisions (:class:`LivePolicy` asks them), storing before the 250 is the
+host's. The session does the rest: the TLS handshake when the machine says :class:`StartTLS`
+(``loop.start_tls``), the slow replies of a fault's ``delay`` (on the host's clock), the
+timeouts, the lingering close, and the per-session record for ``--report`` and the grader.
 
 Hostile clients are held to bounds. Asyncio's flow control: once the transport holds more than
 its high-water mark of unsent replies (a client that pipelines and never reads) the session
 stops reading until they drain, and a session closed while its client does not read is aborted.
-A command line must end within ``line_timeout`` of its first byte; connections per client
+A command line must end within ``line_timeout`` of its first byte, and a message's content within
+``data_timeout`` of the 354 (each line of it restarts the idle timer); connections per client
 address are capped (``max_per_address``); a failed AUTH is answered after the throttle's delay,
 with nothing read meanwhile, and a locked-out address gets 454 4.7.0 without its password being
 looked at (:mod:`mailsim.live.throttle`).
@@ -31,16 +33,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mailsim.live.accounts import Accounts
 from mailsim.live.connection import LINGER, SMTP_JUNK_LIMIT, LineClock, peer_of
 from mailsim.live.session_report import SessionRecorder
-from mailsim.mail.message import is_looping
 from mailsim.protocol.smtp import (
     NEED_DATA,
     PAUSED,
     Accept,
     AuthResult,
     ImproperPipelining,
+    MailParams,
     MessageReceived,
     MessageRefused,
     Quit,
@@ -56,10 +57,12 @@ from mailsim.protocol.smtp import (
     StartTLS,
     TLSStarted,
     policy_reply,
+    split_first_reply,
 )
 
 if TYPE_CHECKING:
-    from mailsim.live.server import LiveServer
+    from mailsim.live.host import SessionHost, Tap
+    from mailsim.mail.server import SessionPolicy as CoreSessionPolicy
 
 log = logging.getLogger("mailsim.live")
 
@@ -78,71 +81,34 @@ def reply_of(texts: ReplyTexts, code: int, status: str, text: str) -> Reply:
     return Reply(code, (f"{status} {text}" if texts.enhanced else text,))
 
 
-class MailPolicy:
-    """Who may send what to whom, for the MX, submission and implicit-TLS listeners.
+class LivePolicy(ServerPolicy):
+    """One connection's answers: the core's decisions, behind the live server's guards.
 
-    Local users at our domains are accepted (550 5.1.1 for unknown ones); other domains only from
-    an authenticated client (550 5.7.1 otherwise: RFC 5321 7.1, no open relay). Built once per
-    listener; :meth:`for_session` gives each connection its own view, which also applies the
-    server's scripted faults.
-
-    The machine's own ``always_accept_postmaster`` is switched off because it would take
-    ``postmaster@any.other.domain`` too (an open relay to every postmaster); postmaster at our
-    domains is accepted here instead (RFC 5321 4.5.1).
-
-    Args:
-        accounts: the users and domains.
-        texts: the reply wording.
-        submission: AUTH is required before MAIL (RFC 6409).
-        tls: STARTTLS is offered (when not implicit) and AUTH only under TLS.
-        pipelining: PIPELINING is advertised.
+    Whom to accept, whose password is right and which reply fault hits come from the
+    mail-server core's :class:`~mailsim.mail.server.policy.SessionPolicy` (``decisions``), as in
+    the simulation. On top: STARTTLS and PIPELINING as the server is configured, the login
+    throttle (a failed AUTH is answered late; a locked-out address gets 454 unchecked) and the
+    lab faults of ``--fault``.
     """
 
-    def __init__(
-        self,
-        accounts: Accounts,
-        texts: ReplyTexts,
-        *,
-        submission: bool,
-        tls: bool = False,
-        pipelining: bool = True,
-    ) -> None:
-        #: The users and domains.
-        self.accounts = accounts
-        #: The reply wording.
-        self.texts = texts
-        #: AUTH before MAIL.
-        self.submission = submission
-        #: TLS is on for this server.
-        self.tls = tls
-        #: PIPELINING is advertised.
-        self.pipelining = pipelining
-
-    def for_session(self, session: SMTPSession) -> SessionPolicy:
-        """The policy object one connection's machine asks."""
-        return SessionPolicy(self, session)
-
-
-class SessionPolicy(ServerPolicy):
-    """One connection's answers: the listener's :class:`MailPolicy` plus the scripted faults."""
-
-    def __init__(self, listener: MailPolicy, session: SMTPSession) -> None:
+    def __init__(self, decisions: CoreSessionPolicy, session: SMTPSession) -> None:
+        config = session.server.config
         super().__init__(
             # The MX port offers no AUTH, as the simulated one: users submit on 587 (RFC 6409).
-            auth_offered=listener.submission,
-            auth_required=listener.submission,
-            always_accept_postmaster=False,
-            tls_offered=listener.tls,
-            auth_needs_tls=listener.tls,
-            pipelining_offered=listener.pipelining,
+            auth_offered=decisions.auth_offered,
+            auth_required=decisions.auth_required,
+            always_accept_postmaster=decisions.always_accept_postmaster,
+            tls_offered=config.tls,
+            auth_needs_tls=config.tls,
+            pipelining_offered=config.pipelining,
         )
-        self._listener = listener
+        #: The core's policy for this session.
+        self.decisions = decisions
         self._session = session
-        self._sender = ""
 
     def authenticate(self, user: str, password: str) -> bool:
-        """Check the password of a local user (name, or name@our.domain); brake on failures."""
-        if self._listener.accounts.check_password(user, password) is not None:
+        """The core checks the password; a failure brakes the client (and may lock it out)."""
+        if self.decisions.authenticate(user, password):
             return True
         owner = self._session
         throttle = owner.server.throttle
@@ -160,23 +126,16 @@ class SessionPolicy(ServerPolicy):
         return False
 
     def before_command(self, session: Session, verb: str, arg: str) -> Reply | None:
-        """A scripted fault's reply for this command, if one hits it (and its delay)."""
+        """The lockout for AUTH; else the core's reply fault (and its delay, on this clock)."""
         if verb == "AUTH":
             return self._lockout_reply()
-        if verb == "MAIL":
-            self._sender = arg
-        elif verb in ("EHLO", "HELO", "RSET"):
-            self._sender = ""
-        owner = self._session
-        faults = owner.server.faults
-        if not faults or verb not in ("HELO", "EHLO", "MAIL", "RCPT", "DATA"):
-            return None
-        fault = faults.match(owner.service, verb, arg, peer=owner.peer_ip, sender=self._sender)
-        if fault is None:
-            return None
-        if fault.delay > 0:
-            owner.delay_next_reply(fault.delay)
-        return fault.reply()
+        decisions = self.decisions
+        reply = decisions.before_command(session, verb, arg)
+        delay = decisions.take_delay()
+        if delay > 0:
+            owner = self._session
+            owner.delay_next_reply(owner.server.real_seconds(delay))
+        return reply
 
     def _lockout_reply(self) -> Reply | None:
         """454 4.7.0 (RFC 4954 6) while the client's address is locked out, else None."""
@@ -185,37 +144,32 @@ class SessionPolicy(ServerPolicy):
         if wait <= 0:
             return None
         text = f"Too many failed logins from your address; try again in {wait:.0f} s"
-        return reply_of(self._listener.texts, 454, "4.7.0", text)
+        return reply_of(owner.server.config.replies, 454, "4.7.0", text)
+
+    def check_sender(self, session: Session, address: str, params: MailParams) -> Reply | None:
+        return self.decisions.check_sender(session, address, params)
 
     def check_recipient(self, session: Session, address: str, params: RcptParams) -> Reply | None:
-        """Accept local users and postmaster; others only after AUTH."""
-        accounts = self._listener.accounts
-        if accounts.is_local(address):
-            if accounts.mailbox_for(address) is not None:
-                return None
-            return policy_reply(self._listener.texts, "unknown_user", address=address)
-        if session.authenticated_user is not None:
-            return None  # stored in _outgoing
-        return policy_reply(self._listener.texts, "relay_denied", address=address)
+        return self.decisions.check_recipient(session, address, params)
 
 
 class SMTPSession(asyncio.Protocol):
     """One SMTP connection (see the module docstring).
 
     Args:
-        server: the live server it belongs to.
+        server: the live server it belongs to (its :class:`~mailsim.live.host.SessionHost`).
         service: the listener's name (``smtp``, ``submission``, ``smtps``).
-        policy: the listener's policy.
         implicit_tls: the listener wraps connections in TLS from the start (port 465).
     """
 
-    def __init__(
-        self, server: LiveServer, service: str, policy: MailPolicy, implicit_tls: bool = False
-    ) -> None:
+    def __init__(self, server: SessionHost, service: str, implicit_tls: bool = False) -> None:
         self.server = server
         self.service = service
-        self.policy = policy
         self.implicit_tls = implicit_tls
+        #: Where the host records this connection's traffic (the scenario trace), if it does.
+        self.tap: Tap | None = None
+        #: The core's policy for this session, once admitted.
+        self.decisions: CoreSessionPolicy | None = None
         self.transport: asyncio.Transport | None = None
         self.machine: SMTPServer | None = None
         self.loop = asyncio.get_running_loop()
@@ -235,7 +189,9 @@ class SMTPSession(asyncio.Protocol):
         self.ending = "peer closed"
         self.recorder: SessionRecorder | None = None
         self.admitted = False  # counted in the server's per-address connections
+        self.aborted = False  # the connection was reset rather than closed
         self.line = LineClock()
+        self.data_started: float | None = None  # when the 354 went out, while in DATA
         self.braking = False  # a failed AUTH's reply is being delayed; reading waits for it
         self._paused: set[str] = set()  # why reading is paused: "hold", "write", "auth"
         self._write_paused = False  # the transport's buffer is over its high-water mark
@@ -255,6 +211,9 @@ class SMTPSession(asyncio.Protocol):
         self.transport = transport
         self.peer_ip, self.peer = peer_of(transport)
         server = self.server
+        self.tap = server.tap(self, "smtp.line")
+        if self.tap is not None:
+            self.peer_ip = self.tap.client_ip  # the story's address, for the caps and greylisting
         config = server.config
         sessions = server.smtp_sessions[self.service]
         self.opened = self.last_activity = self.loop.time()
@@ -264,7 +223,7 @@ class SMTPSession(asyncio.Protocol):
             self.admitted = why is None
         if why is not None:
             text = f"{config.server_name} Error: {why}, try again later"
-            transport.write(reply_of(config.replies, 421, "4.7.0", text).to_bytes())
+            self._write(reply_of(config.replies, 421, "4.7.0", text).to_bytes())
             transport.close()
             log.info("%s %s refused: %s", self.service, self.peer, why)
             return
@@ -272,20 +231,16 @@ class SMTPSession(asyncio.Protocol):
         if server.records is not None:
             self.recorder = SessionRecorder(self.service, self.peer)
             self.recorder.facts.update(tls=self.implicit_tls, strict=config.strict)
-        greeting = None
-        fault = (
-            server.faults.match(self.service, "CONNECT", peer=self.peer_ip)
-            if server.faults
-            else None
-        )
-        if fault is not None:
-            greeting = fault.reply()
-            self._next_delay = fault.delay
+        decisions = self.decisions = server.smtp_policy(self)
+        greeting = server.greeting(decisions)
+        delay = decisions.take_delay()
+        if delay > 0:
+            self._next_delay = server.real_seconds(delay)
             self._slow_verb = "CONNECT"
         self.machine = SMTPServer(
             config.server_name,
             peer=self.peer_ip,
-            policy=self.policy.for_session(self),
+            policy=LivePolicy(decisions, self),
             limits=server.limits,
             texts=config.replies,
             greeting=greeting,
@@ -328,6 +283,8 @@ class SMTPSession(asyncio.Protocol):
             return
         if self.recorder is not None:
             self.recorder.received(data)
+        if self.tap is not None:
+            self.tap.heard(data)
         machine = self.machine
         if machine is None or self.finishing:
             return
@@ -368,11 +325,14 @@ class SMTPSession(asyncio.Protocol):
         if self.admitted:
             self.admitted = False
             self.server.dismiss(self.peer_ip)
+        if exc is not None and self.ending == "peer closed":
+            self.ending = "connection lost"
+        if self.tap is not None:
+            self.tap.heard(b"")
+            self.tap.closed("fin" if exc is None and not self.aborted else "reset")
         if self.machine is None:
             return
         self.server.smtp_sessions[self.service].discard(self)
-        if exc is not None and self.ending == "peer closed":
-            self.ending = "connection lost"
         log.info(
             "%s %s closed after %.1f s: %d stored, %d refused (%s)",
             self.service,
@@ -407,7 +367,7 @@ class SMTPSession(asyncio.Protocol):
             return
         if self._next_delay > 0:
             delay, self._next_delay = self._next_delay, 0.0
-            first, rest = _split_first_reply(data)
+            first, rest = split_first_reply(data)
             for line in first:
                 self._slow.append((delay, line))
             if rest:
@@ -426,6 +386,8 @@ class SMTPSession(asyncio.Protocol):
         transport.write(data)
         if self.recorder is not None:
             self.recorder.sent(data)
+        if self.tap is not None:
+            self.tap.sent(data)
 
     def _schedule_slow(self) -> None:
         if self._slow_timer is None and self._slow:
@@ -467,6 +429,7 @@ class SMTPSession(asyncio.Protocol):
                     if out:
                         self._emit(out)
                         self.junk = 0
+                    self._note_data_phase()
                     if machine.state in _SMTP_OVER:
                         self._when_written(self._finish)
                     elif self.junk > SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
@@ -490,7 +453,10 @@ class SMTPSession(asyncio.Protocol):
                     self.refused += 1
                 elif isinstance(event, Quit):
                     self.ending = "quit"
-                elif isinstance(event, AuthResult) and not event.ok:
+                elif isinstance(event, AuthResult):
+                    self.server.auth_result(event, self.service)
+                    if event.ok:
+                        continue
                     log.info("%s %s AUTH failed for %r", self.service, self.peer, event.user)
                     if self.braking:
                         # One guess per delay: the next command waits until the 535 is out.
@@ -502,7 +468,16 @@ class SMTPSession(asyncio.Protocol):
         except Exception:  # a bug of ours must cost one connection, never the server
             log.exception("%s %s internal error; connection closed", self.service, self.peer)
             self.ending = "internal error"
-            transport.abort()
+            self._abort(transport)
+
+    def _note_data_phase(self) -> None:
+        """Start the DATA deadline at the 354; clear it once the message is over."""
+        machine = self.machine
+        if machine is None or machine.state is not ServerState.DATA:
+            self.data_started = None
+        elif self.data_started is None:
+            self.data_started = self.loop.time()
+            self._check_by(self.data_started + self.server.config.data_timeout)
 
     def _after_auth_delay(self) -> None:
         self._resume_reading("auth")
@@ -555,7 +530,7 @@ class SMTPSession(asyncio.Protocol):
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as error:
             log.info("%s %s TLS handshake failed: %s", self.service, self.peer, error)
             self.ending = "TLS handshake failed"
-            transport.abort()
+            self._abort(transport)
             return
         if new is None:  # the connection closed during the handshake
             return
@@ -582,55 +557,44 @@ class SMTPSession(asyncio.Protocol):
         machine = self.machine
         assert machine is not None
         server = self.server
-        faults = server.faults
-        fault = faults.match(self.service, "DOT", peer=self.peer_ip) if faults else None
-        if fault is not None:
-            if fault.delay > 0:
-                self.delay_next_reply(fault.delay)
-            refusal = fault.reply()
-            if refusal is not None:
-                self._emit(machine.send(Reject(refusal)))
-                self.refused += 1
-                return True
-        if is_looping(event.content):
-            # RFC 5321 6.3: too many Received lines means a mail loop.
-            reply = policy_reply(server.config.replies, "mail_loop")
-            self._emit(machine.send(Reject(reply)))
+        assert self.decisions is not None
+        refusal = server.refusal(self.decisions, event)  # a reply fault, a loop (RFC 5321 6.3)
+        delay = self.decisions.take_delay()
+        if delay > 0:
+            self.delay_next_reply(server.real_seconds(delay))
+        if refusal is not None:
+            self._emit(machine.send(Reject(refusal)))
             self.refused += 1
             return True
-        queue_id = server.next_queue_id()
-        session = machine.session
-        if not server.config.store_in_thread or server.open_connections() == 1:
+        snapshot = machine.session
+        if not server.stores_in_thread or server.open_connections() == 1:
             # Inline when configured, or when this is the only client: blocking the loop for the
             # fsyncs then starves nobody, and it saves the hop to a worker thread and back.
-            self._emit(self._verdict(self._store_now(event, session, queue_id), queue_id))
+            self._emit(self._verdict(*self._store_now(event, snapshot)))
             return True
         self.storing = True
         self.held = 0
-        server.submit_store(self._store_in_worker, event, session, queue_id)
+        server.submit_store(self._store_in_worker, event, snapshot)
         return False
 
-    def _store_in_worker(self, event: MessageReceived, session: Session, queue_id: str) -> None:
+    def _store_in_worker(self, event: MessageReceived, snapshot: Session) -> None:
         """In the thread pool: store, then hand the verdict to the loop in one wake-up."""
-        problem = self._store_now(event, session, queue_id)
+        outcome = self._store_now(event, snapshot)
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to answer
-            self.loop.call_soon_threadsafe(self._stored, problem, queue_id)
+            self.loop.call_soon_threadsafe(self._stored, *outcome)
 
-    def _store_now(self, event: MessageReceived, session: Session, queue_id: str) -> str | None:
-        """Store; None on success, else the error text (runs in a thread or the loop)."""
+    def _store_now(self, event: MessageReceived, snapshot: Session) -> tuple[str, str | None]:
+        """Store; (queue id, None) on success, else ("", the error text). In a thread or not."""
         try:
-            self.server.store_message(
-                event, session, self.peer_ip, queue_id, submission=self.policy.submission
-            )
+            return self.server.take_message(event, self, snapshot), None
         except OSError as error:
-            log.error("%s %s cannot store %s: %s", self.service, self.peer, queue_id, error)
-            return str(error.strerror or error)
+            log.error("%s %s cannot store a message: %s", self.service, self.peer, error)
+            return "", str(error.strerror or error)
         except Exception:  # a bug of ours: refuse with 451 rather than lose the session
-            log.exception("%s %s cannot store %s", self.service, self.peer, queue_id)
-            return "internal error"
-        return None
+            log.exception("%s %s cannot store a message", self.service, self.peer)
+            return "", "internal error"
 
-    def _verdict(self, problem: str | None, queue_id: str) -> bytes:
+    def _verdict(self, queue_id: str, problem: str | None) -> bytes:
         machine = self.machine
         assert machine is not None
         if problem is None:
@@ -640,12 +604,12 @@ class SMTPSession(asyncio.Protocol):
         reply = policy_reply(self.server.config.replies, "cannot_store")
         return machine.send(Reject(reply))
 
-    def _stored(self, problem: str | None, queue_id: str) -> None:
+    def _stored(self, queue_id: str, problem: str | None) -> None:
         """Back on the loop: answer the final dot, then carry on with what the client sent."""
         transport = self.transport
         assert transport is not None
         self.storing = False
-        out = self._verdict(problem, queue_id)
+        out = self._verdict(queue_id, problem)
         if transport.is_closing():
             return  # the client left meanwhile; the message is stored anyway (RFC 1047)
         self._emit(out)
@@ -661,7 +625,7 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         assert machine is not None and transport is not None
         config = self.server.config
-        if why in ("timeout", "line timeout"):
+        if why in ("timeout", "line timeout", "data timeout"):
             reply = machine.error_reply("timeout")  # RFC 5321 4.5.3.2.7: 421 4.4.2
         elif why == "shutdown":
             reply = machine.error_reply("shutdown")
@@ -689,14 +653,14 @@ class SMTPSession(asyncio.Protocol):
             # The client has not read what it was sent; it will not read the rest either, and a
             # close would wait for ever to flush it.
             self.ending = f"{self.ending}, replies unread"
-            transport.abort()
+            self._abort(transport)
             return
         if transport.can_write_eof() and not self.peer_eof:
             try:
                 transport.write_eof()
             except (ConnectionError, OSError):  # the client reset the connection: it is gone
                 self.ending = "peer reset"
-                transport.abort()
+                self._abort(transport)
                 return
             self._paused.clear()
             transport.resume_reading()
@@ -716,7 +680,10 @@ class SMTPSession(asyncio.Protocol):
         """The end of the lingering close: close, or abort if the client still does not read."""
         transport = self.transport
         if transport is not None:
-            (transport.abort if self._write_paused else transport.close)()
+            if self._write_paused:
+                self._abort(transport)
+            else:
+                transport.close()
 
     def _check_idle(self) -> None:
         config = self.server.config
@@ -730,6 +697,16 @@ class SMTPSession(asyncio.Protocol):
             log.info("%s %s command line unfinished after %.0f s", self.service, self.peer, idle)
             self._hang_up("line timeout")
             return
+        if self.data_started is not None and now - self.data_started >= config.data_timeout:
+            self.timer = None
+            log.info(
+                "%s %s message content unfinished after %.0f s",
+                self.service,
+                self.peer,
+                now - self.data_started,
+            )
+            self._hang_up("data timeout")  # nothing of it is kept (RFC 5321 3.8)
+            return
         if idle >= config.idle_timeout:
             self.timer = None
             log.info("%s %s idle for %.0f s", self.service, self.peer, idle)
@@ -739,6 +716,8 @@ class SMTPSession(asyncio.Protocol):
         line_left = self.line.left(now, config.line_timeout)
         if line_left is not None:
             wait = min(wait, line_left)
+        if self.data_started is not None:
+            wait = min(wait, self.data_started + config.data_timeout - now)
         self.timer = self.loop.call_later(max(wait, 0.01), self._check_idle)
 
     # -- server shutdown --------------------------------------------------------------------------
@@ -756,22 +735,13 @@ class SMTPSession(asyncio.Protocol):
         self._hang_up("shutdown")
 
     def abort(self) -> None:
-        """Drop the connection at once (the grace period is over)."""
+        """Drop the connection at once (the grace period is over, or the server crashed)."""
         if self.transport is not None:
-            self.transport.abort()
+            self._abort(self.transport)
 
-
-def _split_first_reply(data: bytes) -> tuple[list[bytes], bytes]:
-    """The lines of the first reply in ``data`` (each with its CRLF), and the bytes after it."""
-    lines: list[bytes] = []
-    pos = 0
-    while (end := data.find(b"\r\n", pos)) >= 0:
-        line = data[pos : end + 2]
-        lines.append(line)
-        pos = end + 2
-        if len(line) < 6 or line[3:4] != b"-":
-            break
-    return lines, data[pos:]
+    def _abort(self, transport: asyncio.Transport) -> None:
+        self.aborted = True
+        transport.abort()
 
 
 def _first_line(data: bytes) -> str:

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailsim.mail.mailbox import mailbox_file_name
 
@@ -356,3 +357,22 @@ class MaildirMaildrop:
         if not self._released:
             self._released = True
             self._store._unlock(self.name)
+
+
+class MaildirMailboxes:
+    """The mail-server core's local mailboxes as Maildirs (each delivery fsynced on return)."""
+
+    def __init__(self, store: MaildirStore) -> None:
+        self.store = store
+
+    def get(self, user: str) -> Any:
+        path = self.store.path_of(user)
+        return path if path.exists() else None
+
+    def add_user(self, user: str) -> Any:
+        return self.store.folder(user)
+
+    def deliver(
+        self, user: str, content: bytes, *, t: float = 0.0, msg_id: str = "", sender: str = ""
+    ) -> Any:
+        return self.store.deliver([(user, content)])

@@ -48,6 +48,7 @@ from mailsim.protocol.smtp import (
     Reject,
     Shutdown,
     SMTPServer,
+    split_first_reply,
 )
 
 if TYPE_CHECKING:
@@ -235,7 +236,8 @@ class MailServer:
         tracer = LineTracer(
             self.trace, "smtp.line", conn.id, "S", self.node, conn.remote_node, settings.data_lines
         )
-        transmit(conn, tracer, server.data_to_send())
+        policy.before_late_reply = lambda: transmit(conn, tracer, server.data_to_send())
+        yield from self._reply(conn, tracer, policy, server.data_to_send())
         if server.state.name in ("CLOSED", "ERROR"):  # a 421 greeting hangs up at once
             conn.close()
             return
@@ -259,20 +261,35 @@ class MailServer:
                     transmit(conn, tracer, server.data_to_send())
                     refusal = core.refusal(policy, event)
                     if refusal is not None:
-                        transmit(conn, tracer, server.send(Reject(refusal)))
+                        yield from self._reply(conn, tracer, policy, server.send(Reject(refusal)))
                         continue
                     if settings.durable:
                         yield env.timeout(settings.queue_write_time)
                     queue_id = self._take(event, conn, policy)
-                    transmit(conn, tracer, server.send(Accept(queue_id)))
+                    yield from self._reply(conn, tracer, policy, server.send(Accept(queue_id)))
                     if not settings.durable:
                         yield env.timeout(settings.queue_write_time)
                 elif isinstance(event, AuthResult):
                     core.record_auth(event, "submission" if submission else "smtp")
-            transmit(conn, tracer, server.data_to_send())
+            yield from self._reply(conn, tracer, policy, server.data_to_send())
             if not data or server.state.name in ("CLOSED", "ERROR"):
                 conn.close()
                 return
+
+    def _reply(
+        self, conn: Any, tracer: LineTracer, policy: SessionPolicy, data: bytes
+    ) -> Generator[Any, Any, None]:
+        """Send the server's replies; after a fault with a ``delay``, each line of the first
+        that late (the replies before it went out as the fault hit: ``before_late_reply``)."""
+        delay = policy.take_delay() if data else 0.0
+        if delay <= 0:
+            transmit(conn, tracer, data)
+            return
+        first, rest = split_first_reply(data)
+        for line in first:
+            yield self.env.timeout(delay)
+            transmit(conn, tracer, line)
+        transmit(conn, tracer, rest)
 
     def _take(self, event: MessageReceived, conn: Any, policy: SessionPolicy) -> str:
         return self.core.take_message(event, policy, conn.remote_ip, conn.remote_node)

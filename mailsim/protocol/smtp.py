@@ -73,6 +73,7 @@ from mailsim.protocol.smtp_replies import (
     Reply,
     ReplyTexts,
     policy_reply,
+    split_first_reply,
 )
 from mailsim.protocol.smtp_server import (
     Accept,
@@ -164,5 +165,6 @@ __all__ = [
     "local_part",
     "policy_reply",
     "quote_local_part",
+    "split_first_reply",
     "split_lines",
 ]

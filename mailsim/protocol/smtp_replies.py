@@ -317,3 +317,20 @@ def policy_reply(texts: ReplyTexts, name: str, **args: str) -> Reply:
     code, status, text = POLICY_REPLIES[name]
     text = text.format(**args)
     return Reply(code, (f"{status} {text}" if texts.enhanced else text,))
+
+
+def split_first_reply(data: bytes) -> tuple[list[bytes], bytes]:
+    """The lines of the first reply in ``data`` (each with its CRLF), and the bytes after it.
+
+    A reply's lines but its last have a hyphen after the code (RFC 5321 4.2.1); an adapter
+    that sends one reply late (a fault's ``delay``) splits it off this way.
+    """
+    lines: list[bytes] = []
+    pos = 0
+    while (end := data.find(b"\r\n", pos)) >= 0:
+        line = data[pos : end + 2]
+        lines.append(line)
+        pos = end + 2
+        if len(line) < 6 or line[3:4] != b"-":
+            break
+    return lines, data[pos:]

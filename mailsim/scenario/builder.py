@@ -140,18 +140,7 @@ def _add_servers(world: World, scenario: schema.Scenario) -> None:
     for fault in scenario.faults:
         if isinstance(fault, schema.ReplyFault):
             spec = fault.reply
-            faults.setdefault(spec.server, []).append(
-                ReplyFault(
-                    command="DOT" if spec.command == "dot" else spec.command,
-                    code=spec.code,
-                    text=spec.text or _default_fault_text(spec.code),
-                    start=spec.start,
-                    end=spec.until,
-                    probability=spec.probability,
-                    first_attempt_only=spec.first_attempt_only,
-                    port=spec.port,
-                )
-            )
+            faults.setdefault(spec.server, []).append(reply_fault(spec, port=spec.port))
     for name, node in scenario.mail_servers.items():
         settings = scenario.settings_for(name)
         timeouts = settings.command_timeouts
@@ -181,16 +170,20 @@ def _add_servers(world: World, scenario: schema.Scenario) -> None:
         )
 
 
-def _default_fault_text(code: int) -> str:
-    return {
-        421: "4.7.0 Service not available, closing transmission channel",
-        450: "4.2.1 Mailbox unavailable, try again later",
-        451: "4.7.1 Greylisted, please try again later",
-        452: "4.2.2 Mailbox full",
-        550: "5.1.1 Recipient address rejected: User unknown",
-        552: "5.3.4 Message size exceeds fixed limit",
-        554: "5.7.1 Service unavailable",
-    }.get(code, f"{code // 100}.0.0 Injected reply")
+def reply_fault(spec: schema.ReplySpec, *, port: int | None) -> ReplyFault:
+    """The core's reply fault for a scenario's (or ``serve --fault``'s) ``reply:`` spec."""
+    return ReplyFault(
+        command="DOT" if spec.command == "dot" else spec.command,
+        code=spec.code,
+        text=spec.reply_lines(),
+        start=spec.start,
+        end=spec.until,
+        probability=spec.probability,
+        first_attempt_only=spec.first_attempt_only,
+        port=port,
+        address=spec.address,
+        delay=spec.delay,
+    )
 
 
 def _add_dns(world: World, scenario: schema.Scenario) -> None:

@@ -11,50 +11,31 @@ or, for the common case, as ``COMMAND CODE [TEXT]``::
 
     --fault 'RCPT 550 5.1.1 User unknown'
 
-A lab needs three things a scenario has not needed yet, so :class:`LabReplySpec` adds them:
-``for`` (only the MAIL or RCPT naming this address), ``delay`` (a slow server: the reply comes
-this long after the command, each line of a multi-line reply this long after the one before;
-with no ``code`` the normal reply is delayed) and a ``text`` that may be a list of lines (a
-multi-line reply). ``port`` names the role (25 MX, 587 submission, 465 implicit TLS); left out,
-the fault hits every SMTP listener. ``from``/``until`` count from the server's start.
+All the fields work in both worlds: ``for`` (only the MAIL or RCPT naming this address),
+``delay`` (a slow server: the reply comes this long after the command, each line of a
+multi-line reply this long after the one before; with no ``code`` the normal reply is delayed)
+and a ``text`` that may be a list of lines (a multi-line reply). Here ``port`` names the role
+(25 MX, 587 submission, 465 implicit TLS); left out, the fault hits every SMTP listener.
+``from``/``until`` count from the server's start.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from mailsim.scenario.builder import _default_fault_text
 from mailsim.scenario.errors import Problem, ScenarioError, closest
 from mailsim.scenario.loader import _EMPTY, _FAILED, _message, parse_yaml
 from mailsim.scenario.schema.faults import ReplySpec
-from mailsim.scenario.schema.fields import Address, Duration, Port, _fail, _text, _whole
+from mailsim.scenario.schema.fields import Port
 
 #: The SMTP roles a live fault may name by their standard port.
 LIVE_ROLES = {25: "smtp", 587: "submission", 465: "smtps"}
 
 
-def _lines(value: Any) -> tuple[str, ...] | None:
-    """A reply text: one line, or a list of lines (a multi-line reply, RFC 5321 4.2.1)."""
-    if value is None:
-        return None
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        _fail("needs at least one line of text, like '4.7.1 Greylisted'")
-    lines = tuple(_text(item) if not isinstance(item, int | float) else str(item) for item in items)
-    for line in lines:
-        if "\r" in line or "\n" in line:
-            _fail("a reply line cannot contain a line break; give a list of lines instead")
-    return lines
-
-
-def _optional_code(value: Any) -> int | None:
-    return None if value is None else _whole(400, 599)(value)
-
-
 class LabReplySpec(ReplySpec):
-    """A reply fault for ``mailsim serve``: a :class:`ReplySpec` without ``server``, plus more."""
+    """A reply fault for ``mailsim serve``: a :class:`ReplySpec` without ``server``, any port."""
 
     server: None = Field(  # type: ignore[assignment]
         default=None, description="not used: mailsim serve is one server"
@@ -62,38 +43,16 @@ class LabReplySpec(ReplySpec):
     port: Port | None = Field(  # type: ignore[assignment]
         default=None, description="25 (MX), 587 (submission) or 465 (TLS); null: every SMTP port"
     )
-    code: Annotated[int | None, BeforeValidator(_optional_code)] = Field(  # type: ignore[assignment]
-        default=None, description="the reply code, 4xx or 5xx, like 451; null: the normal reply"
-    )
-    text: Annotated[tuple[str, ...] | None, BeforeValidator(_lines)] = Field(  # type: ignore[assignment]
-        default=None, description="the reply text, or a list of lines for a multi-line reply"
-    )
-    address: Address | None = Field(
-        default=None, alias="for", description="only the MAIL FROM or RCPT TO naming this address"
-    )
-    delay: Duration = Field(
-        default=0.0, description="wait this long before the reply (and between its lines)"
-    )
 
     @model_validator(mode="after")
     def _check(self) -> LabReplySpec:
-        if self.code is None and self.delay <= 0:
-            raise ValueError("a fault needs a code (like 451), or a delay (a slow server)")
-        if self.code is None and self.text is not None:
-            raise ValueError("a text needs a code to go with it")
+        for field, problem in self.problems():
+            raise ValueError(f"for: {problem}" if field == "for" else problem)
         if self.port is not None and self.port not in LIVE_ROLES:
             raise ValueError(f"port must be 25, 587 or 465 (the SMTP roles), got {self.port}")
-        if self.address is not None and self.command not in ("MAIL", "RCPT"):
-            raise ValueError("for: applies to MAIL or RCPT only (the command naming an address)")
         if self.until is not None and self.until <= self.start:
             raise ValueError("until must be after from")
         return self
-
-    def reply_lines(self) -> tuple[str, ...]:
-        """The reply's lines: the text given, or the scenario language's default for the code."""
-        if self.text is not None:
-            return self.text
-        return (_default_fault_text(self.code),) if self.code is not None else ()
 
 
 _KEYS = sorted(

@@ -212,6 +212,13 @@ class MailServerCore:
         """The mailbox name of a local address (lower case; ``"john smith"`` is ``john smith``)."""
         return mailbox_name(address).lower()
 
+    def login_name(self, login: str) -> str | None:
+        """The user a login names (``steve`` or ``steve@our.domain``), or None for nobody here."""
+        if "@" in login and not self.is_local(login):
+            return None
+        name = self.local_part(login)
+        return name if name in self.users else None
+
     def next_queue_id(self) -> str:
         """A new queue id, ``INDIAMAIL00001``: the prefix and a serial number."""
         self._queue_seq += 1
@@ -284,7 +291,7 @@ class MailServerCore:
     def refusal(self, policy: SessionPolicy, event: MessageReceived) -> Reply | None:
         """The reply that refuses a message at its final dot, or None to take it."""
         fault = policy.fault("DOT")
-        if fault is not None:
+        if fault is not None and fault.code is not None:  # a delay alone: judged as usual, late
             return fault.reply()
         if is_looping(event.content):
             return policy_reply(self.texts, "mail_loop")  # RFC 5321 6.3

@@ -10,10 +10,20 @@ replace chosen replies.
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mailsim.mail.server.settings import ReplyFault
-from mailsim.protocol.smtp import MailParams, Reply, ServerPolicy, Session, policy_reply
+from mailsim.protocol.smtp import (
+    MailParams,
+    Reply,
+    ServerPolicy,
+    Session,
+    address_key,
+    is_postmaster,
+    policy_reply,
+)
 
 if TYPE_CHECKING:
     from mailsim.mail.server.core import MailServerCore
@@ -46,15 +56,26 @@ class SessionPolicy(ServerPolicy):
         self.extended = False
         #: Whether an AUTH succeeded in this session.
         self.authenticated = False
+        #: Seconds the next reply waits: the ``delay`` of the fault that hit (see take_delay).
+        self.delay = 0.0
+        #: Called as such a fault hits, before its reply is made, so that the adapter can write
+        #: the replies before it (to pipelined commands) on time: only this one is late.
+        self.before_late_reply: Callable[[], object] | None = None
         self._sender = ""
 
     def authenticate(self, user: str, password: str) -> bool:
-        ok = self.core.users.get(self.core.local_part(user)) == password
+        name = self.core.login_name(user)
+        ok = name is not None and hmac.compare_digest(
+            self.core.users[name].encode("utf-8"), password.encode("utf-8")
+        )
         self.authenticated = self.authenticated or ok
         return ok
 
-    def fault(self, command: str) -> ReplyFault | None:
-        """The reply fault that hits ``command`` now, if any."""
+    def fault(self, command: str, arg: str = "") -> ReplyFault | None:
+        """The reply fault that hits ``command`` (with ``arg``) now, if any.
+
+        A hit's ``delay`` is left in :attr:`delay` for the adapter, which sends the reply late.
+        """
         core = self.core
         now = core.clock()
         for fault in core.settings.reply_faults:
@@ -62,10 +83,21 @@ class SessionPolicy(ServerPolicy):
                 continue
             if fault.port is not None and fault.port != self.port:
                 continue
+            if fault.address is not None and _path_key(arg) != address_key(fault.address):
+                continue
             if fault.probability < 1.0 and core.fault_rng.random() >= fault.probability:
                 continue
+            if fault.delay > 0:
+                self.delay = fault.delay
+                if self.before_late_reply is not None:
+                    self.before_late_reply()
             return fault
         return None
+
+    def take_delay(self) -> float:
+        """Seconds the reply being written waits (a fault's ``delay``); 0 once taken."""
+        delay, self.delay = self.delay, 0.0
+        return delay
 
     def before_command(self, session: Session, verb: str, arg: str) -> Reply | None:
         if verb in ("EHLO", "HELO"):
@@ -73,12 +105,15 @@ class SessionPolicy(ServerPolicy):
             self.extended = verb == "EHLO"
         if verb == "MAIL":
             self._sender = arg
-        fault = self.fault(verb)
+        if verb in ("CONNECT", "DOT"):
+            return None  # the greeting and the final dot are not commands a client sends
+        fault = self.fault(verb, arg)
         if fault is None:
             return None
         if fault.first_attempt_only:
             triplet = (self.peer_ip, self._sender.lower(), arg.lower())
             if triplet in self.core.greylist:
+                self.delay = 0.0
                 return None
             self.core.greylist.add(triplet)
         return fault.reply()
@@ -86,8 +121,8 @@ class SessionPolicy(ServerPolicy):
     def check_recipient(self, session: Session, address: str, params: Any) -> Reply | None:
         core = self.core
         if core.is_local(address):
-            if core.local_part(address) in core.users:
-                return None
+            if core.local_part(address) in core.users or is_postmaster(address):
+                return None  # RFC 5321 4.5.1: postmaster at every domain of ours
             return policy_reply(core.texts, "unknown_user", address=address)
         if self.submission and session.authenticated_user:
             return None
@@ -96,3 +131,9 @@ class SessionPolicy(ServerPolicy):
 
     def check_sender(self, session: Session, address: str, params: MailParams) -> Reply | None:
         return None
+
+
+def _path_key(arg: str) -> str:
+    """The address a MAIL FROM or RCPT TO argument names, as :func:`address_key` spells it."""
+    start, end = arg.find("<"), arg.rfind(">")
+    return address_key(arg[start + 1 : end]) if 0 <= start < end else ""

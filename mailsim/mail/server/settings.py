@@ -17,35 +17,51 @@ from mailsim.protocol.smtp import Reply, ServerLimits
 class ReplyFault:
     """A chosen reply to a chosen command, as Mailpit's chaos mode or smtp4dev's scripts do.
 
+    One model for the scenario language's ``reply:`` faults and ``mailsim serve --fault``.
+
     Attributes:
         command: ``CONNECT`` (the greeting), ``EHLO``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA`` or
             ``DOT`` (the end of the message content).
-        code: the reply code; a 421 also closes the connection.
-        text: the reply text, e.g. ``"4.7.1 Greylisted, try again later"``.
-        start: from this simulated time on (seconds).
+        code: the reply code; a 421 also closes the connection. None: the normal reply, only
+            late (a ``delay`` fault: a slow server).
+        text: the reply text, e.g. ``"4.7.1 Greylisted, try again later"``, or a tuple of lines
+            for a multi-line reply (RFC 5321 4.2.1).
+        start: from this time on (seconds, on the server's clock).
         end: until this time (None: for ever).
         probability: the chance that a matching command gets the fault.
         first_attempt_only: greylisting: only the first try of each (client, sender, recipient)
             triplet gets it; a retry passes (Postfix postgrey's classic behaviour).
-        port: only sessions on this port get it (25 or 587); None: every SMTP port.
+        port: only sessions on this port get it (25, 587, or 465 live); None: every SMTP port.
+        address: only the MAIL FROM or RCPT TO naming this address (compared as mailboxes are);
+            None: any.
+        delay: seconds before the reply is sent, and between the lines of a multi-line one.
     """
 
     command: str
-    code: int
-    text: str
+    code: int | None = None
+    text: str | tuple[str, ...] = ""
     start: float = 0.0
     end: float | None = None
     probability: float = 1.0
     first_attempt_only: bool = False
     port: int | None = None
+    address: str | None = None
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.code is None and self.delay <= 0:
+            raise ValueError("a reply fault needs a code or a delay")
 
     def active(self, now: float) -> bool:
         """Whether the fault applies at ``now``."""
         return self.start <= now and (self.end is None or now < self.end)
 
-    def reply(self) -> Reply:
-        """The reply the fault gives."""
-        return Reply.of(self.code, self.text)
+    def reply(self) -> Reply | None:
+        """The reply the fault gives, or None (a delay only: the normal reply, late)."""
+        if self.code is None:
+            return None
+        lines = self.text if isinstance(self.text, tuple) else (self.text,)
+        return Reply.of(self.code, *lines)
 
 
 @dataclass

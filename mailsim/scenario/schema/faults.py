@@ -11,12 +11,14 @@ from pydantic import (
     Field,
     Tag,
 )
+from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
     pass
 
 from mailsim.protocol.smtp_replies import COMMAND_REPLIES
 from mailsim.scenario.schema.fields import (
+    Address,
     Duration,
     Flag,
     NodeName,
@@ -24,8 +26,9 @@ from mailsim.scenario.schema.fields import (
     Port,
     PositiveDuration,
     Probability,
-    ReplyText,
     _choice,
+    _fail,
+    _reply_text,
     _Section,
     _target,
     _whole,
@@ -95,8 +98,42 @@ class RandomFault(_Section):
     mttr: PositiveDuration = Field(description="mean time to repair")
 
 
+def _reply_lines(value: Any) -> tuple[str, ...] | None:
+    """A reply text: one line, or a list of lines (a multi-line reply, RFC 5321 4.2.1)."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        return (_reply_text(value),)
+    if not value:
+        _fail("needs at least one line of text, like '4.7.1 Greylisted'")
+    lines = []
+    for number, item in enumerate(value, 1):
+        try:
+            lines.append(_reply_text(item))
+        except PydanticCustomError as error:
+            _fail(f"line {number}: {(error.context or {}).get('message', error)}")
+    return tuple(lines)
+
+
+def _optional_code(value: Any) -> int | None:
+    return None if value is None else _whole(400, 599)(value)
+
+
+def default_fault_text(code: int) -> str:
+    """The text of a reply fault that gives none: the usual wording for its code."""
+    return {
+        421: "4.7.0 Service not available, closing transmission channel",
+        450: "4.2.1 Mailbox unavailable, try again later",
+        451: "4.7.1 Greylisted, please try again later",
+        452: "4.2.2 Mailbox full",
+        550: "5.1.1 Recipient address rejected: User unknown",
+        552: "5.3.4 Message size exceeds fixed limit",
+        554: "5.7.1 Service unavailable",
+    }.get(code, f"{code // 100}.0.0 Injected reply")
+
+
 class ReplySpec(_Section):
-    """A mail server answers ``command`` with ``code`` instead of its normal reply."""
+    """A mail server answers ``command`` with ``code`` instead of its normal reply, or late."""
 
     server: NodeName = Field(description="the mail server that answers, like usa-mail")
     port: Port = Field(default=25, description="25 (mail from other servers) or 587 (submission)")
@@ -104,11 +141,21 @@ class ReplySpec(_Section):
         Literal["CONNECT", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "dot"],
         BeforeValidator(_choice("CONNECT", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "dot")),
     ] = Field(description="CONNECT (the greeting), HELO, EHLO, MAIL, RCPT, DATA or dot")
-    code: Annotated[int, BeforeValidator(_whole(400, 599))] = Field(
-        description="the reply code, 4xx (try later) or 5xx (permanent), like 451"
+    code: Annotated[int | None, BeforeValidator(_optional_code)] = Field(
+        default=None,
+        description="the reply code, 4xx (try later) or 5xx (permanent), like 451; "
+        "null: the normal reply (with a delay: a slow server)",
     )
-    text: ReplyText | None = Field(
-        default=None, description="the reply text, like '4.7.1 Greylisted'"
+    text: Annotated[tuple[str, ...] | None, BeforeValidator(_reply_lines)] = Field(
+        default=None,
+        description="the reply text, like '4.7.1 Greylisted', or a list of lines (a "
+        "multi-line reply)",
+    )
+    address: Address | None = Field(
+        default=None, alias="for", description="only the MAIL FROM or RCPT TO naming this address"
+    )
+    delay: Duration = Field(
+        default=0.0, description="wait this long before the reply (and between its lines)"
     )
     start: Duration = Field(default=0.0, alias="from", description="from when the fault applies")
     until: PositiveDuration | None = Field(default=None, description="until when (null: the end)")
@@ -117,6 +164,23 @@ class ReplySpec(_Section):
         default=False,
         description="only the first attempt of each message and recipient (greylisting)",
     )
+
+    def reply_lines(self) -> tuple[str, ...]:
+        """The reply's lines: the text given, or the usual wording for the code (none: no code)."""
+        if self.text is not None:
+            return self.text
+        return (default_fault_text(self.code),) if self.code is not None else ()
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong between the fields, as (field, problem) pairs; none when it is right."""
+        found = []
+        if self.code is None and self.delay <= 0:
+            found.append(("code", "a fault needs a code (like 451), or a delay (a slow server)"))
+        elif self.code is None and self.text is not None:
+            found.append(("text", "a text needs a code to go with it"))
+        if self.address is not None and self.command not in ("MAIL", "RCPT"):
+            found.append(("for", "applies to MAIL or RCPT only (the command naming an address)"))
+        return found
 
 
 class ReplyFault(_Section):

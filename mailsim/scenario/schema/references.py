@@ -746,7 +746,9 @@ class _ReferenceChecker:
                 )
         if reply.port not in (25, 587):
             self.add((*loc, "port"), f"must be 25 or 587 (the SMTP ports), got {reply.port}")
-        problem = fault_code_problem(reply.command, reply.code)
+        for name, wrong in reply.problems():
+            self.add((*loc, name), wrong)
+        problem = fault_code_problem(reply.command, reply.code) if reply.code is not None else None
         if problem is not None:
             self.add((*loc, "code"), problem)
         self.before_end(reply.start, (*loc, "from"), "the reply fault would never apply")

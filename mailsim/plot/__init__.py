@@ -26,7 +26,7 @@ from typing import Any
 from mailsim.plot._style import LOOKS, Look, PlotError, look_for
 from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
-from mailsim.plot.sequence import sequence_diagram
+from mailsim.plot.sequence import SEQUENCE_MAX_ROWS, sequence_diagram
 from mailsim.plot.states import state_diagram
 from mailsim.plot.sweep import save_sweep_figure, sweep_figure
 from mailsim.plot.timeline import Journey, delivery_timeline, journeys
@@ -34,6 +34,7 @@ from mailsim.plot.topology import Topology, read_topology, topology_figure
 
 __all__ = [
     "LOOKS",
+    "SEQUENCE_MAX_ROWS",
     "Journey",
     "Look",
     "PlotError",
@@ -55,9 +56,6 @@ __all__ = [
     "topology_figure",
 ]
 
-#: Rows of ``sequence.png`` at most (about 0.2 in each): what does not fit is boxed or folded
-#: into the grey bands, chosen by what the connections carry (:mod:`mailsim.plot.sequence_plan`).
-SEQUENCE_MAX_ROWS = 160
 #: ``queues.png`` is written when the trace has more messages than this.
 QUEUE_FIGURE_AFTER = 5
 #: Rows of ``timeline.png`` at most: the most retried pairs of a busy run (all of them in Python).

@@ -26,12 +26,14 @@ hours later, a 35-minute retry wait), is cut out and replaced by a short grey ba
 zig-zag edge that says how long the gap was. The time of every line is written on the left axis,
 so the real clock can always be read off. DNS queries are not drawn.
 
-**Choosing what fits.** With ``max_rows`` (``mailsim run`` uses :data:`mailsim.plot.
-SEQUENCE_MAX_ROWS`) or at slide size, the chart chooses by what the connections carry
-(:mod:`mailsim.plot.sequence_plan`): connections that move mail first, then the failed tries of
-the story; runs of POP3 checks that found nothing fold into the grey bands, which say in words
-what they stand for; a connection that does not fit line by line is drawn as a box between its
-two lanes, saying what it carried. A note under the chart says what was left out. With
+**Choosing what fits.** A chart is at most ``max_rows`` long (by default
+:data:`SEQUENCE_MAX_ROWS`, as ``mailsim run``; a slide as many as it holds) and chooses by what
+the connections teach (:mod:`mailsim.plot.sequence_plan`): the refusals, deferrals, bounces,
+HTTP downloads and the ends of each run of failed tries first, then the connections that move
+mail; runs of POP3 checks that found nothing fold into the grey bands, which say in words what
+they stand for; a connection that does not fit line by line is drawn as a box between its two
+lanes, saying what it carried and its decisive reply (``RCPT → 550 5.1.1 …``). It fills its
+room before folding. A note under the chart says what was left out. With
 ``group_bursts``, the lines one side sends at one instant (a multi-line EHLO reply, pipelined
 MAIL, RCPT and DATA) are one arrow.
 
@@ -77,11 +79,13 @@ from mailsim.plot.sequence_plan import (
     FOLDED,
     FULL,
     Plan,
+    Story,
     box_label,
+    choose,
     estimate,
     fold_key,
     sentence,
-    steps,
+    stories,
 )
 from mailsim.plot.topology import Topology, read_topology
 from mailsim.trace.connections import Connection, connections
@@ -92,12 +96,15 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 
+#: Rows of a chart at most when the caller does not say (``max_rows``; ``mailsim run`` too):
+#: about 0.2 in each, 32 in at most; what does not fit is boxed or folded into the grey bands.
+SEQUENCE_MAX_ROWS = 160
 #: Vertical room per text row, inches; every line gets at least one row.
 ROW_HEIGHT = 0.2
 #: Average rows per line the time scale aims at.
 ROWS_PER_LINE = 1.6
 #: Rows of a slide are this much closer, relative to its larger type: a slide has few rows.
-SLIDE_ROW_FACTOR = 0.78
+SLIDE_ROW_FACTOR = 0.72
 #: An idle gap longer than this many rows (at the chosen scale) is cut out.
 BREAK_AFTER_ROWS = 10.0
 #: The longest one-way flight is drawn over at most this many rows.
@@ -105,6 +112,8 @@ MAX_FLIGHT_ROWS = 3.5
 #: (rows per line, rows of the longest flight) tried in turn before a chart that does not fit
 #: draws less: lines closer together, and flatter arrows so that their labels stay apart.
 SQUEEZE = ((ROWS_PER_LINE, MAX_FLIGHT_ROWS), (1.25, 2.5), (1.0, 1.8), (0.8, 1.4))
+#: Time labels on the left axis are at least this many rows apart.
+TICK_ROWS = 0.9
 #: Labels are cut to this many characters.
 LABEL_CHARS = 52
 #: The glow under a highlighted arrow or across the chart at a highlighted moment.
@@ -123,6 +132,8 @@ _PROTO_STYLE: dict[str, Any] = {
     "tcp": TCP_STYLE,
 }
 _REPLY_CODE = re.compile(r"^([2-5])\d\d[ -]")
+#: A decisive line of a box that is a refusal (drawn red): ``RCPT → 550 …``, ``bounced: 552 …``.
+_DECISIVE_ERROR = re.compile(r"→ [45]\d\d|→ -ERR|^deferred:|^bounced:|→ HTTP/\S+ [45]")
 
 
 @dataclass
@@ -163,10 +174,15 @@ class Box:
     server: str
     t0: float
     t1: float
-    label: str
+    label: list[str]
     proto: str
     y0: float = 0.0
     y1: float = 0.0
+
+    @property
+    def rows(self) -> float:
+        """Rows it takes at least: one per line of its label, and a little room."""
+        return max(BOX_MIN_ROWS, len(self.label) + 0.6)
 
 
 @dataclass
@@ -175,6 +191,7 @@ class Fold:
 
     t: float
     connection: Connection
+    story: Story | None = None
 
 
 @dataclass
@@ -335,7 +352,8 @@ def _build_chart(
                 Mark(
                     rec["t"],
                     opening["client"],
-                    f"connect to {opening['server']}:{opening['sport']} failed: {reason}",
+                    f"conn {conn}: connect to {opening['server']}:{opening['sport']} failed"
+                    f" ({reason})",
                     conn,
                 )
             )
@@ -485,9 +503,23 @@ def _connection_costs(chart: Chart) -> dict[int, float]:
     return costs
 
 
-def _apply(chart: Chart, plan: Plan, found: dict[int, Connection]) -> Chart:
-    """The chart as ``plan`` draws it: arrows and marks of FULL connections, boxes, folds."""
+def _apply(
+    chart: Chart,
+    plan: Plan,
+    found: dict[int, Connection],
+    told: dict[int, Story],
+    by_conn: dict[int, list[Arrow]] | None = None,
+) -> Chart:
+    """The chart as ``plan`` draws it: arrows and marks of FULL connections, boxes, folds.
+
+    ``by_conn`` (the chart's arrows by connection, in time order) saves a pass over every
+    arrow when the planner tries many plans.
+    """
     full = set(plan.at(FULL))
+    if by_conn is None:
+        arrows = [a for a in chart.arrows if a.conn in full]
+    else:
+        arrows = sorted((a for conn in full for a in by_conn.get(conn, ())), key=lambda a: a.t_send)
     boxes = []
     for conn in plan.at(BOX):
         connection = found[conn]
@@ -498,13 +530,13 @@ def _apply(chart: Chart, plan: Plan, found: dict[int, Connection]) -> Chart:
                 connection.server,
                 connection.opened,
                 connection.end,
-                box_label(connection),
-                connection.protocol,
+                box_label(connection, told.get(conn)),
+                "http" if conn in told and told[conn].http else connection.protocol,
             )
         )
-    folds = [Fold(found[conn].opened, found[conn]) for conn in plan.at(FOLDED)]
+    folds = [Fold(found[c].opened, found[c], told.get(c)) for c in plan.at(FOLDED)]
     return Chart(
-        arrows=[a for a in chart.arrows if a.conn in full],
+        arrows=arrows,
         marks=[m for m in chart.marks if m.conn in full],
         boxes=boxes,
         folds=sorted(folds, key=lambda f: f.t),
@@ -527,12 +559,14 @@ class _Break:
 
 
 #: Rows of a band's first line (the gap's length), and of each sentence below it.
-BAND_ROWS = 1.8
+BAND_ROWS = 1.5
 BAND_LINE_ROWS = 1.0
 #: Rows kept free above a band (for labels of what is still in flight) and below it (for the
 #: "conn N" label of what comes next).
 BAND_ABOVE = 0.7
 BAND_BELOW = 1.0
+#: The same beside a box, whose edge is all that needs room.
+BAND_BY_BOX = 0.4
 #: A box is at least this many rows high, to hold its label; while only boxes are open, the
 #: rows advance this much from one box's start or end to the next.
 BOX_MIN_ROWS = 2.0
@@ -546,9 +580,12 @@ BAND_MAX_LINES = 4
 def _sentences(folds: list[Fold]) -> list[str]:
     """The folded connections of one band, counted together by kind, in order of first time."""
     groups: dict[tuple[str, ...], list[Connection]] = {}
+    told: dict[int, Story] = {}
     for fold in folds:
-        groups.setdefault(fold_key(fold.connection), []).append(fold.connection)
-    lines = [sentence(group) for group in groups.values()]
+        groups.setdefault(fold_key(fold.connection, fold.story), []).append(fold.connection)
+        if fold.story is not None:
+            told[fold.connection.conn] = fold.story
+    lines = [sentence(group, told) for group in groups.values()]
     if len(lines) > BAND_MAX_LINES:
         rest = sum(len(group) for group in list(groups.values())[BAND_MAX_LINES - 1 :])
         lines = [*lines[: BAND_MAX_LINES - 1], f"… and {rest:,} more connections"]
@@ -631,6 +668,7 @@ def _layout(
         return index < 0 or talking[index][1] <= t0
 
     previous_t: float | None = None
+    previous_item: Any = None
     open_boxes = 0
     for t, _, item in anchors:
         # Folded connections wait for a band until no box is open, so no band cuts through one.
@@ -641,14 +679,19 @@ def _layout(
                 y = band(-0.4, folded[0].t, t, False, folded) + BAND_BELOW
         else:
             dt = t - previous_t
-            if dt > limit or folded:
+            boxed = (open_boxes or isinstance(item, tuple)) and only_boxes(previous_t, t)
+            if open_boxes and boxed and not folded:
+                y += BOX_STEP_ROWS  # never cut a gap out of an open box
+            elif dt > limit or folded:
                 # The band starts below everything still in flight and leaves a row after it
                 # for the connection labels. A band for folded connections cuts the time it
                 # covers out, too, so it says how long that was unless it was a moment.
-                start = max(y, lowest) + BAND_ABOVE
+                above = BAND_BY_BOX if isinstance(previous_item, tuple) else BAND_ABOVE
+                below = BAND_BY_BOX if isinstance(item, tuple) else BAND_BELOW
+                start = max(y, lowest) + above
                 cut = dt > limit or dt > 3 * max_flight + 1.0
-                y = band(start, previous_t, t, cut, folded) + BAND_BELOW
-            elif (open_boxes or isinstance(item, tuple)) and only_boxes(previous_t, t):
+                y = band(start, previous_t, t, cut, folded) + below
+            elif boxed:
                 y += BOX_STEP_ROWS
             else:
                 y += max(dt * scale, 1.0)
@@ -666,11 +709,11 @@ def _layout(
                 open_boxes += 1
             else:
                 open_boxes -= 1
-                y = max(y, box.y0 + BOX_MIN_ROWS)
+                y = max(y, box.y0 + box.rows)
                 box.y1 = y
                 lowest = max(lowest, y)
         ticks.append((y, t))
-        previous_t = t
+        previous_t, previous_item = t, item
     if folds:  # what happened after the last thing drawn
         band(max(y, lowest) + BAND_ABOVE, folds[0].t, folds[-1].t, False, folds)
     ends = [y] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
@@ -683,10 +726,10 @@ def sequence_diagram(
     *,
     connection: int | None = None,
     window: tuple[float, float] | None = None,
-    hide_data: bool = False,
+    hide_data: bool | None = None,
     show_tcp: bool = False,
-    group_bursts: bool = False,
-    max_rows: float | None = None,
+    group_bursts: bool | None = None,
+    max_rows: float | str | None = "auto",
     size: str = "default",
     highlight: Record | None = None,
     ax: Axes | None = None,
@@ -699,15 +742,19 @@ def sequence_diagram(
         window: show only records with ``t0 <= t <= t1`` (simulated seconds).
         hide_data: collapse the message lines between SMTP's 354 and the final ``.`` (and the
             body of a POP3 RETR/TOP reply) into one arrow labelled ``… N data lines …``.
+            Default: when the chart chooses what to draw (below), else not.
         show_tcp: also draw the TCP handshake (SYN, SYN-ACK, ACK) and the FIN as grey arrows.
-        group_bursts: draw the lines one side sent at one instant as one arrow.
+        group_bursts: draw the lines one side sent at one instant as one arrow. Default: as
+            ``hide_data``.
         max_rows: choose what to draw (module docstring) so the chart is at most about this
-            many text rows long; ``render_all`` uses :data:`mailsim.plot.SEQUENCE_MAX_ROWS`.
-            None draws everything, unless ``size`` is "slide".
+            many text rows long; by default :data:`SEQUENCE_MAX_ROWS` (as ``mailsim run``), a
+            slide as many as it holds; None draws everything (a long chart). A chart of one
+            ``connection``, or inside a ``window``, draws all its lines unless ``max_rows`` is
+            given.
         size: "default" (as long as the chart needs) or "slide": 16:9 with large type, choosing
             what fits (see :class:`mailsim.plot._style.Look`).
         highlight: a trace record to pick out in yellow (see the module docstring); the glow
-            has gid ``highlight``.
+            has gid ``highlight``. Its connection is always drawn in full.
         ax: draw into this axes (its figure is returned) instead of a new, suitably sized figure.
 
     Returns:
@@ -736,6 +783,17 @@ def sequence_diagram(
             f"connection {connection} does not appear in the trace; known connections: "
             f"{listed or 'none'}"
         )
+    if max_rows == "auto":
+        # A chart of one connection or of a window was asked for line by line.
+        auto = connection is None and window is None
+        max_rows = SEQUENCE_MAX_ROWS if auto else None
+    elif isinstance(max_rows, str):
+        raise PlotError(f"max_rows must be a number of rows or None, got {max_rows!r}")
+    choosing = connection is None and (max_rows is not None or (look.slide and ax is None))
+    if hide_data is None:
+        hide_data = choosing
+    if group_bursts is None:
+        group_bursts = choosing
     topo = read_topology(records)
     chart = _build_chart(
         records,
@@ -756,7 +814,8 @@ def sequence_diagram(
         fitting = (SLIDE_INCHES[1] - top - bottom - note_room) / row_height - header_rows - 0.5
         budget = min(budget, fitting)
     if connection is None and math.isfinite(budget):
-        chart, (breaks, total_rows, ticks) = _choose(chart, records, topo, budget)
+        pinned = highlight.get("conn") if highlight is not None else None
+        chart, (breaks, total_rows, ticks) = _choose(chart, records, topo, budget, pinned)
     else:
         _set_lanes(chart, topo)
         breaks, total_rows, ticks = _layout(chart)
@@ -802,8 +861,9 @@ def sequence_diagram(
     _draw_spans(ax, chart, x_of, look)
     for gap in breaks:
         _draw_break(ax, gap, len(chart.lanes), look)
+    lane_inches = ax.get_position().width * fig.get_size_inches()[0] / (len(chart.lanes) + 0.6)
     for box in chart.boxes:
-        _draw_box(ax, box, x_of, look)
+        _draw_box(ax, box, x_of, look, lane_inches)
     for arrow in chart.arrows:
         _draw_arrow(ax, arrow, x_of, look)
     for mark in chart.marks:
@@ -828,8 +888,9 @@ def sequence_diagram(
             va="center",
             fontsize=look.small,
             color=ERROR_COLOUR,
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
             zorder=6,
-        )
+        ).set_gid("tcp-fail-label")
     if highlight is not None:
         _draw_highlight(ax, chart, highlight, x_of, ticks)
     _draw_ticks(ax, ticks, look)
@@ -852,35 +913,32 @@ def sequence_diagram(
 
 
 def _choose(
-    chart: Chart, records: Sequence[Record], topo: Topology, budget: float
+    chart: Chart, records: Sequence[Record], topo: Topology, budget: float, pinned: int | None
 ) -> tuple[Chart, tuple[list[_Break], float, list[tuple[float, float]]]]:
-    """The richest plan (sequence_plan.steps) whose layout is at most ``budget`` rows long."""
+    """The plan (:func:`sequence_plan.choose`) whose layout fills at most ``budget`` rows."""
     drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
     found = {conn: c for conn, c in connections(records).items() if conn in drawn}
-    costs = _connection_costs(chart)
-    arrows: dict[int, int] = {}
+    told = stories(records)
+    by_conn: dict[int, list[Arrow]] = {}
     for arrow in chart.arrows:
-        arrows[arrow.conn] = arrows.get(arrow.conn, 0) + 1
-    chosen: Chart | None = None
-    layout: tuple[list[_Break], float, list[tuple[float, float]]] = ([], 0.0, [])
-    fits = False
-    plans = list(steps(found, costs))
-    for index, plan in enumerate(plans):
-        if index < len(plans) - 1 and estimate(plan, found, arrows) > budget:
-            continue  # cannot fit however tightly drawn: do not lay it out
-        chosen = _apply(chart, plan, found)
-        _set_lanes(chosen, topo)
-        # Before drawing less, try drawing it tighter: time runs slower, lines stay a row apart.
-        for rows_per_line, flight_rows in SQUEEZE:
-            layout = _layout(chosen, rows_per_line, flight_rows)
-            fits = layout[1] <= budget
-            if fits:
-                break
-        if fits:
+        by_conn.setdefault(arrow.conn, []).append(arrow)
+    counts = {conn: len(arrows) for conn, arrows in by_conn.items()}
+    tightest = SQUEEZE[-1]
+
+    def fits(levels: dict[int, str]) -> bool:
+        if estimate(levels, found, counts, BOX_MIN_ROWS) > budget:
+            return False  # cannot fit however tightly drawn: do not lay it out
+        trial = _apply(chart, Plan(levels), found, told, by_conn)
+        return _layout(trial, *tightest)[1] <= budget
+
+    plan = choose(found, told, fits, pinned)
+    chosen = _apply(chart, plan, found, told, by_conn)
+    _set_lanes(chosen, topo)
+    # Drawn as loosely as still fits: time runs slower where it must, lines stay a row apart.
+    for rows_per_line, flight_rows in SQUEEZE:
+        layout = _layout(chosen, rows_per_line, flight_rows)
+        if layout[1] <= budget:
             break
-    if chosen is None:  # nothing to choose from
-        _set_lanes(chart, topo)
-        return chart, _layout(chart)
     return chosen, layout
 
 
@@ -999,8 +1057,8 @@ def _draw_spans(ax: Axes, chart: Chart, x_of: dict[str, float], look: Look) -> N
         by_conn.setdefault(mark.conn, []).append(mark.y)
     for conn, (client, server, _, _, proto) in chart.spans.items():
         ys = by_conn.get(conn)
-        if not ys:
-            continue
+        if not ys or proto == "fail":
+            continue  # a failed connect is its mark, which names it
         colour = _PROTO_COLOUR.get(proto, ERROR_COLOUR)
         for node in (client, server):
             if node not in x_of:
@@ -1073,11 +1131,14 @@ def _draw_break(ax: Axes, gap: _Break, n_lanes: int, look: Look) -> None:
         y += BAND_LINE_ROWS
 
 
-def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look) -> None:
-    """A whole connection: a box between its two lanes, as high as the connection lasted."""
+def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inches: float) -> None:
+    """A whole connection: a box between its two lanes, its label cut to the box's width."""
     from matplotlib.patches import FancyBboxPatch
 
     xa, xb = sorted((x_of[box.client], x_of[box.server]))
+    fontsize = look.small * 0.92
+    # DejaVu Sans averages about 0.55 em a character.
+    chars = max(12, int((xb - xa - 0.2) * lane_inches * 72 / (fontsize * 0.55)))
     colour = _PROTO_COLOUR.get(box.proto, SMTP_COLOUR)
     patch = FancyBboxPatch(
         (xa + 0.06, box.y0 - 0.2),
@@ -1092,17 +1153,22 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look) -> None:
     )
     patch.set_gid("connection-box")
     ax.add_patch(patch)
-    ax.text(
-        (xa + xb) / 2,
-        (box.y0 + box.y1) / 2,
-        box.label,
-        ha="center",
-        va="center",
-        fontsize=look.small * 0.92,
-        color="#111111",
-        linespacing=1.15,
-        zorder=5,
-    )
+    # One row a line, from the top; refusals in the colour of error replies.
+    top = (box.y0 + box.y1) / 2 - (len(box.label) - 1) / 2
+    for index, line in enumerate(box.label):
+        error = index > 0 and _DECISIVE_ERROR.search(line) is not None
+        text = ax.text(
+            (xa + xb) / 2,
+            top + index,
+            short_text(line, chars),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color=ERROR_COLOUR if error else "#111111",
+            fontweight="bold" if error else "normal",
+            zorder=5,
+        )
+        text.set_gid("connection-box-label")
 
 
 def _draw_arrow(ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look) -> None:
@@ -1152,8 +1218,8 @@ def _draw_ticks(ax: Axes, ticks: list[tuple[float, float]], look: Look) -> None:
     last = ""
     for y, t in ticks:
         text = clock(t)
-        if text == last:
-            continue
+        if text == last or (positions and y - positions[-1] < TICK_ROWS):
+            continue  # the same moment, or too close to the last label to read
         positions.append(y)
         labels.append(text)
         last = text

@@ -1,34 +1,43 @@
-"""What the sequence chart draws when not everything fits: connections chosen by what they carry.
+"""What the sequence chart draws when not everything fits: connections chosen by what they teach.
 
-A story's connections are not equally telling. Those that move mail (James's submission, the
-relay that delivers, Steve's fetch that retrieves it) come first; then the failed attempts of the
-story (a connect timeout while the link is down); then connections that carried nothing; and
-the many POP3 checks that found no new mail come last. Each connection is drawn at one of three
-levels:
+A story's connections are not equally telling. First come those whose replies the story turns
+on: a refused command and its reply (``RCPT → 550 5.1.1 …``), a greeting of 421, a message
+deferred or bounced (``552 5.3.4`` for one too big to send, ``451 4.4.2`` for a connection lost
+after the final dot), an HTTP download, and the first and the last failed try of each run of
+connect timeouts. Then the connections that move mail (relays, the fetches that retrieve it,
+typed sessions, submissions); then the failed tries in the middle of a run; then connections
+that carried nothing; the many POP3 checks that found no new mail come last. Each connection is
+drawn at one of three levels:
 
 - ``full``: every protocol line an arrow (the usual chart);
-- ``box``: one box between its client's and its server's lanes, as long as the connection lasted,
-  saying what it carried (``india-mail → usa-mail: 5 messages, 14 round trips``);
+- ``box``: one box between its client's and its server's lanes, saying what it carried and its
+  decisive replies (``conn 4: 0 messages, 6 round trips`` / ``RCPT → 550 5.1.1 …``);
 - ``folded``: not drawn, but counted in plain words in a grey band at its place in time
   (``steve-pc checked its mailbox on usa-mail 12 times: nothing new``).
 
-:func:`steps` yields ever smaller plans; the chart lays each out and takes the first that fits.
-Runs of empty checks are always folded when anything else is drawn. The order of the steps:
-fold connections that carried nothing, box the submissions, box the fetches, fold the failed
-tries between the first and the last of each run, box the relays (the longest first), fold
-the other failed tries, and last fold the boxes: submissions, fetches, then relays, the latest
-of each first.
+:func:`choose` fills the chart it is given: if everything fits line by line it draws
+everything; otherwise it starts from nothing drawn and, in the order above, draws each
+connection as a box where it still fits, then in full where it still fits. So the chart uses
+its room before it folds, and what it folds is what teaches least.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from mailsim.trace.connections import Connection
 
 #: Levels of drawing.
 FULL, BOX, FOLDED = "full", "box", "folded"
+#: Connections the planner tries to draw at all (a busy day's thousands past these are folded
+#: without a try: each try lays the chart out once).
+MAX_TRIES = 240
+#: Decisive lines a box names at most.
+BOX_LINES = 2
 
 _VERBS = {"submission": "submitted", "relay": "relayed", "session": "typed", "mailbox": "fetched"}
 _ROLE_NOUNS = {
@@ -37,6 +46,14 @@ _ROLE_NOUNS = {
     "session": ("typed session", "typed sessions"),
     "mailbox": ("POP3 fetch that retrieved mail", "POP3 fetches that retrieved mail"),
 }
+#: Moving connections in the order they teach: the relay is the story, the submission its start.
+_ROLE_ORDER = ("relay", "mailbox", "session", "submission")
+#: A command as a box names it: ``RCPT TO:<stev@usa.com>`` without its ESMTP parameters.
+_COMMAND = re.compile(r"^(\S+(?: [^ ]*<[^>]*>)?) .*$")
+_HTTP_REQUEST = re.compile(r"^[A-Z]+ \S+ HTTP/\d")
+
+Record = dict[str, Any]
+
 _REASONS = {
     "timeout": "connect timeout",
     "refused": "connection refused",
@@ -44,10 +61,22 @@ _REASONS = {
 }
 
 
-def category(connection: Connection) -> str:
-    """``moving``, ``failed``, ``empty`` (a POP3 check that found nothing) or ``other``."""
+@dataclass(frozen=True)
+class Story:
+    """What one connection teaches, read from its lines by the chart: its decisive lines
+    (``RCPT → 550 5.1.1 …``, ``GET /a.txt → HTTP/1.1 200 OK``) and whether it spoke HTTP."""
+
+    decisive: tuple[str, ...] = ()
+    http: bool = False
+
+
+def category(connection: Connection, story: Story | None = None) -> str:
+    """``moving``, ``http``, ``failed``, ``empty`` (a POP3 check that found nothing) or
+    ``other``."""
     if connection.messages:
         return "moving"
+    if story is not None and story.http:
+        return "http"
     if connection.failed or connection.refused:
         return "failed"
     if connection.role == "mailbox":
@@ -68,110 +97,110 @@ class Plan:
         return [conn for conn, drawn in self.levels.items() if drawn == level]
 
 
-@dataclass
-class _Planner:
-    found: dict[int, Connection]
-    costs: dict[int, float]
-    levels: dict[int, str] = field(default_factory=dict)
+def ranked(found: dict[int, Connection], stories: dict[int, Story]) -> list[int]:
+    """The connections worth drawing, most telling first (module docstring); the empty POP3
+    checks only when there is nothing else."""
+    failed_runs: dict[tuple[str, str], list[int]] = {}
+    for conn, connection in found.items():
+        if connection.failed:
+            failed_runs.setdefault((connection.client, connection.server), []).append(conn)
+    run_ends = {conn for run in failed_runs.values() for conn in (run[0], run[-1])}
 
-    def snapshot(self) -> Plan:
-        return Plan(dict(self.levels), note=describe(self.found, self.levels))
+    def tier(conn: int) -> int:
+        connection, story = found[conn], stories.get(conn, Story())
+        kind = category(connection, story)
+        # A failed connect's deferral says only that it failed: its run's ends tell the story.
+        if (story.decisive and not connection.failed) or story.http or conn in run_ends:
+            return 0
+        if kind == "moving":
+            return 1 + _ROLE_ORDER.index(connection.role)
+        return {"failed": 5, "other": 6}.get(kind, 7)
 
-    def set_level(self, conns: list[int], level: str) -> bool:
-        changed = [c for c in conns if self.levels.get(c) != level]
-        for conn in changed:
-            self.levels[conn] = level
-        return bool(changed)
+    tiers = {conn: tier(conn) for conn in found}
+    if any(level < 7 for level in tiers.values()):
+        tiers = {conn: level for conn, level in tiers.items() if level < 7}
+    return sorted(tiers, key=lambda conn: (tiers[conn], found[conn].opened))
 
 
-def steps(found: dict[int, Connection], costs: dict[int, float]) -> Iterator[Plan]:
-    """Plans from the richest to the leanest; each differs from the one before.
+def choose(
+    found: dict[int, Connection],
+    stories: dict[int, Story],
+    fits: Callable[[dict[int, str]], bool],
+    pinned: int | None = None,
+) -> Plan:
+    """The plan the chart draws: everything in full if that ``fits``, else filled greedily.
 
     Args:
-        found: the connections to draw (those the selection of the chart holds), by id.
-        costs: rows each connection takes when drawn in full (its arrows), by id.
+        found: the connections the chart's selection holds, by id.
+        stories: what each teaches (:class:`Story`), by id.
+        fits: whether a chart with these levels fits its rows (the caller lays it out).
+        pinned: a connection always drawn in full (the highlighted event's).
     """
-    planner = _Planner(found, costs, dict.fromkeys(found, FULL))
-    by_kind: dict[str, list[int]] = {}
-    for conn, connection in found.items():
-        by_kind.setdefault(category(connection), []).append(conn)
-    if len(by_kind.get("empty", [])) < len(found):
-        planner.set_level(by_kind.get("empty", []), FOLDED)
-    yield planner.snapshot()
-    moving = by_kind.get("moving", [])
-    roles = {conn: found[conn].role for conn in moving}
-    failed = by_kind.get("failed", [])
-    middles = _middles(found, failed)
-    plan_steps: list[tuple[list[int], str]] = [
-        (by_kind.get("other", []), FOLDED),
-        ([c for c in moving if roles[c] == "submission"], BOX),
-        ([c for c in moving if roles[c] == "mailbox"], BOX),
-        (middles, FOLDED),
+    order = ranked(found, stories)
+    wanted = set(order)
+    everything = {conn: FULL if conn in wanted else FOLDED for conn in found}
+    if fits(everything):
+        return _plan(found, stories, everything)
+    levels = dict.fromkeys(found, FOLDED)
+    if pinned in levels:
+        levels[pinned] = FULL
+    tries = [conn for conn in order if conn != pinned][:MAX_TRIES]
+    # A failed connect is one mark, no smaller as a box: it is drawn in full or not at all.
+    for conn in tries:
+        # A folded neighbour costs a band's sentence: try the connection with the connections
+        # open at the same time (James's submission beside the relay it starts) drawn too.
+        for group in ([conn], [conn, *_beside(found, levels, tries, conn)]):
+            before = {c: levels[c] for c in group}
+            for c in group:
+                levels[c] = FULL if found[c].failed else BOX
+            if fits(levels):
+                break
+            levels.update(before)
+    for conn in tries:
+        if levels[conn] == BOX:
+            levels[conn] = FULL
+            if not fits(levels):
+                levels[conn] = BOX
+    return _plan(found, stories, levels)
+
+
+def _beside(
+    found: dict[int, Connection], levels: dict[int, str], tries: list[int], conn: int
+) -> list[int]:
+    """The folded connections among ``tries`` open while ``conn`` is, give or take a second."""
+    t0, t1 = found[conn].opened - 1.0, found[conn].end + 1.0
+    return [
+        c
+        for c in tries
+        if c != conn and levels[c] == FOLDED and found[c].opened <= t1 and found[c].end >= t0
     ]
-    relays = [c for c in moving if roles[c] in ("relay", "session")]
-    longest_first = sorted(relays, key=lambda c: -costs.get(c, 0.0))
-    plan_steps += [(batch, BOX) for batch in _doubling(longest_first)]
-    folded = set(middles)
-    ends = [c for c in reversed(failed) if c not in folded]  # the last tries first
-    plan_steps += [(batch, FOLDED) for batch in _halving(ends)]
-    # Boxes go last, submissions first and relays last, the latest of each first.
-    for role in ("submission", "mailbox", "relay", "session"):
-        latest_first = [c for c in reversed(moving) if roles[c] == role]
-        plan_steps += [(batch, FOLDED) for batch in _halving(latest_first)]
-    for conns, level in plan_steps:
-        if planner.set_level(conns, level):
-            yield planner.snapshot()
 
 
-def _doubling(conns: list[int]) -> Iterator[list[int]]:
-    """``conns`` in batches of 1, 1, 2, 4, 8...: a few connections are changed one by one, a
-    busy day's thousands in a dozen steps."""
-    start, size = 0, 1
-    while start < len(conns):
-        yield conns[start : start + size]
-        start += size
-        size = max(1, start)
+def _plan(found: dict[int, Connection], stories: dict[int, Story], levels: dict[int, str]) -> Plan:
+    return Plan(dict(levels), note=describe(found, stories, levels))
 
 
-def _halving(conns: list[int]) -> Iterator[list[int]]:
-    """``conns`` in batches that leave half, a quarter, ... of them, then 4, 2, 1, none: the
-    last few are changed one by one."""
-    start = 0
-    while start < len(conns):
-        left = len(conns) - start
-        size = left - left // 2 if left > 4 else 1
-        yield conns[start : start + size]
-        start += size
-
-
-def estimate(plan: Plan, found: dict[int, Connection], arrows: dict[int, int]) -> float:
-    """The fewest rows ``plan`` can take: a row per arrow of a FULL connection, two per failed
-    try (its mark and a band), and a box's height per box. A plan above the budget by this
-    count need not be laid out."""
+def estimate(
+    levels: dict[int, str], found: dict[int, Connection], arrows: dict[int, int], box_rows: float
+) -> float:
+    """The fewest rows ``levels`` can take: a row per arrow of a FULL connection, one per
+    failed try, and ``box_rows`` per box. Levels above the budget by this count need not be
+    laid out."""
     rows = 0.0
-    for conn, level in plan.levels.items():
+    for conn, level in levels.items():
         if level == FULL:
-            rows += arrows.get(conn, 0) + (2.0 if found[conn].failed else 0.0)
+            rows += arrows.get(conn, 0) + (1.0 if found[conn].failed else 0.0)
         elif level == BOX:
-            rows += 2.5
+            rows += box_rows
     return rows
-
-
-def _middles(found: dict[int, Connection], failed: list[int]) -> list[int]:
-    """The failed tries between the first and the last of each run of tries between the same
-    client and server (a retry story keeps its beginning and its end)."""
-    runs: dict[tuple[str, str], list[int]] = {}
-    for conn in failed:
-        runs.setdefault((found[conn].client, found[conn].server), []).append(conn)
-    return [conn for run in runs.values() for conn in run[1:-1]]
 
 
 # --- words --------------------------------------------------------------------------------------
 
 
-def fold_key(connection: Connection) -> tuple[str, ...]:
+def fold_key(connection: Connection, story: Story | None = None) -> tuple[str, ...]:
     """Folded connections with the same key are counted together in one sentence."""
-    kind = category(connection)
+    kind = category(connection, story)
     if kind == "failed":
         return ("failed", connection.client, connection.server, failure(connection))
     if kind == "moving":
@@ -186,12 +215,12 @@ def failure(connection: Connection) -> str:
     return "refused with an error reply"
 
 
-def sentence(group: list[Connection]) -> str:
+def sentence(group: list[Connection], stories: dict[int, Story] | None = None) -> str:
     """One sentence for folded connections that share a :func:`fold_key`."""
     first = group[0]
     n = len(group)
     times = f"{n} times" if n > 1 else "once"
-    kind = category(first)
+    kind = category(first, (stories or {}).get(first.conn))
     if kind == "empty":
         return f"{first.client} checked its mailbox on {first.server} {times}: nothing new"
     if kind == "failed":
@@ -199,6 +228,8 @@ def sentence(group: list[Connection]) -> str:
         return f"{first.client} → {first.server}: {tries} failed ({failure(first)})"
     if kind == "moving":
         return box_text(group)
+    if kind == "http":
+        return f"{first.client} → {first.server}: {n} HTTP connection{'s' if n > 1 else ''}"
     return f"{first.client} → {first.server}: {n} connection{'s' if n > 1 else ''}, no mail"
 
 
@@ -213,28 +244,45 @@ def box_text(group: list[Connection]) -> str:
     return f"{first.client} {verb} {mail}{over} ({trips} round trips)"
 
 
-def box_label(connection: Connection) -> str:
-    """The lines inside a connection's box: which it is, the messages it carried (its lanes say
-    what kind of connection it is), and its round trips."""
-    mail = f"{connection.messages} message{'s' if connection.messages != 1 else ''}"
-    return f"conn {connection.conn}: {mail}\n{connection.round_trips} round trips"
+def box_label(connection: Connection, story: Story | None = None) -> list[str]:
+    """The lines inside a connection's box: which it is, the messages it carried and its round
+    trips (its lanes say what kind of connection it is), then its decisive lines."""
+    story = story or Story()
+    if story.http and not connection.messages:
+        head = f"conn {connection.conn}: HTTP"
+    else:
+        mail = f"{connection.messages} message{'s' if connection.messages != 1 else ''}"
+        trips = f"{connection.round_trips} round trips"
+        if not story.decisive:  # two short lines fit a narrow box
+            return [f"conn {connection.conn}: {mail}", trips]
+        head = f"conn {connection.conn}: {mail}, {trips}"
+    # The first refusal decides; later ones follow from it (a DATA refused after its RCPT
+    # was), except what the lines did not say (a message deferred or bounced without a reply).
+    first, *rest = story.decisive or ("",)
+    decisive = [first, *(line for line in rest if line.startswith(("deferred:", "bounced:")))]
+    return [head, *[line for line in decisive if line][:BOX_LINES]]
 
 
-def describe(found: dict[int, Connection], levels: dict[int, str]) -> str:
+def describe(
+    found: dict[int, Connection], stories: dict[int, Story], levels: dict[int, str]
+) -> str:
     """What a plan leaves out or boxes, in words a student reads under the chart."""
     parts = []
     folded = [found[c] for c, level in levels.items() if level == FOLDED]
     counts: dict[str, int] = {}
     for connection in folded:
-        kind = category(connection)
+        kind = category(connection, stories.get(connection.conn))
         counts[kind] = counts.get(kind, 0) + 1
     if counts.get("empty"):
         n = counts["empty"]
         parts.append(f"{n} POP3 check{'s' if n > 1 else ''} that found no new mail")
     if counts.get("failed"):
         n = counts["failed"]
-        total = sum(1 for c in found.values() if category(c) == "failed")
+        total = sum(1 for c in found.values() if category(c, stories.get(c.conn)) == "failed")
         parts.append(f"{n} of {total} failed tries")
+    if counts.get("http"):
+        n = counts["http"]
+        parts.append(f"{n} HTTP connection{'s' if n > 1 else ''}")
     if counts.get("other"):
         n = counts["other"]
         parts.append(f"{n} connection{'s' if n > 1 else ''} that carried no mail")
@@ -252,7 +300,67 @@ def describe(found: dict[int, Connection], levels: dict[int, str]) -> str:
     boxed = sum(1 for level in levels.values() if level == BOX)
     if boxed:
         note += (" " if note else "") + (
-            f"{boxed} connection{'s' if boxed > 1 else ''} drawn as a box (what it carried, "
-            "not each line); draw one in full with connection=N."
+            f"{boxed} connection{'s' if boxed > 1 else ''} drawn as a box (what it carried and "
+            "its decisive replies, not each line); draw one in full with connection=N."
         )
     return note
+
+
+# --- reading what each connection teaches ------------------------------------------------------
+
+
+def stories(records: Iterable[Record]) -> dict[int, Story]:
+    """Per connection, its decisive lines: each 4xx/5xx reply (``-ERR`` in POP3) with the
+    command it answered, the reply a message was deferred or bounced with when no line of the
+    connection said it (``552 5.3.4`` for a message too big to try), and each HTTP request with
+    its status line."""
+    decisive: dict[int, list[str]] = {}
+    http: set[int] = set()
+    pending: dict[int, deque[str]] = {}
+    in_data: set[int] = set()
+    attempts: dict[tuple[str, str], int] = {}
+    for rec in records:
+        kind = rec["type"]
+        if kind == "mail.attempt" and "conn" in rec:
+            attempts[(rec["node"], rec["msg"])] = rec["conn"]
+        elif kind in ("mail.defer", "mail.bounce"):
+            conn = attempts.get((rec["node"], rec["msg"]))
+            reply = str(rec.get("reply", ""))
+            said = decisive.setdefault(conn, []) if conn is not None else []
+            if conn is not None and reply and not any(reply in line for line in said):
+                verb = "deferred" if kind == "mail.defer" else "bounced"
+                said.append(f"{verb}: {reply}")
+        elif kind in ("smtp.line", "pop3.line", "http.line"):
+            conn, side, line = rec["conn"], rec["side"], rec["line"]
+            waiting = pending.setdefault(conn, deque(["greeting"] if kind != "http.line" else []))
+            if kind == "http.line":
+                http.add(conn)
+            if side == "C":
+                if conn in in_data:
+                    if line == ".":
+                        in_data.discard(conn)
+                        waiting.append("final dot")
+                    continue
+                if kind != "http.line":
+                    waiting.append(_COMMAND.sub(r"\1", line))
+                elif _HTTP_REQUEST.match(line):
+                    waiting.append(line.rsplit(" ", 1)[0])  # without its HTTP version
+                continue
+            if kind == "http.line":
+                if line.startswith("HTTP/") and waiting:
+                    decisive.setdefault(conn, []).append(f"{waiting.popleft()} → {line}")
+                continue
+            if kind == "pop3.line" and not line.startswith(("+OK", "-ERR")):
+                continue  # a line of a multi-line answer
+            if kind == "smtp.line" and line[3:4] == "-":
+                continue  # not the last line of a reply
+            command = waiting.popleft() if waiting else "?"
+            if line.startswith("354"):
+                in_data.add(conn)
+            if line.startswith("-ERR") or (kind == "smtp.line" and line[:1] in ("4", "5")):
+                decisive.setdefault(conn, []).append(f"{command} → {line}")
+    return {
+        conn: Story(tuple(decisive.get(conn, ())), conn in http)
+        for conn in set(decisive) | http
+        if conn is not None
+    }

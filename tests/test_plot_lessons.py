@@ -1,0 +1,87 @@
+"""Each bundled scenario's default sequence chart shows its lesson at slide size (issue 11)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+from plot_traces import artists_with_gid, keep
+
+import mailsim
+from mailsim.plot import sequence_diagram
+from mailsim.plot._style import LOOKS
+
+
+@cache
+def records(name: str) -> list[dict]:
+    return mailsim.load(name).run().records
+
+
+def _texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.axes[0].texts)
+
+
+def test_reply_codes_slide_shows_each_reply_that_decides_what_the_sender_does() -> None:
+    fig = sequence_diagram(records("reply-codes"), size="slide")
+    keep(fig, "lesson_reply_codes_slide")
+    texts = _texts(fig)
+    for code in ("451 4.7.1", "550 5.1.1", "552 5.3.4", "421 4.7.0"):
+        assert code in texts, (code, texts)
+
+
+def test_push_and_pull_slide_draws_the_http_pull() -> None:
+    fig = sequence_diagram(records("push-and-pull"), size="slide")
+    keep(fig, "lesson_push_and_pull_slide")
+    drawn = artists_with_gid(fig, "http-line") or [
+        t for t in artists_with_gid(fig, "connection-box-label") if "GET /" in t.get_text()
+    ]
+    assert drawn, _texts(fig)
+
+
+def test_a_box_names_its_decisive_reply_with_the_command_it_answered() -> None:
+    fig = sequence_diagram(records("reply-codes"), size="slide")
+    labels = [t.get_text() for t in artists_with_gid(fig, "connection-box-label")]
+    assert any(label.startswith("RCPT → 550 5.1.1") for label in labels), labels
+
+
+@pytest.mark.parametrize("name", ["link-outage", "reply-codes", "bounce-after-days"])
+def test_no_label_overlaps_a_failed_connection_mark(name: str) -> None:
+    fig = sequence_diagram(records(name), size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    marks = []
+    for cross in artists_with_gid(fig, "tcp-fail"):
+        x, y = ax.transData.transform((cross.get_xdata()[0], cross.get_ydata()[0]))
+        half = cross.get_markersize() / 72 * fig.dpi / 2
+        marks.append((x - half, y - half, x + half, y + half))
+    own = {id(t) for t in artists_with_gid(fig, "tcp-fail-label")}
+    for text in ax.texts:
+        if id(text) in own or not text.get_text():
+            continue
+        box = text.get_window_extent(renderer)
+        for x0, y0, x1, y1 in marks:
+            apart = box.x1 <= x0 or box.x0 >= x1 or box.y1 <= y0 or box.y0 >= y1
+            assert apart, f"{text.get_text()!r} overlaps a mark"
+
+
+@pytest.mark.parametrize("name", ["reply-codes", "push-and-pull"])
+def test_a_slide_chart_uses_its_room_before_folding(name: str) -> None:
+    fig = sequence_diagram(records(name), size="slide")
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()  # rows run downward
+    kept = ("gap", "connection-box")
+    drawn = [p.get_y() + p.get_height() for p in ax.patches if p.get_gid() in kept]
+    drawn += [max(a.xy[1], a.xyann[1]) for a in artists_with_gid(fig, "smtp-line")]
+    drawn += [max(a.xy[1], a.xyann[1]) for a in artists_with_gid(fig, "http-line")]
+    used = (max(drawn) - top) / (bottom - top)
+    assert used > 0.75, f"{name}: only {used:.0%} of the chart's height is used"
+
+
+def test_the_default_chart_is_at_most_sequence_max_rows_long() -> None:
+    fig = sequence_diagram(records("reply-codes"))
+    inches = fig.get_size_inches()[1]
+    assert inches < 0.2 * 200  # it was 185 inches (20305 pixels) with everything drawn
+    assert LOOKS["default"].dpi * inches < 4500
+    everything = sequence_diagram(records("reply-codes"), max_rows=None)
+    assert everything.get_size_inches()[1] > 2 * inches  # old keyword: draw everything

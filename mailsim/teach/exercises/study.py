@@ -33,10 +33,13 @@ def best_policy(table: Any, metric: str, outage: str) -> str:
 
 def check_best_policy(answer: Any, table: Any, metric: str, outage: str) -> Verdict:
     """Which policy has the smallest mean of a metric after one outage length."""
-    panel = "left (delay)" if metric == "latency_mean" else "right (attempts)"
+    if metric == "latency_mean":
+        where = f"read the {outage} row of the table of mean delays in hours (where two lines of "
+        where += "the figure's left panel overlap, the table tells them apart)"
+    else:
+        where = f"in the right panel of the figure (attempts), look above {outage}"
     return same(
         answer,
         best_policy(table, metric, outage),
-        hint=f"in the {panel} panel of the figure, look above {outage} and take the lowest "
-        "line; answer 'fixed', 'postfix' or 'exim'",
+        hint=f"{where} and take the smallest; answer 'fixed', 'postfix' or 'exim'",
     )

@@ -1,6 +1,6 @@
 """What the classroom notebooks need beyond the API: exercise checks and the step-through view.
 
-The course (``notebooks/00-start-here`` .. ``08-trust``) asks the student questions whose
+The course (``notebooks/00-start-here`` .. ``11-real-sockets``) asks the student questions whose
 answers the simulation itself knows. An exercise is three cells: a markdown cell starting
 ``**Exercise``, a code cell where the student writes the answer (``answer = ...``), and a check
 cell that calls one function of :mod:`mailsim.teach.exercises` and shows ``right`` or
@@ -17,9 +17,10 @@ The API, kept stable for everyone who writes a notebook:
   ``same_mapping(answer, expected, *, hint)`` for a dict. Each treats the placeholder ``...``
   (and None) as "not answered yet" with a hint saying so.
 - ``mailsim.teach.exercises.<notebook>``: one module per notebook (``start_here``,
-  ``meet_smtp``, ``journey``, ...), each with ``check_<what>(answer, ...)`` functions. A new
-  check is a small function there: compute the expected value from its arguments (a Result,
-  records, a message), then return one of the comparisons with a hint that says where to look.
+  ``meet_smtp``, ``journey``, ... ``real_sockets``), each with ``check_<what>(answer, ...)``
+  functions. A new check is a small function there: compute the expected value from its
+  arguments (a Result, records, a message, a table), then return one of the comparisons with a
+  hint that says where to look.
 - ``lookup``: questions about a trace in the notebooks' words: ``connection(result,
   client=, server=, port=)``, ``connections(...)``, ``lines(result, conn, side)``,
   ``reply_to(result, conn, "DATA")``, ``exchanges(result, conn)``, ``every`` and ``first``.

@@ -1,4 +1,4 @@
-"""Checks of notebook 07, "Push and pull": round trips, octets on the wire, polling."""
+"""Checks of notebook 07, "Push and pull": round trips, persistent connections, octets, polling."""
 
 from __future__ import annotations
 
@@ -78,4 +78,23 @@ def check_fastest_mode(answer: Any, times: dict[str, float]) -> Verdict:
         answer,
         min(times, key=lambda mode: times[mode]),
         hint="compare the seconds in the table; answer with the mode's name",
+    )
+
+
+def round_trips_per_message(result: Any, client: str) -> float:
+    """Round trips per message on a sending server's relay connections over a whole run."""
+    from mailsim.trace.connections import relay_totals
+
+    (side,) = (t for t in relay_totals(result.records) if t.client == client)
+    return side.round_trips / side.messages
+
+
+def check_round_trips_saved(answer: Any, result: Any, persistent: str, one_each: str) -> Verdict:
+    """Round trips per message a persistent connection saved against a connection per message."""
+    return close_to(
+        answer,
+        round_trips_per_message(result, one_each) - round_trips_per_message(result, persistent),
+        tolerance=0.05,
+        hint=f"divide each side's round trips by its messages, then subtract {persistent}'s from "
+        f"{one_each}'s; every extra connection pays the handshake, the greeting, EHLO and QUIT",
     )

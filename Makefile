@@ -26,7 +26,7 @@ test: $(TSTAMP)
 	$(PY) -m pytest -q
 
 bench: $(TSTAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH)
 
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .

@@ -94,6 +94,14 @@ def _parse_until(text: str | None) -> float | None:
 )
 @click.option("--pcap", is_flag=True, help="Also write trace.pcap for Wireshark.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
+@click.option(
+    "--trace",
+    type=click.Choice(["full", "summary", "off"]),
+    default="full",
+    show_default=True,
+    help="How much to record: every line, only what summary.json and the timeline need "
+    "(no transcript, much faster), or nothing but summary.json.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def run(
     scenario: str,
@@ -102,6 +110,7 @@ def run(
     until: str | None,
     pcap: bool,
     no_figures: bool,
+    trace: str,
     quiet: bool,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
@@ -117,6 +126,7 @@ def run(
             until=_parse_until(until),
             pcap=pcap,
             figures=not no_figures,
+            trace=trace,
             quiet=quiet,
         )
     )

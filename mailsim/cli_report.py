@@ -36,16 +36,34 @@ def run_command(
     until: float | None = None,
     pcap: bool = False,
     figures: bool = True,
+    trace: str = "full",
     quiet: bool = False,
     demo: bool = False,
 ) -> int:
-    """Run, report and save; returns the exit code (0 ok, 1 books do not balance)."""
+    """Run, report and save; returns the exit code (0 ok, 1 books do not balance, 2 bad input).
+
+    The trace streams into the output folder as it is recorded, so memory follows what is in
+    flight however long the run; user agents keep no copies of the mail they read.
+    """
     pcap = pcap or scenario.trace.pcap  # --pcap, or `trace: {pcap: true}` in the scenario
     console = Console(stderr=False, quiet=quiet)
     err = Console(stderr=True)
+    if pcap and trace != "full":
+        where = "--pcap" if not scenario.trace.pcap else f"{source}: trace.pcap"
+        err.print(f"{where}: a pcap file needs every segment; use --trace full, not {trace}")
+        return 2
     want_segments = True if pcap else None
+    out = Path(out_dir) if out_dir else default_out_dir(scenario.name)
+    options: dict[str, Any] = {
+        "seed": seed,
+        "until": until,
+        "segments": want_segments,
+        "trace": trace,
+        "out": out,
+        "inbox_kept": 0,
+    }
     if quiet:
-        result = run_scenario(scenario, seed=seed, until=until, segments=want_segments)
+        result = run_scenario(scenario, **options)
     else:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -65,14 +83,7 @@ def run_command(
                     visible=True,
                 )
 
-            result = run_scenario(
-                scenario,
-                seed=seed,
-                until=until,
-                segments=want_segments,
-                progress=timed_progress(show),
-            )
-    out = Path(out_dir) if out_dir else default_out_dir(scenario.name)
+            result = run_scenario(scenario, progress=timed_progress(show), **options)
     result.save(out, figures=figures, pcap=pcap)
     if not quiet:
         print_summary(console, result)

@@ -27,6 +27,12 @@ def test_the_busy_day_preset_is_the_bundled_scenario_byte_for_byte() -> None:
     assert tool.render(tool.BUSY_DAY) == tool.BUSY_DAY_PATH.read_text(encoding="utf-8")
 
 
+def test_the_pinned_notes_day_is_what_the_tool_writes() -> None:
+    tool = _tool()
+    pinned = ROOT / "tests" / "golden_scenarios" / "notes-day.yaml"
+    assert tool.render(tool.notes_day(300)) == pinned.read_text(encoding="utf-8")
+
+
 def test_a_notes_day_scales_its_users_with_the_traffic(tmp_path: Path) -> None:
     tool = _tool()
     for messages, users in ((2_000, 50), (40_000, 1_000)):

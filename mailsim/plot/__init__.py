@@ -58,7 +58,11 @@ TIMELINE_MAX_ROWS = 40
 
 
 def render_all(
-    records: Sequence[dict[str, Any]], out_dir: str | Path, *, dpi: float = 110
+    records: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    dpi: float = 110,
+    sequence: bool = True,
 ) -> list[Path]:
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
@@ -66,18 +70,23 @@ def render_all(
     ``timeline.png`` (log time when the story spans more than a day; at most
     :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also
     ``queues.png`` when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by
-    ``mailsim run`` and ``mailsim plot DIR``.
+    ``mailsim run`` and ``mailsim plot DIR``. ``sequence=False`` leaves out the sequence chart
+    (a summary trace has no protocol lines to draw).
     """
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mail_times = [r["t"] for r in records if r["type"].startswith("mail.")]
     long_story = bool(mail_times) and max(mail_times) - min(mail_times) > 86400
-    figures = {
-        "sequence.png": sequence_diagram(records, hide_data=True, max_lines=SEQUENCE_MAX_LINES),
-        "timeline.png": delivery_timeline(records, log_time=long_story, max_rows=TIMELINE_MAX_ROWS),
-        "topology.png": topology_figure(records),
-    }
+    figures = {}
+    if sequence:
+        figures["sequence.png"] = sequence_diagram(
+            records, hide_data=True, max_lines=SEQUENCE_MAX_LINES
+        )
+    figures["timeline.png"] = delivery_timeline(
+        records, log_time=long_story, max_rows=TIMELINE_MAX_ROWS
+    )
+    figures["topology.png"] = topology_figure(records)
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}
     if len(messages) > QUEUE_FIGURE_AFTER:
         figures["queues.png"] = queue_figure(records)

@@ -135,19 +135,6 @@ class POP3Client:
         self._pending: Command | None = None  # step-by-step: the command awaiting its reply
         self._closed: ConnectionLost | ConnectionClosed | None = None
         self._error: Exception | None = None
-        self._reply_handlers: dict[ClientState, Callable[[_ServerReply], str]] = {
-            _C.GREETING: self._on_greeting,
-            _C.USER: self._on_login_step,
-            _C.PASS: self._on_login_step,
-            _C.APOP: self._on_login_step,
-            _C.STAT: self._on_stat,
-            _C.UIDL: self._on_uidl,
-            _C.LIST: self._on_list,
-            _C.RETR: self._on_retr,
-            _C.DELE: self._on_dele,
-            _C.QUIT: self._on_quit,
-            _C.COMMAND: self._on_command_reply,
-        }
 
     # -- the h11-shaped surface --
 
@@ -186,7 +173,7 @@ class POP3Client:
             # READY and DONE expect no reply: leave any line buffered, only notice the close.
             reply = None if self.state in (_C.READY, _C.DONE) else self._read_reply()
             if reply is not None:
-                trigger = self._reply_handlers[self.state](reply)
+                trigger = _REPLY_HANDLERS[self.state](self, reply)
                 self._transition(trigger)
             elif self._lines.closed:
                 self._connection_ended()
@@ -418,3 +405,21 @@ class POP3Client:
         self._events.append(Reply(reply.ok, reply.text, reply.lines))
         outcome = "+OK" if reply.ok else "-ERR"
         return f"{outcome} QUIT" if verb == "QUIT" else outcome
+
+
+#: POP3Client's handlers, one per state: plain functions called with the machine,
+#: so no machine holds bound methods of itself (a reference cycle per machine, which only the
+#: garbage collector would free).
+_REPLY_HANDLERS: dict[ClientState, Callable[[POP3Client, _ServerReply], str]] = {
+    _C.GREETING: POP3Client._on_greeting,
+    _C.USER: POP3Client._on_login_step,
+    _C.PASS: POP3Client._on_login_step,
+    _C.APOP: POP3Client._on_login_step,
+    _C.STAT: POP3Client._on_stat,
+    _C.UIDL: POP3Client._on_uidl,
+    _C.LIST: POP3Client._on_list,
+    _C.RETR: POP3Client._on_retr,
+    _C.DELE: POP3Client._on_dele,
+    _C.QUIT: POP3Client._on_quit,
+    _C.COMMAND: POP3Client._on_command_reply,
+}

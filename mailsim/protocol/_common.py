@@ -1,4 +1,4 @@
-"""What the SMTP and POP3 machines share: protocol errors and a CRLF line splitter.
+"""What the SMTP and POP3 machines share: protocol errors, a CRLF line splitter, the state base.
 
 Lines end in CRLF only (RFC 5321 2.3.8, RFC 1939 3): a bare LF or a bare CR is ordinary data and
 never ends a line. This is the guard against SMTP smuggling, where a server that also honoured bare
@@ -6,6 +6,20 @@ LF would see ``<LF>.<LF>`` as the end of one message and the start of another.
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    """The base of the machines' state enums: members hash by identity.
+
+    Python 3.11's ``Enum.__hash__`` is a Python function (the hash of the member's name) that
+    every dict lookup keyed by a state calls, and the machines look up their transition tables
+    by state on every line; members are singletons compared by identity, so identity hashing
+    keeps every lookup's meaning and drops that call.
+    """
+
+    __hash__ = object.__hash__
 
 
 class ProtocolError(Exception):

@@ -13,7 +13,6 @@ and is tried again, as a real mail program does; a permanent refusal is reported
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -120,14 +119,11 @@ class UserAgent:
     resubmit_every: float = 300.0
     keep_on_server: bool = False
     inbox_kept: int | None = None
-    inbox: deque[bytes] = field(init=False)
+    inbox: list[bytes] = field(default_factory=list)
     _drafts: list[Draft] = field(default_factory=list)
     _planned: list[Iterator[PlannedDraft]] = field(default_factory=list)
     _outbox: list[_Outgoing] = field(default_factory=list)
     _seen_uids: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.inbox = deque(maxlen=self.inbox_kept)
 
     @property
     def login(self) -> str:
@@ -276,6 +272,14 @@ class UserAgent:
             yield env.timeout(max(0.0, checks * self.check_every - env.now))
             yield from self.check_mail()
 
+    def _keep(self, content: bytes) -> None:
+        """Keep a retrieved message in :attr:`inbox`, the oldest going beyond ``inbox_kept``."""
+        kept = self.inbox_kept
+        if kept is None or kept > 0:
+            self.inbox.append(content)
+            if kept is not None and len(self.inbox) > kept:
+                del self.inbox[0]
+
     def check_mail(self) -> Generator[Any, Any, None]:
         """Log in over POP3, retrieve everything new, delete it (unless kept), and QUIT."""
         world = self.world
@@ -297,7 +301,7 @@ class UserAgent:
 
         def handle(event: Any) -> None:
             if isinstance(event, pop3.MessageRetrieved):
-                self.inbox.append(event.content)
+                self._keep(event.content)
                 if event.uid is not None:
                     self._seen_uids.add(event.uid)
 

@@ -13,8 +13,8 @@ Measured in the same process, best of several repeats (the machine may be busy):
 * ``pingpong_floor_in_bare_timeouts``: the same request/reply shape with no network at all,
   two processes succeeding each other's plain events: what any design with two wake-ups costs.
 * ``bulk_*``: a 10 MB transfer over 10 Mbit/s with 0.5% loss, whose simulated time is some
-  40 s: wall time, SimPy events and simulated seconds per wall second (window rounds, not
-  segments, cost events).
+  10 s (each loss resent by fast retransmit): wall time, SimPy events and simulated seconds
+  per wall second (window rounds, not segments, cost events).
 
 Run ``python benchmarks/bench_net.py``; ``run()`` returns the numbers as a dict.
 """

@@ -22,6 +22,8 @@ LAZY_COMMANDS = {
     "serve": "mailsim.live.cli:serve",
     "send": "mailsim.live.cli:send",
     "grade": "mailsim.live.cli:grade",
+    "ctl": "mailsim.live.scenario_cli:ctl",
+    "telnet": "mailsim.live.telnet:telnet",
 }
 
 
@@ -53,13 +55,20 @@ def _fail_input(lines: list[str]) -> None:
     raise SystemExit(2)
 
 
-def _load(scenario: str) -> Any:
-    """A scenario by path or bundled name, or exit 2 with its problems."""
+def _load(scenario: str, assignments: tuple[str, ...] = ()) -> Any:
+    """A scenario by path or bundled name, changed by ``--set``; or exit 2 with its problems."""
     from mailsim.scenario import ScenarioError
     from mailsim.scenario.catalog import load
+    from mailsim.scenario.overrides import parse_assignment
 
+    overrides = []
+    for text in assignments:
+        try:
+            overrides.append(parse_assignment(text))
+        except ValueError as error:
+            _fail_input([f"--set {error}"])
     try:
-        return load(scenario)
+        return load(scenario, overrides)
     except ScenarioError as error:
         _fail_input(str(error).splitlines())
     except FileNotFoundError as error:
@@ -77,7 +86,34 @@ def _parse_until(text: str | None) -> float | None:
         _fail_input([f"--until: {error}"])
     if value <= 0:
         _fail_input([f"--until: must be a positive duration like '2h', got {text!r}"])
+    from mailsim.scenario.schema.fields import MAX_DURATION
+
+    if value > MAX_DURATION:
+        _fail_input(
+            [f"--until: must be at most 365d, the longest run mailsim simulates, got {text!r}"]
+        )
     return value
+
+
+def _format_option(command: Any) -> Any:
+    """``--format table|json|tsv``; without it, a table on a terminal and JSON elsewhere."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "tsv"]),
+        help="Output for people (table) or programs (json, tsv); default: table on a "
+        "terminal, json when piped (docs/cli-output.md).",
+    )(command)
+
+
+def _figure_size_option(command: Any) -> Any:
+    return click.option(
+        "--figure-size",
+        type=click.Choice(["default", "slide"]),
+        default="default",
+        show_default=True,
+        help="slide: 16:9 figures with large type, readable at 1920x1080 on a projector.",
+    )(command)
 
 
 @main.command()
@@ -86,13 +122,26 @@ def _parse_until(text: str | None) -> float | None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    help="Output folder (default: runs/<scenario name>/).",
+    help="Output folder (default: runs/NAME/ for a bundled NAME, runs/STEM/ for STEM.yaml).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
 @click.option(
     "--until", help="Run until this simulated time instead of the scenario's duration, like 3h."
 )
 @click.option("--pcap", is_flag=True, help="Also write trace.pcap for Wireshark.")
+@click.option(
+    "--pcap-filter",
+    "pcap_filter",
+    multiple=True,
+    metavar="PROTO",
+    help="Only these packets in the pcap files: smtp, pop3, dns (repeat or comma list; "
+    "implies --pcap).",
+)
+@click.option(
+    "--pcap-per-node",
+    is_flag=True,
+    help="Also write pcap/<node>.pcap: the packets each node sent or was sent.",
+)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
 @click.option(
     "--trace",
@@ -102,66 +151,260 @@ def _parse_until(text: str | None) -> float | None:
     help="How much to record: every line, only what summary.json and the timeline need "
     "(no transcript, much faster), or nothing but summary.json.",
 )
+@_figure_size_option
+@click.option(
+    "--mailboxes",
+    type=click.Path(file_okay=False),
+    help="Also write every user's mail into this folder, for mutt or Thunderbird.",
+)
+@click.option(
+    "--mailbox-format",
+    type=click.Choice(["maildir", "mbox"]),
+    default="maildir",
+    show_default=True,
+    help="A Maildir folder per user, or one mbox file per user.",
+)
+@_format_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Change one field, like faults[0].down_for=3h or servers.retry.policy=exim (repeatable).",
+)
 def run(
     scenario: str,
     out_dir: str | None,
     seed: int | None,
     until: str | None,
     pcap: bool,
+    pcap_filter: tuple[str, ...],
+    pcap_per_node: bool,
     no_figures: bool,
     trace: str,
+    figure_size: str,
+    mailboxes: str | None,
+    mailbox_format: str,
+    output_format: str | None,
     quiet: bool,
+    assignments: tuple[str, ...],
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
+    from mailsim.cli_formats import choose_format
     from mailsim.cli_report import run_command
+    from mailsim.scenario.mailboxes import MailboxExportError
 
-    model = _load(scenario)
-    raise SystemExit(
-        run_command(
+    if pcap_filter:
+        from mailsim.trace.pcap import check_protocols
+
+        try:
+            check_protocols(pcap_filter)
+        except ValueError as error:
+            _fail_input([f"--pcap-filter: {error}"])
+    model = _load(scenario, assignments)
+    try:
+        code = run_command(
             model,
             scenario,
             out_dir=out_dir,
             seed=seed,
             until=_parse_until(until),
-            pcap=pcap,
+            pcap=pcap or bool(pcap_filter),
+            pcap_filter=pcap_filter or None,
+            pcap_per_node=pcap_per_node,
             figures=not no_figures,
             trace=trace,
+            figure_size=figure_size,
+            mailboxes=mailboxes,
+            mailbox_format=mailbox_format,
             quiet=quiet,
+            output_format=choose_format(output_format),
         )
-    )
+    except MailboxExportError as error:
+        _fail_input([f"--mailboxes: {error}"])
+    raise SystemExit(code)
 
 
 @main.command()
 @click.argument("scenarios", nargs=-1, required=True)
-def validate(scenarios: tuple[str, ...]) -> None:
-    """Check SCENARIOS for mistakes; print one line per problem (exit 2 if any)."""
-    from mailsim.scenario import ScenarioError
-    from mailsim.scenario.catalog import load
+@click.option("--strict", is_flag=True, help="Count warnings as errors (exit 2).")
+@_format_option
+def validate(scenarios: tuple[str, ...], strict: bool, output_format: str | None) -> None:
+    """Check SCENARIOS for mistakes; print one line per problem (exit 2 if any).
 
-    problems: list[str] = []
+    Warnings (valid, but probably not meant: a recipient nobody serves, a bare number where a
+    unit belongs, a mail server others cannot reach) are printed too; they fail only with
+    --strict.
+    """
+    from mailsim.cli_formats import (
+        VALIDATE_COLUMNS,
+        choose_format,
+        problem_record,
+        validate_rows,
+        write_json,
+        write_tsv,
+    )
+    from mailsim.scenario import Problem, ScenarioError
+    from mailsim.scenario.catalog import find, load
+
+    fmt = choose_format(output_format)
+    checked: list[dict[str, Any]] = []
+    failed = False
     for name in scenarios:
+        errors: list[Problem] = []
+        warnings: list[Problem] = []
+        file = name
         try:
-            load(name)
+            file = str(find(name))
+            warnings = load(name).warnings
         except ScenarioError as error:
-            problems.extend(str(error).splitlines())
+            errors = error.problems
         except FileNotFoundError as error:
-            problems.append(str(error))
-        else:
-            click.echo(f"{name}: ok")
-    if problems:
-        _fail_input(problems)
+            errors = [Problem(name, 0, 0, "", str(error).removeprefix(f"{name}: "))]
+        ok = not errors and not (strict and warnings)
+        failed |= not ok
+        for problem in [*errors, *warnings]:
+            click.echo(str(problem), err=True)
+        if fmt == "table" and not errors:
+            count = len(warnings)
+            noted = f" ({count} warning{'s' if count != 1 else ''})" if count else ""
+            click.echo(f"{name}: {'ok' if ok else 'fails under --strict'}{noted}")
+        checked.append(
+            {
+                "scenario": name,
+                "file": file,
+                "ok": ok,
+                "errors": [problem_record(p) for p in errors],
+                "warnings": [problem_record(p) for p in warnings],
+            }
+        )
+    if fmt == "json":
+        write_json({"ok": not failed, "strict": strict, "scenarios": checked})
+    elif fmt == "tsv":
+        write_tsv(VALIDATE_COLUMNS, validate_rows(checked))
+    if failed:
+        raise SystemExit(2)
+
+
+@main.command()
+@click.argument("study")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Local worker processes (default: the cores; 1 runs in this process).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Send the runs to a Dask cluster, like tcp://127.0.0.1:8786.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Output folder (default: runs/<study file name>/).",
+)
+@click.option("--resume", is_flag=True, help="Keep the runs the folder's results.csv holds.")
+@click.option("--no-figures", is_flag=True, help="Skip sweep.png.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--command",
+    "show_run",
+    type=click.IntRange(min=0),
+    metavar="RUN",
+    help="Print the 'mailsim run' command that repeats run RUN (results.csv's run) and exit.",
+)
+def sweep(
+    study: str,
+    workers: int | None,
+    scheduler: str | None,
+    out_dir: str | None,
+    resume: bool,
+    no_figures: bool,
+    quiet: bool,
+    show_run: int | None,
+) -> None:
+    """Run every combination of a STUDY's parameters, each replication with its own seed.
+
+    STUDY is a study file or a bundled study (outage-study, persistence-study). Writes
+    results.csv, aggregate.csv (means, 95% intervals), study.json and sweep.png. Exit 3 when
+    some runs failed (the rest are kept), 130 when interrupted (go on with --resume).
+    """
+    from pathlib import Path
+
+    from mailsim.study import StudyError, load_study
+    from mailsim.study.loader import find_study, is_study_file
+
+    if scheduler is not None and workers is not None:
+        _fail_input(
+            ["--workers: the cluster's workers run the tasks; leave it out with --scheduler"]
+        )
+    try:
+        path = find_study(study)
+        if not is_study_file(path):
+            _fail_input(
+                [
+                    f"{study}: this is a scenario, not a study; a study file names its scenario: "
+                    "and the parameters: to vary (see docs/studies.md)"
+                ]
+            )
+        model = load_study(study)
+    except StudyError as error:
+        _fail_input(error.lines)
+    except FileNotFoundError as error:
+        _fail_input([str(error)])
+    if show_run is not None:
+        runs = model.runs()
+        if show_run >= len(runs):
+            _fail_input([f"--command: the study has runs 0 to {len(runs) - 1}, got {show_run}"])
+        click.echo(model.command(runs[show_run]))
+        return
+    from mailsim.study.report import SchedulerError, connect, sweep_command
+
+    client = None
+    if scheduler is not None:
+        try:
+            client = connect(scheduler)
+        except SchedulerError as error:
+            _fail_input([str(error)])
+    figure = None
+    if not no_figures:
+        from mailsim.plot.sweep import save_sweep_figure
+
+        figure = save_sweep_figure
+    out = Path(out_dir) if out_dir else Path("runs") / path.stem
+    try:
+        code = sweep_command(
+            model, out, workers=workers, client=client, resume=resume, figure=figure, quiet=quiet
+        )
+    except StudyError as error:  # --resume found another study's results.csv
+        _fail_input(error.lines)
+    finally:
+        if client is not None:
+            client.close()
+    raise SystemExit(code)
 
 
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def plot(directory: str) -> None:
-    """Redraw the figures of a run folder from its events.jsonl."""
+@_figure_size_option
+def plot(directory: str, figure_size: str) -> None:
+    """Redraw the figures of a run folder from its events.jsonl, or of a sweep folder."""
     from pathlib import Path
 
     from mailsim.plot import render_all
     from mailsim.trace import load_events
 
+    if (Path(directory) / "study.json").is_file():
+        from mailsim.plot import PlotError
+        from mailsim.plot.sweep import save_sweep_figure
+
+        try:
+            click.echo(f"wrote {save_sweep_figure(Path(directory))}")
+        except PlotError as error:
+            _fail_input([f"{directory}: {error}"])
+        return
     events = Path(directory) / "events.jsonl"
     if not events.is_file():
         _fail_input([f"{directory}: no events.jsonl here; give the folder 'mailsim run' wrote"])
@@ -169,7 +412,7 @@ def plot(directory: str) -> None:
         records = load_events(events)
     except ValueError as error:
         _fail_input([f"{events}: not a mailsim trace ({error})"])
-    for path in render_all(records, Path(directory)):
+    for path in render_all(records, Path(directory), size=figure_size):
         click.echo(f"wrote {path}")
 
 
@@ -190,12 +433,26 @@ def new(name: str, force: bool) -> None:
 
 
 @main.command("scenarios")
-def list_scenarios() -> None:
+@_format_option
+def list_scenarios(output_format: str | None) -> None:
     """List the bundled scenarios and what each teaches."""
-    from mailsim.scenario.catalog import bundled
+    from mailsim.cli_formats import choose_format, write_json, write_tsv
+    from mailsim.scenario.catalog import bundled, bundled_dir
 
-    for name, first_line in bundled():
-        click.echo(f"{name:<24} {first_line}")
+    fmt = choose_format(output_format)
+    listed = [
+        {"name": name, "teaches": line, "file": str(bundled_dir() / f"{name}.yaml")}
+        for name, line in bundled()
+    ]
+    if fmt == "json":
+        write_json({"scenarios": listed})
+    elif fmt == "tsv":
+        write_tsv(
+            ("name", "teaches", "file"), ([s["name"], s["teaches"], s["file"]] for s in listed)
+        )
+    else:
+        for entry in listed:
+            click.echo(f"{entry['name']:<24} {entry['teaches']}")
 
 
 @main.command()

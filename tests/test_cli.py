@@ -54,9 +54,9 @@ def test_validate_accepts_every_bundled_scenario() -> None:
     from mailsim.scenario.catalog import bundled
 
     names = [name for name, _ in bundled()]
-    code, out, _ = invoke("validate", *names)
+    code, out, _ = invoke("validate", "--format", "table", *names)
     assert code == 0
-    assert out.count(": ok") == len(names) == 7
+    assert out.count(": ok") == len(names) == 9
 
 
 def test_an_unknown_scenario_name_lists_the_bundled_ones() -> None:
@@ -128,3 +128,39 @@ def test_run_with_pcap_writes_a_capture(tmp_path: Path) -> None:
     assert code == 0
     magic = (tmp_path / "trace.pcap").read_bytes()[:4]
     assert magic in (bytes.fromhex("a1b2c3d4"), bytes.fromhex("d4c3b2a1"))  # libpcap, either order
+
+
+def test_run_writes_a_filtered_pcap_and_one_file_per_node(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = invoke(
+        "run", "james-to-steve", "--out", str(out), "--no-figures", "--pcap-filter", "pop3",
+        "--pcap-filter", "dns", "--pcap-per-node",
+    )  # fmt: skip
+    assert code == 0, stdout
+    blob = (out / "trace.pcap").read_bytes()
+    assert len(blob) > 24  # a header and packets (the filter implies --pcap)
+    # james-pc only submits (SMTP), so with pop3 and dns it has no packet and no file;
+    # steve-pc polls over POP3, the dns node answers india-mail's MX query.
+    assert sorted(p.name for p in (out / "pcap").iterdir()) == [
+        "dns.pcap",
+        "india-mail.pcap",
+        "steve-pc.pcap",
+        "usa-mail.pcap",
+    ]
+
+
+def test_run_rejects_an_unknown_pcap_filter_with_exit_2(tmp_path: Path) -> None:
+    code, _, err = invoke("run", "james-to-steve", "--out", str(tmp_path), "--pcap-filter", "http")
+    assert code == 2
+    assert "--pcap-filter: 'http' is not a protocol" in err and "smtp, pop3, dns" in err
+    assert not any(tmp_path.iterdir())  # nothing was run or written
+
+
+def test_run_rejects_an_until_no_run_could_reach_with_exit_2() -> None:
+    code, _, err = invoke("run", "james-to-steve", "--until", "100000000000d")
+    assert code == 2
+    assert err.strip() == (
+        "--until: must be at most 365d, the longest run mailsim simulates, got '100000000000d'"
+    )
+    code, _, err = invoke("run", "james-to-steve", "--until", "1" + "0" * 400)
+    assert code == 2 and "too large to be used" in err

@@ -74,6 +74,7 @@ def test_100_concurrent_clients_20_messages_each_all_retrievable_once(tmp_path):
         smtp_port=0,
         submission_port=0,
         pop3_port=0,
+        max_per_address=CLIENTS,  # every client here comes from 127.0.0.1 (default cap: 50)
     )
     with ServerThread(config) as running:
         sent = send_all(running.ports["smtp"])
@@ -84,7 +85,8 @@ def test_100_concurrent_clients_20_messages_each_all_retrievable_once(tmp_path):
 
 def test_every_acknowledged_message_survives_sigkill_and_restart(tmp_path):
     maildir = tmp_path / "maildir"
-    args = ["--domain", "India.com"] + [f"--user={u}:{p}" for u, p in USERS.items()]
+    args = ["--domain", "India.com", f"--max-per-address={CLIENTS}"]
+    args += [f"--user={u}:{p}" for u, p in USERS.items()]
     process, ports = start_serve(maildir, *args)
     try:
         sent = send_all(ports["smtp"])

@@ -64,7 +64,7 @@ def test_fault_specs_parse_both_spellings_and_bad_ones_are_located() -> None:
             "RCPT 550 5.1.1 User unknown",
             "{command: RCPT, code: 451, first_attempt_only: true}",
             "{command: EHLO, delay: 0.2s}",
-            "{command: DATA, code: 552, text: [5.3.4 Too big, see the limit]}",
+            "{command: dot, code: 552, text: [5.3.4 Too big, see the limit]}",
             "{command: RCPT, code: 550, for: Bob@usa.com, port: 587}",
         ),
         problems,
@@ -79,9 +79,23 @@ def test_fault_specs_parse_both_spellings_and_bad_ones_are_located() -> None:
     parse_faults(("{comand: RCPT, code: 550}", "CONNECT 451", "{command: RCPT, code: 250}"), bad)
     assert bad == [
         "--fault[1]:1:2: comand: unknown key; did you mean 'command'?",
-        "--fault[2]:1:1: code: a greeting (CONNECT) can only be 421 or 554, got 451",
+        "--fault[2]:1:1: code: 451 is not a reply to a greeting; a fault there is 421 or 554 "
+        "(RFC 5321 4.3.2)",
         "--fault[3]:1:23: code: must be at least 400, got 250",
     ]
+
+
+def test_a_live_fault_takes_the_codes_its_step_may_get_like_a_scenario() -> None:
+    # One table for both (RFC 5321 4.3.2): EHLO cannot get 451, the final dot cannot get 553.
+    bad: list[str] = []
+    faults = parse_faults(("EHLO 451", "dot 553", "RCPT 452", "DATA 530"), bad)
+    assert bad == [
+        "--fault[1]:1:1: code: 451 is not a reply to EHLO; a fault there is 421, 502, 504 or "
+        "550 (RFC 5321 4.3.2)",
+        "--fault[2]:1:1: code: 553 is not a reply to the final dot; a fault there is 421, 450, "
+        "451, 452, 550, 552 or 554 (RFC 5321 4.3.2)",
+    ]
+    assert [(fault.command, fault.code) for fault in faults] == [("RCPT", 452), ("DATA", 530)]
 
 
 def test_serve_with_a_bad_fault_exits_2_with_the_position() -> None:
@@ -210,6 +224,7 @@ def test_a_reset_while_closing_is_an_ordinary_disconnect(
         session.recorder = None
         session.timer = None
         session.peer_eof = False
+        session._write_paused = False
         session.ending = "quit"
         session._finish()
         assert session.ending == "peer reset"

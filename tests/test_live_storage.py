@@ -5,6 +5,8 @@ from __future__ import annotations
 import mailbox
 import os
 import smtplib
+import threading
+import time
 
 import pytest
 
@@ -48,7 +50,7 @@ def test_uid_of_a_key_too_long_for_uidl_is_a_stable_digest():
 
 
 def test_second_lock_is_refused_until_the_first_is_released(tmp_path):
-    store = MaildirStore(tmp_path, ["Steve"])
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=0.05)
     first = store.open_maildrop("Steve")
     assert not isinstance(first, str)
     assert store.open_maildrop("Steve") == "[IN-USE] maildrop already locked by another session"
@@ -70,10 +72,21 @@ def test_commit_deletions_removes_only_the_marked_messages(tmp_path):
     assert [e.key for e in store.entries("Steve")] == [kept]
 
 
-@pytest.mark.parametrize("name", ["", "../etc", "_outgoing", ".hidden", "a/b", "x" * 65, "a b"])
+@pytest.mark.parametrize("name", ["", "_outgoing", "_OUTGOING", "x" * 65, " a", "a\tb", "\u00e9"])
 def test_user_names_that_cannot_be_a_maildir_are_refused(name):
     with pytest.raises(ValueError, match="cannot be a mailbox"):
         check_mailbox_name(name)
+
+
+@pytest.mark.parametrize("name", ["../etc", ".hidden", "a/b", "a b"])
+def test_user_names_of_quoted_local_parts_get_a_maildir_inside_the_root(tmp_path, name):
+    # The characters of "../etc"@india.com and the like (RFC 5321 4.1.2) are a user's name, and
+    # the Maildir's name is made safe: one directory right under the root, not hidden.
+    store = MaildirStore(tmp_path / "root", [check_mailbox_name(name)])
+    store.deliver([(name, b"Subject: x\r\n\r\n")])
+    (made,) = [p for p in (tmp_path / "root").iterdir() if p.name != OUTGOING]
+    assert made.name.startswith("=") and len(store.entries(name)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name fds")
@@ -104,3 +117,37 @@ def test_250_comes_only_after_the_file_and_its_directory_were_fsynced(tmp_path, 
     assert tmp_file in acknowledged  # the file, fsynced before it was linked into new/
     assert new_dir in acknowledged  # the directory entry that names it
     assert acknowledged.index(tmp_file) < acknowledged.index(new_dir)
+
+
+def test_a_login_waits_for_a_maildrop_released_meanwhile(tmp_path):
+    # The [IN-USE] race: the old session's end is noticed a moment after the new login.
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=5.0)
+    first = store.open_maildrop("Steve")
+    assert not isinstance(first, str)
+    threading.Timer(0.2, first.release).start()
+    started = time.monotonic()
+    second = store.open_maildrop("Steve")
+    waited = time.monotonic() - started
+    assert not isinstance(second, str)
+    assert 0.1 < waited < 4.0  # woken by the release, not by the end of the wait
+    second.release()
+
+
+def test_a_maildrop_still_held_after_the_wait_is_in_use(tmp_path):
+    store = MaildirStore(tmp_path, ["Steve"], lock_wait=0.2)
+    first = store.open_maildrop("Steve")
+    started = time.monotonic()
+    assert store.open_maildrop("Steve") == "[IN-USE] maildrop already locked by another session"
+    assert time.monotonic() - started >= 0.2
+    assert not isinstance(first, str)
+    first.release()
+
+
+def test_the_size_cache_is_bounded_and_sizes_stay_right(tmp_path):
+    store = MaildirStore(tmp_path, ["Steve"], size_cache=3)
+    contents = [b"Subject: %d\r\n\r\n" % n + b"x\r\n" * n for n in range(10)]
+    store.deliver([("Steve", content) for content in contents])
+    assert store.cached_sizes() == 3
+    entries = store.entries("Steve")
+    assert store.cached_sizes() == 3  # measured again from the files, still bounded
+    assert sorted(entry.size for entry in entries) == sorted(len(c) for c in contents)

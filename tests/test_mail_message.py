@@ -11,6 +11,7 @@ import pytest
 from mailsim.mail.message import (
     SIM_EPOCH,
     MailItem,
+    add_missing_headers,
     add_received,
     addresses_of,
     attachment_from_bytes,
@@ -281,3 +282,29 @@ def test_the_with_keyword_follows_rfc3848() -> None:
     assert with_protocol(extended=False, authenticated=False) == "SMTP"
     assert with_protocol(extended=True, authenticated=False) == "ESMTP"
     assert with_protocol(extended=True, authenticated=True) == "ESMTPA"  # no TLS: never ...S...
+
+
+def test_missing_date_and_message_id_are_added_at_the_end_of_the_header() -> None:
+    content = b"From: james@india.com\r\nSubject: Books\r\n\r\nAtlas?\r\n"
+    done = add_missing_headers(content, t=60, message_id="Q1@india.com")
+    assert done == (
+        b"From: james@india.com\r\nSubject: Books\r\n"
+        b"Date: Mon, 05 Jan 2026 09:01:00 +0000\r\nMessage-ID: <Q1@india.com>\r\n\r\nAtlas?\r\n"
+    )
+
+
+def test_headers_already_there_are_kept_and_not_repeated() -> None:
+    content = b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\nbody\r\n"
+    assert add_missing_headers(content, t=0, message_id="Q1@h") == content
+    dated = b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\n\r\nbody\r\n"
+    assert add_missing_headers(dated, t=0, message_id="Q1@h") == (
+        b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\nMessage-ID: <Q1@h>\r\n\r\nbody\r\n"
+    )
+
+
+def test_a_message_typed_without_a_header_gets_one() -> None:
+    done = add_missing_headers(b"Do you have a Grammar Book?\r\n", t=0, message_id="Q1@h")
+    assert done == (
+        b"Date: Mon, 05 Jan 2026 09:00:00 +0000\r\nMessage-ID: <Q1@h>\r\n\r\n"
+        b"Do you have a Grammar Book?\r\n"
+    )

@@ -147,7 +147,11 @@ def test_a_failed_connect_defers_by_the_policy_and_the_retry_delivers_over_smtp(
     assert sent["msg"] == "m1@india.com" and sent["mx"] == "usa-mail"
     assert len(india.queue) == 0
     (stored,) = usa.store.get("steve").messages  # type: ignore[attr-defined]
-    assert stored.content.startswith(b"Received: from india.com ([192.0.2.1])")
+    # Final delivery records the reverse-path and the recipient (RFC 5321 4.4), above the stamp.
+    assert stored.content.startswith(
+        b"Return-Path: <james@india.com>\r\nDelivered-To: steve@usa.com\r\n"
+        b"Received: from india.com ([192.0.2.1])"
+    )
     assert [r["conn"] for r in types(trace, "mail.attempt")] == [1, 2]
 
 

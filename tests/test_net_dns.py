@@ -191,3 +191,28 @@ def test_lost_queries_are_retried() -> None:
     t, answer = log[0]
     assert answer == [MxHost(10, "usa-mail", net.ip_of("usa-mail"))]
     assert t >= 5.252 - 1e-6
+
+
+def test_a_lookup_over_the_network_records_when_each_query_left_and_the_answer_was_sent() -> None:
+    # The pcap needs these times: the query leaves at 0, reaches the server 126 ms later, which
+    # answers at once; the record itself is dated when the answer arrives (252 ms).
+    env, net, recorder, _ = world()
+    resolver = Resolver(net, "india-mail", "dns")
+    run(env, resolve(net, resolver, "usa.com", []))
+    query, address = records(recorder, "dns.query")
+    assert query["sent"] == [0.0]
+    assert query["answered"] == pytest.approx(0.126, abs=1e-5)
+    assert query["t"] == pytest.approx(0.252, abs=1e-5)
+    # The glue of the additional section, which spares the A query (answered from the cache,
+    # so it sent nothing and has no times).
+    assert query["additional"] == [["mail.usa.com", net.ip_of("usa-mail")]]
+    assert address["cached"] is True and "sent" not in address and "answered" not in address
+
+
+def test_every_try_of_a_lookup_that_timed_out_is_recorded() -> None:
+    env, net, recorder, _ = world()
+    net.set_node_state("dns", up=False)
+    run(env, resolve(net, Resolver(net, "india-mail", "dns"), "usa.com", []))
+    (query,) = records(recorder, "dns.query")
+    assert query["sent"] == [0.0, 5.0, 10.0]
+    assert "answered" not in query

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from net_fixtures import Proc, india_usa, make_net, records, run
+from net_fixtures import Proc, india_usa, make_net, pair, records, run
 
 from mailsim.net import ConnectError, Network, Topology
 
@@ -141,6 +141,21 @@ def test_unknown_destination_or_isolated_client_is_unreachable_at_once() -> None
     assert isolated["error"].reason == "unreachable"
     assert "a has no working link" in str(isolated["error"])
     assert [r["reason"] for r in records(recorder, "tcp.fail")] == ["unreachable"] * 2
+
+
+def test_a_host_whose_only_neighbour_is_down_sends_syns_and_times_out() -> None:
+    # bounce-after-days: steve-pc's one link leads to usa-mail, which is down. Its POP3 connects
+    # failed "unreachable" at once with no packet at all; a real host sends its SYNs into the
+    # silence and gives up after the connect timeout, and the capture shows them.
+    topology = pair()
+    env, net, recorder = make_net(topology, segments=True)
+    net.set_node_state("b", up=False)
+    outcome: dict[str, Any] = {}
+    run(env, attempt(net, outcome))
+    assert (outcome["error"].reason, outcome["at"]) == ("timeout", pytest.approx(30.0))
+    syns = [r["t"] for r in records(recorder, "tcp.segment", flags="S")]
+    assert syns == pytest.approx([0.0, 1.0, 3.0, 7.0, 15.0])
+    assert [r["reason"] for r in records(recorder, "tcp.fail")] == ["timeout"]
 
 
 def test_long_haul_link_down_makes_india_to_usa_connect_time_out() -> None:

@@ -81,7 +81,7 @@ def test_unknown_user_550_bounces_at_once_with_a_dsn() -> None:
     report = parse_dsn(report_bytes)
     (rcpt,) = report.recipients
     assert (rcpt.final_recipient, rcpt.action, rcpt.status) == (STEVE, "failed", "5.1.1")
-    assert rcpt.remote_mta == "usa-mail"
+    assert rcpt.remote_mta == "usa-mail.usa.com"
     assert rcpt.diagnostic_code == "smtp; 550 5.1.1 <steve@usa.com>: User unknown"
     assert_balanced(world)
     books = world.books()

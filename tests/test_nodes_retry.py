@@ -50,7 +50,7 @@ def test_postfix_backoff_waits_as_long_as_the_message_is_old() -> None:
     #   13200.2 + 4000 -> 17400.
     assert opens == pytest.approx([60.026, 600, 1200, 2400, 4800, 9000, 13200, 17400], abs=0.003)
     assert first(world, "mail.defer")["reply"] == (
-        "451 4.4.1 connect to usa-mail[198.51.100.1]:25: Connection refused"
+        "451 4.4.1 connect to usa-mail.usa.com[198.51.100.1]:25: Connection refused"
     )
     assert_balanced(world)
 

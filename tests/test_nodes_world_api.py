@@ -26,7 +26,13 @@ def test_bcc_recipients_are_in_the_envelope_only() -> None:
     world.run(until=700)
     assert first(world, "mail.submit", msg="m@india.com")["rcpts"] == [STEVE, "ann@usa.com"]
     (copy,) = world.agents["ann@usa.com"].inbox
-    assert b"ann@usa.com" not in copy.split(b"\r\n\r\n")[0]  # no header names her
+    (steves,) = world.agents[STEVE].inbox
+    assert b"ann@usa.com" not in steves  # Steve cannot tell she got a copy
+    # Her own copy names her only in the delivery trace of her mailbox (RFC 5321 4.4).
+    header = copy.split(b"\r\n\r\n")[0]
+    assert [line for line in header.split(b"\r\n") if b"ann@usa.com" in line] == [
+        b"Delivered-To: ann@usa.com"
+    ]
     assert b"To: steve@usa.com" in copy
     assert_balanced(world)
 

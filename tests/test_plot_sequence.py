@@ -150,15 +150,22 @@ def test_window_keeps_only_the_lines_sent_inside_it():
     assert artists_with_gid(fig, "pop3-line") == []
 
 
-def test_max_lines_keeps_the_start_and_the_end_of_a_long_story():
-    fig = sequence_diagram(bounce_after_days(), hide_data=True, max_lines=60)
+def test_max_rows_keeps_the_story_and_folds_the_empty_checks_and_middle_tries():
+    fig = sequence_diagram(bounce_after_days(), hide_data=True, max_rows=60)
     keep(fig, "sequence_bounce_limited")
-    title = fig.axes[0].get_title(loc="left")
-    assert "connections left out" in title
     crosses = artists_with_gid(fig, "tcp-fail")
     assert 0 < len(crosses) < 205
-    # The submission (start) and James's POP3 session fetching the bounce (end) are both kept.
-    assert artists_with_gid(fig, "smtp-line") and artists_with_gid(fig, "pop3-line")
+    # The submission (start) and James's POP3 session fetching the bounce (end) are both kept,
+    # in full or as a box.
+    assert artists_with_gid(fig, "smtp-line") or artists_with_gid(fig, "connection-box")
+    kept_pop = artists_with_gid(fig, "pop3-line") or artists_with_gid(fig, "connection-box")
+    assert kept_pop
+    # What was left out is said in words, in the bands and under the chart.
+    folded = [t.get_text() for t in artists_with_gid(fig, "folded")]
+    assert any("tries failed (connect timeout)" in text for text in folded), folded
+    (note,) = artists_with_gid(fig, "left-out")
+    assert "failed tries" in note.get_text()
+    assert "Not drawn" in note.get_text()
 
 
 def test_a_trace_read_back_from_events_jsonl_draws_the_same(tmp_path):

@@ -283,11 +283,30 @@ def test_apop_without_a_timestamp_never_falls_back_to_a_clear_password() -> None
 
 @pytest.mark.parametrize(
     ("user", "password"),
-    [("", "pw"), ("two words", "pw"), ("x" * 41, "pw"), ("ann", ""), ("ann", "a\r\nDELE 1")],
+    [
+        ("", "pw"),
+        (" ann", "pw"),
+        ("a\tb", "pw"),
+        ("x" * 65, "pw"),
+        ("ann", ""),
+        ("ann", "a\r\nDELE 1"),
+        ("ann\r\nDELE 1", "pw"),
+    ],
 )
 def test_credentials_that_cannot_be_sent_are_refused(user: str, password: str) -> None:
     with pytest.raises(LocalProtocolError):
         POP3Client(user, password)
+
+
+def test_a_name_with_spaces_goes_whole_on_the_user_line_but_never_in_apop() -> None:
+    # The characters of "john smith"@usa.com; APOP separates name and digest by a space.
+    client = POP3Client("john smith", "pw")
+    sent, _ = step(client, GREETING)
+    assert sent == b"USER john smith\r\n"
+    with pytest.raises(LocalProtocolError):
+        POP3Client("john smith", "pw", use_apop=True)
+    with pytest.raises(LocalProtocolError):
+        POP3Client("x" * 41, "pw", use_apop=True)
 
 
 # --- connection loss and hostile servers ----------------------------------------------------------

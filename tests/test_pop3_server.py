@@ -108,9 +108,11 @@ COMMAND_TABLE = [
     (A, b"USER steve", b"+OK send PASS\r\n", AP),
     (A, b"user steve", b"+OK send PASS\r\n", AP),  # commands are case-insensitive
     (A, b"USER nobody", b"+OK send PASS\r\n", AP),  # no hint which users exist
-    (A, b"USER", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
-    (A, b"USER a b", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
-    (A, b"USER " + b"x" * 41, b"-ERR mailbox name longer than 40 characters\r\n", A),
+    (A, b"USER", b"-ERR USER needs the mailbox name\r\n", A),
+    (A, b"USER  ", b"-ERR USER needs the mailbox name\r\n", A),
+    (A, b"USER john smith", b"+OK send PASS\r\n", AP),  # "john smith"@usa.com's name
+    (A, b"USER " + b"x" * 64, b"+OK send PASS\r\n", AP),  # a local part's 64 octets
+    (A, b"USER " + b"x" * 65, b"-ERR mailbox name longer than 64 characters\r\n", A),
     (A, b"PASS secret", b"-ERR PASS must come right after a USER that got +OK\r\n", A),
     (
         A,
@@ -138,7 +140,7 @@ COMMAND_TABLE = [
     (AP, b"PASS", b"-ERR PASS needs the password\r\n", A),
     (AP, b"PASS ", b"-ERR PASS needs the password\r\n", A),
     (AP, b"USER james", b"+OK send PASS\r\n", AP),
-    (AP, b"USER", b"-ERR USER needs exactly one argument: the mailbox name\r\n", A),
+    (AP, b"USER", b"-ERR USER needs the mailbox name\r\n", A),
     (
         AP,
         b"APOP steve " + b"0" * 32,
@@ -620,13 +622,26 @@ def test_a_huge_line_is_not_buffered_without_bound() -> None:
     )
 
 
-def test_bare_lf_does_not_end_a_command() -> None:
+def test_a_line_ended_by_a_bare_lf_is_refused_with_a_hint_not_obeyed() -> None:
+    # nc without -C sends LF only: the client hears at once what is wrong (as from SMTP's 500
+    # 5.5.2) instead of waiting in silence, and the LF-ended command is never carried out.
     server, drop = server_in(Pop3State.TRANSACTION)
     assert talk(server, b"DELE 1\nQUIT\r\n") == (
-        b"-ERR message number must be a decimal number, got '1\\nQUIT'\r\n"
+        b"-ERR line ended by a bare <LF>; end lines with <CR><LF> (nc -C)\r\n"
+        b"+OK POP3 server signing off (2 messages left)\r\n"
     )
-    assert server.state is Pop3State.TRANSACTION
     assert len(drop) == 2
+
+
+@pytest.mark.parametrize(
+    ("pieces", "bare"),
+    [([b"STAT\n"], True), ([b"ST", b"AT", b"\n"], True), ([b"STAT\r", b"\n"], False)],
+)
+def test_bare_lf_answer_does_not_depend_on_how_the_input_was_split(pieces, bare) -> None:
+    server, _ = server_in(Pop3State.TRANSACTION)
+    out = b"".join(talk(server, piece) for piece in pieces)
+    assert out.startswith(b"-ERR line ended by a bare <LF>") is bare
+    assert out.startswith(b"+OK 2 ") is not bare
 
 
 @pytest.mark.parametrize("banner", ["x" * 600, "\u00e9" * 300])

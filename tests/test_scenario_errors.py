@@ -136,7 +136,8 @@ def test_an_unknown_key_far_from_any_lists_the_keys_there_are() -> None:
     lines = validate_text(GOOD_TEXT.replace("seed: 1", "colour: blue"), source_name="x.yaml")
     assert lines == [
         "x.yaml:2:1: colour: unknown key; expected one of name, description, seed, duration, "
-        "nodes, links, dns, servers, users, messages, traffic, faults, telnet, trace"
+        "nodes, links, dns, servers, users, messages, traffic, faults, telnet, web_servers, "
+        "downloads, trace"
     ]
 
 
@@ -185,3 +186,13 @@ def test_a_damaged_good_scenario_gives_problems_never_a_traceback(
         for problem in error.problems:
             assert problem.line >= 1 and problem.col >= 1
             assert problem.message
+
+
+def test_a_problem_is_one_line_even_when_the_file_put_a_line_break_in_it() -> None:
+    # Found by the mutation corpus: a domain 'india.com\n' was suggested as "did you mean".
+    problem = Problem("x.yaml", 3, 4, "users[0].address", "did you mean 'india.com\n'?")
+    assert str(problem) == "x.yaml:3:4: users[0].address: did you mean 'india.com\\n'?"
+    text = GOOD_TEXT.replace("domains: [india.com]", 'domains: ["india.com\\n"]')
+    lines = validate_text(text, source_name="x.yaml")
+    assert lines and all("\n" not in line for line in lines)
+    assert any("did you mean 'india.com\\n'?" in line for line in lines)

@@ -28,6 +28,8 @@ def test_every_bundled_scenario_is_tested_here() -> None:
         "attachments",
         "persistent-connection",
         "busy-day",
+        "reply-codes",
+        "push-and-pull",
     }
     assert {name for name, _ in bundled()} == tested
 
@@ -148,6 +150,19 @@ def test_persistent_connection_carries_five_messages_over_one_connection() -> No
     from_uk = [o for o in opens if o["client"] == "uk-mail" and o["conn"] in established]
     assert len(from_india) == 1
     assert len(from_uk) == 5
+    # A fair comparison: uk-mail opens one connection at a time, as india-mail does...
+    closes = {r["conn"]: r["t"] for r in result.records if r["type"] == "tcp.close"}
+    spans = sorted((o["t"], closes[o["conn"]]) for o in from_uk)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    # ... over the same distance, so their first messages cost the same; reuse then wins.
+    rows = {r.id: r.latency for r in result.books.rows.values()}
+    assert abs(rows["m1@india.com"] - rows["m6@uk.com"]) < 0.001  # a few microseconds differ
+    assert max(rows[f"m{i}@india.com"] for i in range(1, 6)) < max(
+        rows[f"m{i}@uk.com"] for i in range(6, 11)
+    )
+    india, uk = sorted(result.relays, key=lambda relay: relay.client)
+    assert (india.connections, india.round_trips) == (1, 14)
+    assert (uk.connections, uk.round_trips) == (5, 30)
 
 
 def test_busy_day_queues_grow_and_drain_and_nothing_is_lost() -> None:
@@ -158,3 +173,66 @@ def test_busy_day_queues_grow_and_drain_and_nothing_is_lost() -> None:
     assert totals["lost"] == 0
     assert totals["delivered"] > 0.9 * totals["submitted"]
     assert any(r["type"] == "link.down" for r in result.records)
+
+
+def test_reply_codes_temporary_refusals_are_retried_and_permanent_ones_bounce_to_james() -> None:
+    result = run("reply-codes")
+    assert result.books.balanced, result.books.problems
+    mail = {r.id.split("@")[0]: r for r in result.books.rows.values() if r.kind == "mail"}
+    first_reply = {}
+    for rec in result.records:
+        if rec["type"] in ("mail.defer", "mail.bounce") and rec["msg"].split("@")[0] in mail:
+            first_reply.setdefault(rec["msg"].split("@")[0], rec["reply"][:3])
+    # 451 greylisting, 421 too busy and a lost connection (counted as 451, RFC 5321 3.8) are
+    # temporary: india-mail keeps the message, retries 30-40 minutes later, and it arrives.
+    assert first_reply == {"m1": "451", "m2": "550", "m3": "552", "m4": "421", "m5": "451"}
+    for name in ("m1", "m4", "m5"):
+        assert mail[name].status == "delivered" and mail[name].attempts == 2
+    for name in ("m1", "m5"):
+        tries = attempts_of(result, f"{name}@india.com")
+        assert 30 * 60 <= tries[1] - tries[0] <= 41 * 60
+    # m4 was due later, but rode along on the connection that m1's retry opened to usa-mail.
+    retries = [
+        r["conn"]
+        for r in result.records
+        if r["type"] == "mail.attempt" and r["msg"] in ("m1@india.com", "m4@india.com")
+    ][-2:]
+    assert retries[0] == retries[1]
+    # 550 unknown user and 552 too big are permanent: one try, no retry, a bounce to James.
+    for name in ("m2", "m3"):
+        assert mail[name].status == "bounced" and len(attempts_of(result, f"{name}@india.com")) == 1
+    # The 552 never crossed the ocean: usa-mail announced SIZE 10000000 in its EHLO reply and
+    # india-mail did not send the 12 MB video (RFC 1870), so its connection carries no MAIL.
+    big = next(
+        r["conn"]
+        for r in result.records
+        if r["type"] == "mail.attempt" and r["msg"] == "m3@india.com"
+    )
+    said = [r["line"] for r in result.records if r["type"] == "smtp.line" and r.get("conn") == big]
+    assert "250-SIZE 10000000" in said and not any(line.startswith("MAIL") for line in said)
+    reports = [parse_dsn(m) for m in result.world.agents["james@india.com"].inbox]
+    assert sorted((r.recipients[0].final_recipient, r.recipients[0].status) for r in reports) == [
+        ("stev@usa.com", "5.1.1"),
+        ("steve@usa.com", "5.3.4"),
+    ]
+    bounces = [r for r in result.books.rows.values() if r.kind == "dsn"]
+    assert len(bounces) == 2 and all(r.sender == "" and r.status == "delivered" for r in bounces)
+    # The crash left no copy at usa-mail, so the retry made no duplicate.
+    assert result.books.totals()["duplicated"] == 0
+
+
+def test_push_and_pull_smtp_pushes_base64_while_http_pulls_the_files_as_they_are() -> None:
+    result = run("push-and-pull")
+    assert result.books.balanced, result.books.problems
+    rows = sorted(result.books.rows.values(), key=lambda r: r.id)
+    assert [r.status for r in rows] == ["delivered"] * 3
+    pulled = [r for r in result.records if r["type"] == "web.download"]
+    assert [r["size"] for r in pulled] == [48, 300_000, 2_000_000]
+    # The mail waits in Steve's mailbox until his next check at 15 min; the files are his at once.
+    fetched = [r["t"] for r in result.records if r["type"] == "mail.fetch"]
+    assert min(fetched) >= 900 > max(r["t"] for r in pulled)
+    # SMTP carried the photo as base64: about 4/3 x 78/76 of the octets HTTP needed.
+    photo = next(
+        r for r in result.records if r["type"] == "mail.submit" and r["msg"] == "m3@india.com"
+    )
+    assert 1.36 < photo["size"] / 2_000_000 < 1.38

@@ -945,3 +945,17 @@ def test_crlf_dot_crlf_split_across_reads_still_ends_data() -> None:
         server.receive_data(piece)
     while (event := server.next_event()) is not PAUSED:
         assert event is not NEED_DATA
+
+
+def test_quit_with_an_argument_gets_501_and_the_session_goes_on() -> None:
+    # RFC 5321 4.1.1.10: quit = "QUIT" CRLF; an argument is a syntax error (4.2.2: 501).
+    server = SMTPServer("mx")
+    replies, events = converse(lines("HELO c.example", "QUIT now", "NOOP", "QUIT "), server)
+    assert replies == [
+        "250 mx",
+        "501 5.5.4 Syntax: QUIT",
+        "250 2.0.0 Ok",
+        "221 2.0.0 Bye",
+    ]
+    assert [type(event) for event in events] == [Hello, Quit]
+    assert server.state is ServerState.CLOSED

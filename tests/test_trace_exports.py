@@ -30,13 +30,47 @@ def test_transcript_groups_lines_by_connection_with_times():
     now[0] = 30.0
     rec.emit("tcp.fail", conn=2, reason="timeout")
     text = transcript(rec.records)
-    assert text.splitlines()[:3] == [
+    assert text.split("\n\n", 1)[1].splitlines()[:3] == [
         "=== connection 1 at 00:00:00.000: india-mail -> usa-mail:25 (SMTP)",
         "[00:00:00.220] S: 220 India.com",
         "[00:00:00.330] C: HELO USA.com",
     ]
     assert "[00:00:30.000] -- connection failed: timeout" in text
     assert "usa-mail" not in transcript(rec.records, connection=2)
+
+
+def test_transcript_header_names_the_epoch_of_the_date_headers_and_the_pcap():
+    from mailsim.mail.message import SIM_EPOCH, format_date
+    from mailsim.trace.pcap import PCAP_EPOCH
+
+    rec = Recorder(lambda: 0.0, strict=True)
+    rec.emit("tcp.open", conn=1, client="a", server="b", cport=40000, sport=25)
+    header = transcript(rec.records).split("\n\n", 1)[0]
+    assert "00:00:00.000 is 2026-01-05 09:00:00 UTC" in header
+    assert "Date:" in header and "trace.pcap" in header
+    assert PCAP_EPOCH == SIM_EPOCH
+    assert format_date(0.0).startswith("Mon, 05 Jan 2026 09:00:00")
+    # One connection's block alone has no header.
+    assert transcript(rec.records, connection=1).startswith("=== connection 1")
+
+
+def test_a_connection_still_open_at_the_end_has_its_block_marked_open():
+    # busy-day had 8,385 streams in trace.pcap and 8,384 blocks: a connection opened just
+    # before the end, with no line and no close yet, was left out.
+    now, clock = _clock()
+    rec = Recorder(clock, strict=True)
+    rec.emit("tcp.open", conn=1, client="india-mail", server="usa-mail", cport=40000, sport=25)
+    rec.emit("smtp.line", conn=1, side="S", src="usa-mail", dst="india-mail", line="220 hi")
+    now[0] = 5.0
+    rec.emit("tcp.open", conn=2, client="steve-pc", server="usa-mail", cport=40001, sport=110)
+    blocks = transcript(rec.records, end_time=7.5).split("\n\n")[1:]
+    assert blocks[0].splitlines()[-1] == "[00:00:07.500] -- still open when the run ended"
+    assert blocks[1].splitlines() == [
+        "=== connection 2 at 00:00:05.000: steve-pc -> usa-mail:110 (POP3)",
+        "[00:00:07.500] -- still open when the run ended",
+    ]
+    # Without end_time, the last record's time stands for the end.
+    assert "[00:00:05.000] -- still open" in transcript(rec.records, connection=2)
 
 
 def _submit(rec, msg, rcpts, sender="james@india.com", **extra):

@@ -688,3 +688,221 @@ def test_tshark_decodes_dns_mx_queries_and_answers(tmp_path: Path) -> None:
     assert rows[2][1:6] == ["1", "usa.com", "mail.usa.com", "", "0"]
     assert rows[4][1:6] == ["1", "mail.usa.com", "", "198.51.100.25", "0"]
     assert rows[6][1:6] == ["1", "nowhere.example", "", "", "3"]
+
+
+# --- a bundled story: DNS before the SYN ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def story_pcap(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
+    """james-to-steve with segment tracing, written as a capture."""
+    import mailsim
+    from mailsim.scenario.result import run_scenario
+
+    result = run_scenario(mailsim.load("james-to-steve"), segments=True, strict=True)
+    path = tmp_path_factory.mktemp("story") / "trace.pcap"
+    write_pcap(result.records, path)
+    return result.records, path
+
+
+def test_the_mx_lookup_of_step_3_is_in_the_capture_before_the_syn(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    # Tutorial step 3: india-mail finds Steve's server (usa.com MX) and then opens the TCP
+    # connection to it. Before the fix the capture had no UDP packet at all.
+    records, path = story_pcap
+    _, packets = read_pcap(path.read_bytes())
+    addresses = {r["node"]: r["ip"] for r in records if r["type"] == "net.node"}
+    india, usa, dns = addresses["india-mail"], addresses["usa-mail"], addresses["dns"]
+    query = next(p for p in packets if p.proto == 17 and p.src == india and p.dport == 53)
+    answer = next(p for p in packets if p.proto == 17 and p.src == dns and p.sport == 53)
+    syn = next(p for p in packets if p.proto == 6 and p.flags == "S" and p.dst == usa)
+    assert query.time < answer.time < syn.time
+    assert query.payload[12:] == b"\x03usa\x03com\x00\x00\x0f\x00\x01"  # usa.com MX IN
+    # One answer (10 usa-mail.usa.com) and the glue A record in the additional section.
+    assert struct.unpack("!HHHH", answer.payload[4:12]) == (1, 1, 0, 1)
+    assert b"\x08usa-mail\x03usa\x03com\x00" in answer.payload
+    assert answer.payload.endswith(ipaddress.IPv4Address(usa).packed)
+    assert all(p.l4_checksum_ok for p in packets if p.proto == 17)
+
+
+@needs_tshark
+def test_tshark_dissects_the_storys_dns_without_warnings(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    _, path = story_pcap
+    out = tshark(
+        path, "-Y", "dns", "-T", "fields", "-e", "dns.flags.response", "-e", "dns.qry.name",
+        "-e", "dns.mx.mail_exchange", "-e", "dns.count.add_rr", "-e", "dns.a",
+        "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "udp.checksum.status",
+    )  # fmt: skip
+    rows = [(row.split("\t") + [""] * 8)[:8] for row in out.splitlines()]
+    assert rows and rows[0][:2] == ["0", "usa.com"]
+    answers = [row for row in rows if row[0] == "1" and row[1] == "usa.com"]
+    assert answers[0][2:5] == ["usa-mail.usa.com", "1", "198.51.100.2"]
+    for row in rows:
+        worst = max((int(s) for s in row[6].split(",") if s), default=0)
+        assert row[5] == "" and worst < 6291456 and row[7] == "1", row  # no warning, no error
+
+
+def test_a_protocol_filter_keeps_only_that_applications_packets(
+    story_pcap: tuple[list[Record], Path], tmp_path: Path
+) -> None:
+    records, _ = story_pcap
+    _, everything = read_pcap(pcap_bytes(records))
+    _, dns = read_pcap(pcap_bytes(records, protocols=["dns"]))
+    assert dns and all(p.proto == 17 and 53 in (p.sport, p.dport) for p in dns)
+    _, pop3 = read_pcap(pcap_bytes(records, protocols=["pop3"]))
+    assert pop3 and all(p.proto == 6 and 110 in (p.sport, p.dport) for p in pop3)
+    _, smtp = read_pcap(pcap_bytes(records, protocols=["smtp"]))
+    assert smtp and all({p.sport, p.dport} & {25, 587} for p in smtp)
+    # The three together are the whole capture; a comma list is the same as a list.
+    assert len(dns) + len(pop3) + len(smtp) == len(everything)
+    assert pcap_bytes(records, protocols=["smtp,dns"]) == pcap_bytes(
+        records, protocols=["smtp", "dns"]
+    )
+    count = write_pcap(records, tmp_path / "dns.pcap", protocols=["DNS"])
+    assert count == len(dns)
+    with pytest.raises(ValueError, match=r"'http' is not a protocol.*smtp, pop3, dns"):
+        pcap_bytes(records, protocols=["http"])
+
+
+def test_per_node_files_are_each_hosts_own_capture(
+    story_pcap: tuple[list[Record], Path], tmp_path: Path
+) -> None:
+    from mailsim.trace.pcap import write_pcap_per_node
+
+    records, path = story_pcap
+    _, everything = read_pcap(path.read_bytes())
+    counts = write_pcap_per_node(records, tmp_path / "pcap")
+    addresses = {r["node"]: r["ip"] for r in records if r["type"] == "net.node"}
+    # Routers forward but send nothing of their own: no file for india-gw and usa-gw.
+    assert set(counts) == {"james-pc", "india-mail", "usa-mail", "steve-pc", "dns"}
+    for node, count in counts.items():
+        _, packets = read_pcap((tmp_path / "pcap" / f"{node}.pcap").read_bytes())
+        ip = addresses[node]
+        # The same packets (nothing is lost in this story), byte for byte...
+        mine = [p for p in everything if ip in (p.src, p.dst)]
+        assert len(packets) == count == len(mine)
+        key = lambda p: (p.src, p.ident)  # noqa: E731
+        assert sorted((key(p), p.payload) for p in packets) == sorted(
+            (key(p), p.payload) for p in mine
+        )
+        # ...what it sent at the same times, what it received later, on the way.
+        sent_at = {key(p): p.time for p in mine}
+        for packet in packets:
+            if packet.src == ip:
+                assert packet.time == sent_at[key(packet)]
+            else:
+                assert packet.time > sent_at[key(packet)]
+        stamps = [p.time for p in packets]
+        assert stamps == sorted(stamps)
+    # On steve-pc the POP3 handshake looks as on a real host: SYN-ACK one round trip
+    # (2 * 3.004 ms over its 3 ms, 100 Mbit/s link) after the SYN.
+    _, steve = read_pcap((tmp_path / "pcap" / "steve-pc.pcap").read_bytes())
+    syn = next(p for p in steve if p.flags == "S")
+    synack = next(p for p in steve if p.flags == "SA")
+    assert synack.time - syn.time == pytest.approx(2 * (0.003 + 40 * 8 / 100e6), abs=2e-6)
+    assert (
+        pcap_bytes(records, node="steve-pc") == (tmp_path / "pcap" / "steve-pc.pcap").read_bytes()
+    )
+
+
+def test_a_lost_segment_is_only_in_its_senders_own_capture(tmp_path: Path) -> None:
+    from mailsim.trace.pcap import write_pcap_per_node
+
+    records = lossy_smtp_records(latency=0.05)
+    counts = write_pcap_per_node(records, tmp_path)
+    lost = counts["a"] - counts["b"]
+    assert lost == 1  # one packet sent, never arrived
+    _, sender = read_pcap((tmp_path / "a.pcap").read_bytes())
+    _, receiver = read_pcap((tmp_path / "b.pcap").read_bytes())
+    assert {(p.src, p.ident) for p in receiver} < {(p.src, p.ident) for p in sender}
+
+
+def lossy_smtp_records(latency: float) -> list[Record]:
+    """The SMTP exchange over one link of ``latency`` whose 16th packet (the 5th segment of the
+    message body: SYN, SYN-ACK and nine command and reply lines come first) is lost."""
+    env, net, recorder = make_net(pair(latency=latency, loss=0.5), seed=1, segments=True)
+    drawn = [0]
+
+    class LoseOne:
+        def random(self) -> float:
+            drawn[0] += 1
+            return 0.0 if drawn[0] == 16 else 1.0
+
+    for direction in net._directions.values():
+        direction.loss_rng = LoseOne()  # type: ignore[assignment]
+    run(env, smtp_server(net, "b"), smtp_client(net, "a", "b"))
+    records: list[Record] = recorder.records
+    return records
+
+
+def fast_retransmit_flags(path: Path) -> list[list[str]]:
+    out = tshark(
+        path, "-Y", "tcp.analysis.flags", "-T", "fields", "-e", "tcp.analysis.duplicate_ack",
+        "-e", "tcp.analysis.fast_retransmission", "-e", "tcp.analysis.lost_segment",
+        "-e", "tcp.analysis.ack_lost_segment", "-e", "tcp.analysis.out_of_order",
+    )  # fmt: skip
+    return [(row.split("\t") + [""] * 5)[:5] for row in out.splitlines()]
+
+
+@needs_tshark
+def test_tshark_shows_duplicate_acks_and_a_fast_retransmission(tmp_path: Path) -> None:
+    # One lost body segment on a 5 ms link: the receiver's duplicate ACKs and the sender's
+    # resend at the third show as in a real capture; before fast retransmit, nothing happened
+    # until the RTO.
+    records = lossy_smtp_records(latency=0.005)
+    path = tmp_path / "fast.pcap"
+    write_pcap(records, path)
+    rows = fast_retransmit_flags(path)
+    assert sum(1 for row in rows if row[0]) >= 3  # [TCP Dup ACK]
+    assert sum(1 for row in rows if row[1]) == 1  # [TCP Fast Retransmission]
+    assert not any(row[2] or row[3] or row[4] for row in rows)
+    _, packets = read_pcap(path.read_bytes())
+    smtp = conversation(packets, 25)
+    assert stream_of(smtp, smtp[0].src, smtp[0].seq) == CLIENT_STREAM
+
+
+@needs_tshark
+def test_the_senders_own_capture_shows_the_fast_retransmission_on_a_long_path(
+    tmp_path: Path,
+) -> None:
+    # 50 ms one way: in trace.pcap (stamped at each sender) the resend comes 50 ms after the
+    # receiver sent its third duplicate ACK, past Wireshark's 20 ms, so it reads "Retransmission";
+    # on the sender's own host the duplicate ACK arrives and the resend follows at once.
+    records = lossy_smtp_records(latency=0.05)
+    merged = tmp_path / "trace.pcap"
+    write_pcap(records, merged)
+    assert sum(1 for row in fast_retransmit_flags(merged) if row[1]) == 0
+    own = tmp_path / "a.pcap"
+    write_pcap(records, own, node="a")
+    rows = fast_retransmit_flags(own)
+    assert sum(1 for row in rows if row[0]) >= 3 and sum(1 for row in rows if row[1]) == 1
+    # The receiver's own capture shows the hole as real ones do: the next segment after a
+    # segment not captured, and the resend arriving out of order.
+    theirs = tmp_path / "b.pcap"
+    write_pcap(records, theirs, node="b")
+    rows = fast_retransmit_flags(theirs)
+    assert sum(1 for row in rows if row[2]) == 1  # [TCP Previous segment not captured]
+    # Its ACKs repeat the hole's number until the resend arrives: none acknowledges a segment
+    # it has not received yet (the duplicate ACKs once claimed the whole window too early).
+    assert not any(row[3] for row in rows)  # no [TCP ACKed unseen segment]
+
+
+@needs_tshark
+def test_tshark_finds_no_warning_in_the_whole_story_and_decodes_james_login(
+    story_pcap: tuple[list[Record], Path],
+) -> None:
+    # With SMTP's "decode base64 AUTH parameters" preference on (off by default, when
+    # Wireshark warns on every AUTH line), the story's capture has no warning, no error and
+    # nothing malformed, and shows the credentials James's user agent sent without TLS.
+    _, path = story_pcap
+    out = tshark(path, "-o", "smtp.decryption:TRUE", "-q", "-z", "expert,warn")
+    assert "Warns" not in out and "Errors" not in out, out
+    assert tshark(path, "-Y", "_ws.malformed") == ""
+    login = tshark(
+        path, "-o", "smtp.decryption:TRUE", "-Y", "smtp.auth.username", "-T", "fields",
+        "-e", "smtp.auth.username", "-e", "smtp.auth.password",
+    )  # fmt: skip
+    assert login.split() == ["james", "grammar"]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mailsim.live.storage import check_mailbox_name
+from mailsim.protocol.smtp_address import QUOTED_STRING, local_part, unquote_local_part
 
 __all__ = ["Accounts", "parse_user", "read_users_file"]
 
@@ -35,8 +36,18 @@ def read_users_file(path: str | Path) -> dict[str, str]:
 
 
 def parse_user(text: str) -> tuple[str, str]:
-    """``"Steve:secret"`` -> ``("Steve", "secret")``; ValueError with a clear message otherwise."""
-    name, colon, password = text.partition(":")
+    """``"Steve:secret"`` -> ``("Steve", "secret")``; ValueError with a clear message otherwise.
+
+    A name may be written as a quoted local part, ``"john smith":secret`` (RFC 5321 4.1.2), which
+    is also how a name holding a ":" is written; the user is then ``john smith``.
+    """
+    quoted = QUOTED_STRING.match(text.strip())
+    if quoted is not None:
+        rest = text.strip()[quoted.end() :]
+        name, colon, password = unquote_local_part(quoted.group()), rest[:1], rest[1:]
+        colon = colon if colon == ":" else ""
+    else:
+        name, colon, password = text.partition(":")
     name = name.strip()
     if not colon or not name or not password:
         raise ValueError(f"expected NAME:PASSWORD (like Steve:secret), got {text!r}")
@@ -73,13 +84,12 @@ class Accounts:
             self._by_lower[name.lower()] = name
 
     def user(self, login: str) -> str | None:
-        """The configured user for a login name (``steve`` or ``steve@india.com``), or None."""
-        local, at, domain = login.rpartition("@")
-        if at:
-            if domain.lower() not in self.domains:
-                return None
-            login = local
-        return self._by_lower.get(login.lower())
+        """The configured user for a login name (``steve``, ``steve@india.com``, or with a quoted
+        local part ``"john smith"@india.com``), or None."""
+        _, at, domain = login.rpartition("@")
+        if at and domain.lower() not in self.domains:
+            return None
+        return self._by_lower.get(local_part(login).lower())
 
     def check_password(self, login: str, password: str) -> str | None:
         """The user if ``password`` is right for ``login``, else None (constant-time compare)."""
@@ -99,7 +109,7 @@ class Accounts:
         ``postmaster`` (RFC 5321 4.5.1) goes to a user of that name if there is one, else to a
         ``postmaster`` Maildir that has no POP3 login (add ``--user postmaster:...`` to read it).
         """
-        local = address.rpartition("@")[0] if "@" in address else address
+        local = local_part(address)  # "john smith"@india.com is user john smith
         name = self._by_lower.get(local.lower())
         if name is None and local.lower() == "postmaster":
             return "postmaster"

@@ -22,7 +22,16 @@ from typing import Any
 
 import click
 
-_SERVE_HELP = """Run a real mail server on this machine: SMTP, submission and POP3.
+_SERVE_HELP = """Run real mail servers on this machine: a scenario's, or one of your own.
+
+With SCENARIO (a YAML file or a bundled name like link-outage), every mail server of the
+scenario runs live on 127.0.0.1 with its users, domains and settings; mail between them is routed
+by the scenario's MX records, queued on disk, retried on the scenario's policy and bounced, on a
+clock sped up by --time-scale; the scenario's faults happen on that clock, and mailsim ctl stages
+more by hand. It prints the port table; it writes events.jsonl and transcript.txt under --dir, so
+mailsim plot DIR draws the live run. Example: mailsim serve link-outage --time-scale 60
+
+Without SCENARIO, one server: SMTP, submission and POP3.
 
 \b
   SMTP       (MX role)     127.0.0.1:2525  accepts mail for --domain, no AUTH needed
@@ -36,13 +45,17 @@ Users are local parts at every domain: --domain India.com --user Steve:secret ma
 Steve@India.com. Mail for them is stored in Maildirs under --maildir (one per user) and is
 acknowledged only once it is safely on disk. Mail for other domains is refused (550 5.7.1 Relay
 access denied) unless the client authenticated; then it is kept in the _outgoing Maildir. This
-live server does not relay it onwards: MX lookup, queues and retries are what the simulation
-(mailsim run) models.
+one server does not relay it onwards; a scenario's servers do (mailsim serve SCENARIO).
 
 With --tls it also speaks TLS: STARTTLS on both SMTP ports (RFC 3207), STLS on POP3 (RFC
 2595), and implicit TLS for submission on 2465 (RFC 8314) and POP3 on 1995. Passwords are then
 taken only under TLS. A certificate for 127.0.0.1 and localhost is made on first use; clients
 verify it with the CA written to MAILDIR/_tls/ca.pem.
+
+Against hostile clients: at most --max-per-address connections from one address; a command
+line must end within --line-timeout of its first byte; a failed AUTH or POP3 login is answered
+after --auth-failure-delay, and --auth-lockout failures from one address within
+--auth-lockout-window refuse its logins (454 4.7.0 / -ERR) until the oldest is that old.
 
 \b
 For a lab (grading a student's SMTP client by hand):
@@ -52,13 +65,33 @@ For a lab (grading a student's SMTP client by hand):
                  '{command: RCPT, code: 550, for: bob@usa.com}'
                  '{command: MAIL, code: 421}'            (and hang up)
                  '{command: EHLO, delay: 0.5s}'          (a slow, line-by-line reply)
-                 '{command: DATA, code: 552, text: [5.3.4 Too big, see the limit]}'
+                 '{command: dot, code: 552, text: [5.3.4 Too big, see the limit]}'
   --strict       a command sent before the previous reply (without PIPELINING, or message
                  text before the 354) gets 554 5.5.0 and the session ends (Postfix's rule)
   --report FILE  one JSON line per SMTP session: commands, replies, waits, verdicts
 
 Example: mailsim serve --domain India.com --user Steve:secret --replies classic
 """
+
+#: The options that belong to the one-server mode (not used with SCENARIO).
+_SINGLE_SERVER_ONLY = (
+    "domains",
+    "users",
+    "users_file",
+    "replies",
+    "maildir",
+    "hostname",
+    "host",
+    "smtp_port",
+    "submission_port",
+    "pop3_port",
+    "max_message_size",
+    "max_connections",
+    "idle_timeout",
+    "pop3_idle_timeout",
+)
+#: The options that belong to SCENARIO mode.
+_SCENARIO_ONLY = ("directory", "time_scale", "base_port", "json_ports", "fresh")
 
 
 def _fail(lines: list[str]) -> None:
@@ -69,6 +102,33 @@ def _fail(lines: list[str]) -> None:
 
 
 @click.command(help=_SERVE_HELP)
+@click.argument("scenario", required=False)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="SCENARIO: the run's folder. [default: runs/<scenario>-live/]",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="SCENARIO: scenario seconds per real second (60: a 30-minute retry in 30 s).",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65000),
+    default=2500,
+    show_default=True,
+    help="SCENARIO: server i gets SMTP base+10i, submission +1, POP3 +2 (0: free ports).",
+)
+@click.option(
+    "--json-ports",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='SCENARIO: also write the port table as JSON {server: {"smtp": port, ...}}.',
+)
+@click.option("--fresh", is_flag=True, help="SCENARIO: start over instead of resuming --dir.")
 @click.option(
     "--domain",
     "domains",
@@ -129,6 +189,38 @@ def _fail(lines: list[str]) -> None:
     help="POP3 autologout in seconds (RFC 1939: at least 10 minutes).",
 )
 @click.option(
+    "--max-per-address",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Open connections from one client address, over all listeners.",
+)
+@click.option(
+    "--line-timeout",
+    default="120",
+    show_default=True,
+    help="Seconds a command line may take from its first byte to its end.",
+)
+@click.option(
+    "--auth-failure-delay",
+    default="2",
+    show_default=True,
+    help="Seconds before a failed SMTP AUTH or POP3 login is answered.",
+)
+@click.option(
+    "--auth-lockout",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Failed logins from one address that lock it out (0: never).",
+)
+@click.option(
+    "--auth-lockout-window",
+    default="300",
+    show_default=True,
+    help="Seconds a failed login is remembered (the longest lockout).",
+)
+@click.option(
     "--tls", is_flag=True, help="STARTTLS, STLS and implicit TLS (465/995 roles); see above."
 )
 @click.option("--smtps-port", type=click.IntRange(0, 65535), default=2465, show_default=True)
@@ -148,7 +240,15 @@ def _fail(lines: list[str]) -> None:
     help="Append one JSON record per SMTP session to this file (JSON Lines).",
 )
 @click.option("--quiet", is_flag=True, help="Do not log connections and messages to stderr.")
+@click.pass_context
 def serve(
+    ctx: click.Context,
+    scenario: str | None,
+    directory: Path | None,
+    time_scale: float,
+    base_port: int,
+    json_ports: Path | None,
+    fresh: bool,
     domains: tuple[str, ...],
     users: tuple[str, ...],
     users_file: Path | None,
@@ -163,6 +263,11 @@ def serve(
     max_connections: int,
     idle_timeout: str,
     pop3_idle_timeout: str,
+    max_per_address: int,
+    line_timeout: str,
+    auth_failure_delay: str,
+    auth_lockout: int,
+    auth_lockout_window: str,
     tls: bool,
     smtps_port: int,
     pop3s_port: int,
@@ -172,6 +277,31 @@ def serve(
     report: Path | None,
     quiet: bool,
 ) -> None:
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    flag_of = {param.name: param.opts[0] for param in ctx.command.params}
+    if scenario is not None:
+        from mailsim.live.scenario_cli import serve_scenario
+
+        wrong = sorted(given & set(_SINGLE_SERVER_ONLY))
+        if wrong:
+            _fail([f"{flag_of[w]}: not with SCENARIO (the scenario sets it)" for w in wrong])
+        serve_scenario(
+            scenario,
+            directory=directory,
+            time_scale=time_scale,
+            base_port=base_port,
+            json_ports=json_ports,
+            fresh=fresh,
+            quiet=quiet,
+        )
+        return
+    wrong = sorted(given & set(_SCENARIO_ONLY))
+    if wrong:
+        _fail([f"{flag_of[w]}: only with a SCENARIO to serve" for w in wrong])
     from mailsim.live.server import ServeConfig, parse_user, read_users_file
     from mailsim.mail.units import parse_duration, parse_size
     from mailsim.protocol.smtp import ReplyTexts
@@ -197,6 +327,9 @@ def serve(
         ("--max-message-size", max_message_size, parse_size),
         ("--idle-timeout", idle_timeout, parse_duration),
         ("--pop3-idle-timeout", pop3_idle_timeout, parse_duration),
+        ("--line-timeout", line_timeout, parse_duration),
+        ("--auth-failure-delay", auth_failure_delay, parse_duration),
+        ("--auth-lockout-window", auth_lockout_window, parse_duration),
     ):
         try:
             sizes[option] = parse(value)
@@ -220,6 +353,11 @@ def serve(
             max_connections=max_connections,
             idle_timeout=sizes["--idle-timeout"],
             pop3_idle_timeout=sizes["--pop3-idle-timeout"],
+            max_per_address=max_per_address,
+            line_timeout=sizes["--line-timeout"],
+            auth_failure_delay=sizes["--auth-failure-delay"],
+            auth_lockout_failures=auth_lockout,
+            auth_lockout_window=sizes["--auth-lockout-window"],
             tls=tls,
             smtps_port=smtps_port,
             pop3s_port=pop3s_port,
@@ -246,9 +384,9 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
     if not specs:
         return ()
     from mailsim.live.faults import LiveFault
-    from mailsim.live.smtp_session import GREETING_FAULT_CODES
     from mailsim.scenario.errors import ScenarioError
     from mailsim.scenario.fault_spec import LIVE_ROLES, parse_fault
+    from mailsim.scenario.schema.faults import fault_code_problem
 
     out = []
     for number, text in enumerate(specs, 1):
@@ -259,11 +397,9 @@ def parse_faults(specs: tuple[str, ...], problems: list[str]) -> tuple[Any, ...]
             problems.extend(error.lines)
             continue
         command = "DOT" if spec.command == "dot" else spec.command
-        if command == "CONNECT" and spec.code is not None and spec.code not in GREETING_FAULT_CODES:
-            # RFC 5321 4.3.2: a greeting is 220, 421 or 554 (a fault replaces only failures).
-            problems.append(
-                f"{name}:1:1: code: a greeting (CONNECT) can only be 421 or 554, got {spec.code}"
-            )
+        wrong = fault_code_problem(command, spec.code) if spec.code is not None else None
+        if wrong is not None:  # the scenario's rule: a code the step may get (RFC 5321 4.3.2)
+            problems.append(f"{name}:1:1: code: {wrong}")
             continue
         out.append(
             LiveFault(
@@ -355,6 +491,32 @@ def _print_banner(config: Any, ports: dict[str, int], replies: str, server: Any)
     for line in lines:
         click.echo(line)
     sys.stdout.flush()
+    warning = plaintext_auth_warning(config)
+    if warning is not None:
+        click.echo(f"mailsim serve: warning: {warning}", err=True)
+
+
+def plaintext_auth_warning(config: Any) -> str | None:
+    """Why listening on ``config.host`` without TLS exposes passwords, or None when it does not.
+
+    AUTH PLAIN/LOGIN and POP3 PASS carry the password in the clear (base64 is no encryption);
+    on loopback nobody else sees it, on any other address the network does.
+    """
+    import ipaddress
+
+    if config.tls:
+        return None
+    host = config.host
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    return (
+        f"listening on {host}, beyond loopback, with AUTH and POP3 passwords in plaintext: "
+        "anyone on the network can read them; add --tls (or --host 127.0.0.1)"
+    )
 
 
 # --- send ----------------------------------------------------------------------------------------

@@ -5,6 +5,12 @@ deletions, fsync) synchronously. The session does what the machine leaves to the
 the autologout (RFC 1939 3), the TLS handshake when the machine says ``StartTLS`` (STLS, RFC
 2595) or from the start (port 995, RFC 8314), the lingering close, and releasing the maildrop
 lock whatever happens.
+
+Hostile clients are held to bounds: a step stops once it has :data:`STEP_OUTPUT_LIMIT` octets
+to write, and the next runs only when those have drained, so ``RETR 1`` pipelined a thousand
+times costs one reply of memory, not a thousand; the autologout also limits how long a client
+may leave a reply unread; a command line must end within ``line_timeout`` of its first byte; a
+failed login is answered only after the throttle's delay (:mod:`mailsim.live.throttle`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import time
 from typing import TYPE_CHECKING
 
 from mailsim.live.accounts import Accounts
-from mailsim.live.connection import LINGER, READ_SIZE, peer_of
+from mailsim.live.connection import LINGER, READ_SIZE, LineClock, peer_of
 from mailsim.live.storage import MaildirMaildrop, MaildirStore
+from mailsim.live.throttle import LoginThrottle
 from mailsim.protocol import pop3
 
 if TYPE_CHECKING:
@@ -31,19 +38,41 @@ log = logging.getLogger("mailsim.live")
 # command lines of 255 octets (RFC 2449 4).
 _POP3_JUNK_LIMIT = 16 * pop3.COMMAND_LINE_LIMIT
 _TLS_HANDSHAKE_TIMEOUT = 30.0
+#: A machine step stops once it has this much to write; the rest of the pipelined commands wait
+#: until it has drained. One reply (RETR of the largest message) may exceed it, never two.
+STEP_OUTPUT_LIMIT = 256 * 1024
 
 
 class MaildirProvider(pop3.MaildropProvider):
-    """The POP3 machine's view of the accounts and the Maildirs."""
+    """The POP3 machine's view of the accounts and the Maildirs, for one client address.
 
-    def __init__(self, accounts: Accounts, store: MaildirStore) -> None:
+    While the throttle has the address locked out every login fails unchecked (PASS: no
+    password compared; APOP: no secret known).
+    """
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        store: MaildirStore,
+        throttle: LoginThrottle | None = None,
+        address: str = "",
+    ) -> None:
         self._accounts = accounts
         self._store = store
+        self._throttle = throttle
+        self._address = address
+
+    def _locked_out(self) -> bool:
+        return self._throttle is not None and self._throttle.locked_for(self._address) > 0
 
     def authenticate(self, user: str, password: str) -> bool:
+        if self._locked_out():
+            return False
         return self._accounts.check_password(user, password) is not None
 
     def secret_for(self, user: str) -> str | None:
+        if self._locked_out():
+            return None
         name = self._accounts.user(user)
         return self._accounts.users.get(name) if name is not None else None
 
@@ -87,6 +116,9 @@ class POP3Session:
         self.user: str | None = None
         self.ending = "peer closed"
         self._start_tls = False
+        self._login_failed = False
+        self.line = LineClock()
+        self.last_active = 0.0
 
     def shut_down(self) -> None:
         if not self.stop.done():
@@ -97,10 +129,14 @@ class POP3Session:
         config = server.config
         writer = self.writer
         started = time.monotonic()
-        if len(server.pop3_sessions) >= config.max_connections or server.closing:
-            writer.write(b"-ERR [SYS/TEMP] too many connections, try again later\r\n")
+        if len(server.pop3_sessions) >= config.max_connections:
+            refusal: str | None = "too many connections"
+        else:
+            refusal = server.admit(self.peer_ip)
+        if refusal is not None:
+            writer.write(f"-ERR [SYS/TEMP] {refusal}, try again later\r\n".encode())
             await self._close()
-            log.info("%s %s refused: too many connections", self.service, self.peer)
+            log.info("%s %s refused: %s", self.service, self.peer, refusal)
             return
         server.pop3_sessions.add(self)
         try:
@@ -118,6 +154,7 @@ class POP3Session:
                 with contextlib.suppress(Exception):
                     machine.send(pop3.Shutdown("closing"))
             server.pop3_sessions.discard(self)
+            server.dismiss(self.peer_ip)
             await self._close()
             log.info(
                 "%s %s closed after %.1f s: user %s, %d retrieved, %d deleted (%s)",
@@ -134,7 +171,7 @@ class POP3Session:
         server = self.server
         assert server.store is not None
         config = server.config
-        provider = MaildirProvider(server.accounts, server.store)
+        provider = MaildirProvider(server.accounts, server.store, server.throttle, self.peer_ip)
         banner = f"{config.server_name} POP3 server ready (mailsim)"
         # RFC 1939 7: the APOP challenge is unique per greeting: process id, clock, host name.
         timestamp = f"<{os.getpid()}.{time.time_ns()}@{config.server_name}>"
@@ -147,42 +184,133 @@ class POP3Session:
             tls=self.implicit_tls,
         )
         writer = self.writer
-        writer.write(machine.data_to_send())
-        timeout = config.pop3_idle_timeout
         loop = asyncio.get_running_loop()
+        writer.write(machine.data_to_send())
+        if not await self._flush():
+            return
         while True:
+            data = await self._read()
+            if data is None:
+                return
+            machine.receive_data(data)
+            produced = False
+            while True:  # one step at a time, each written and drained before the next
+                out, over, more = await loop.run_in_executor(None, self._step)
+                if self._login_failed:
+                    self._login_failed = False
+                    if not await self._pause(server.throttle.delay):
+                        return
+                if self._start_tls:
+                    self._start_tls = False
+                    transport = writer.transport
+                    assert isinstance(transport, asyncio.Transport)
+                    transport.pause_reading()  # the ClientHello is for the TLS layer
+                    writer.write(out)
+                    if not await self._handshake():
+                        return
+                    produced = True
+                    break
+                if out:
+                    produced = True
+                    writer.write(out)
+                    if not await self._flush():
+                        return
+                if over:
+                    return
+                if not more:
+                    break
+            self.last_active = loop.time()
+            self.junk = 0 if produced else self.junk + len(data)
+            if self.junk > _POP3_JUNK_LIMIT:
+                self.ending = "not POP3"
+                writer.write(machine.send(pop3.Shutdown("too much input without a command line")))
+                return
+
+    async def _read(self) -> bytes | None:
+        """The next input (b"" at end of file), or None after an autologout, line timeout or stop.
+
+        RFC 1939 3: the autologout does not enter UPDATE, so nothing is deleted.
+        """
+        machine = self.machine
+        assert machine is not None
+        config = self.server.config
+        loop = asyncio.get_running_loop()
+        if not self.last_active:
+            self.last_active = loop.time()
+        while True:
+            now = loop.time()
+            timeout = config.pop3_idle_timeout - (now - self.last_active)
+            line_left = self.line.left(now, config.line_timeout)
+            if line_left is not None:
+                timeout = min(timeout, line_left)
             read = asyncio.ensure_future(self.reader.read(READ_SIZE))
             done, _ = await asyncio.wait(
-                {read, self.stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {read, self.stop}, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED
             )
-            if read not in done:
-                read.cancel()
-                # RFC 1939 3: autologout; the session does not enter UPDATE (nothing deleted).
-                stopping = self.stop in done
-                text = "server shutting down" if stopping else "autologout; idle for too long"
-                self.ending = "shutdown" if stopping else "timeout"
-                writer.write(machine.send(pop3.Shutdown(text)))
-                return
-            try:
-                data = read.result()
-            except (ConnectionError, OSError):
-                data = b""
-            out, over = await loop.run_in_executor(None, self._step, data)
-            if self._start_tls:
-                self._start_tls = False
-                transport = writer.transport
-                assert isinstance(transport, asyncio.Transport)
-                transport.pause_reading()  # the ClientHello is for the TLS layer
-                writer.write(out)
-                if not await self._handshake():
-                    return
-                continue
-            if out:
-                writer.write(out)
-                with contextlib.suppress(ConnectionError, OSError):
-                    await writer.drain()
-            if over:
-                return
+            if read in done:
+                try:
+                    data = read.result()
+                except (ConnectionError, OSError):
+                    data = b""
+                now = loop.time()
+                self.line.saw(data, now)
+                self.last_active = now
+                return data
+            read.cancel()
+            now = loop.time()
+            if self.stop.done():
+                text, self.ending = "server shutting down", "shutdown"
+            elif self.line.overdue(now, config.line_timeout):
+                text, self.ending = "command line not finished in time", "line timeout"
+            elif now - self.last_active >= config.pop3_idle_timeout:
+                text, self.ending = "autologout; idle for too long", "timeout"
+            else:
+                continue  # woke a moment early
+            self.writer.write(machine.send(pop3.Shutdown(text)))
+            return None
+
+    async def _flush(self) -> bool:
+        """Wait until what was written has drained; False if the session must end now.
+
+        The autologout covers a client that stops reading too (RFC 1939 3 speaks of inactivity,
+        and a reply nobody reads holds the maildrop lock): after ``pop3_idle_timeout`` with the
+        reply still unread the connection is aborted, without UPDATE. A server stop gives the
+        client :data:`~mailsim.live.connection.LINGER` seconds more.
+        """
+        config = self.server.config
+        drain = asyncio.ensure_future(self.writer.drain())
+        done, _ = await asyncio.wait(
+            {drain, self.stop},
+            timeout=config.pop3_idle_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if drain not in done and self.stop.done():
+            done, _ = await asyncio.wait({drain}, timeout=LINGER)
+        if drain in done:
+            if drain.exception() is None:
+                self.last_active = asyncio.get_running_loop().time()
+                return True
+            self.ending = "connection lost"
+        else:
+            drain.cancel()
+            self.ending = "shutdown" if self.stop.done() else "write timeout"
+            log.info("%s %s stopped reading; connection aborted", self.service, self.peer)
+        self.writer.transport.abort()
+        return False
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (the failed-login delay); False if the server stops meanwhile."""
+        if seconds <= 0:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.stop), timeout=seconds)
+        if not self.stop.done():
+            return True
+        machine = self.machine
+        assert machine is not None
+        self.ending = "shutdown"
+        self.writer.write(machine.send(pop3.Shutdown("server shutting down")))
+        return False
 
     async def _handshake(self) -> bool:
         """STLS: wrap the stream in TLS; False if the handshake failed (the session ends)."""
@@ -203,21 +331,26 @@ class POP3Session:
         machine.send(pop3.TLSStarted())
         return True
 
-    def _step(self, data: bytes) -> tuple[bytes, bool]:
-        """Feed ``data`` to the machine and run it; (bytes to write, session over). In a thread."""
+    def _step(self) -> tuple[bytes, bool, bool]:
+        """Run the machine on its buffered input; (bytes to write, session over, more to do).
+
+        In a thread. The step ends early, with ``more``, once :data:`STEP_OUTPUT_LIMIT` octets
+        are waiting or a login failed (its reply waits for the throttle's delay).
+        """
         machine = self.machine
         assert machine is not None
-        machine.receive_data(data)
+        out = bytearray()
         while True:
             event = machine.next_event()
+            out += machine.data_to_send()
             if event is pop3.NEED_DATA:
-                break
+                return bytes(out), False, False
             if isinstance(event, pop3.ConnectionClosed):
                 self.ending = event.reason
-                return machine.data_to_send(), True
+                return bytes(out), True, False
             if isinstance(event, pop3.StartTLS):
                 self._start_tls = True
-                return machine.data_to_send(), False
+                return bytes(out), False, False
             if isinstance(event, pop3.LoggedIn):
                 self.user = event.user
             elif isinstance(event, pop3.Retrieved):
@@ -225,13 +358,19 @@ class POP3Session:
             elif isinstance(event, pop3.Updated):
                 self.deleted += len(event.deleted)
             elif isinstance(event, pop3.AuthResult) and not event.ok:
+                self._login_failed = True
+                locked = self.server.throttle.failed(self.peer_ip)
                 log.info("%s %s login failed for %r", self.service, self.peer, event.user)
-        out = machine.data_to_send()
-        self.junk = 0 if out else self.junk + len(data)
-        if self.junk > _POP3_JUNK_LIMIT:
-            self.ending = "not POP3"
-            return out + machine.send(pop3.Shutdown("too much input without a command line")), True
-        return out, False
+                if locked:
+                    log.warning(
+                        "%s %s: too many failed logins; locked out for %.0f s",
+                        self.service,
+                        self.peer,
+                        locked,
+                    )
+                return bytes(out), False, True
+            if len(out) >= STEP_OUTPUT_LIMIT:
+                return bytes(out), False, True
 
     async def _close(self) -> None:
         """Half-close, drain what the client still sends (the lingering close), close."""

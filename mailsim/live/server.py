@@ -51,12 +51,23 @@ from pathlib import Path
 from typing import Any
 
 from mailsim.live.accounts import Accounts, parse_user, read_users_file
-from mailsim.live.connection import READ_SIZE
+from mailsim.live.connection import DEFAULT_LINE_TIMEOUT, READ_SIZE
 from mailsim.live.faults import FaultBook, LiveFault
 from mailsim.live.pop3_session import POP3Session
 from mailsim.live.smtp_session import MailPolicy, SMTPSession
 from mailsim.live.storage import OUTGOING, MaildirStore
-from mailsim.mail.message import add_received, with_protocol
+from mailsim.live.throttle import (
+    DEFAULT_FAILURE_DELAY,
+    DEFAULT_LOCKOUT_FAILURES,
+    DEFAULT_LOCKOUT_WINDOW,
+    LoginThrottle,
+)
+from mailsim.mail.message import (
+    add_delivery_headers,
+    add_missing_headers,
+    add_received,
+    with_protocol,
+)
 from mailsim.protocol.smtp import MessageReceived, ReplyTexts, ServerLimits, Session
 
 __all__ = [
@@ -106,8 +117,17 @@ class ServeConfig:
         replies: the SMTP reply wording (:attr:`ReplyTexts.MODERN` or ``CLASSIC``).
         max_message_size: the SIZE limit in octets (RFC 1870).
         max_connections: open connections per listener; one more gets 421 4.7.0 and is closed.
+        max_per_address: open connections from one client address, over all listeners (Postfix's
+            smtpd_client_connection_count_limit, 50); one more is refused the same way.
         idle_timeout: seconds an SMTP client may stay silent (RFC 5321 4.5.3.2.7: 5 minutes).
-        pop3_idle_timeout: POP3 autologout (RFC 1939 3: at least 10 minutes).
+        pop3_idle_timeout: POP3 autologout (RFC 1939 3: at least 10 minutes); it applies to
+            writes too: a client that stops reading a reply for this long is cut off.
+        line_timeout: seconds a command line may take from its first byte to its end, so that
+            one byte a second cannot hold a session (the idle timers restart on every byte).
+        auth_failure_delay: seconds before a failed SMTP AUTH or POP3 login is answered.
+        auth_lockout_failures: failed logins from one address within ``auth_lockout_window``
+            after which its logins are refused unchecked (0: no lockout).
+        auth_lockout_window: seconds a failed login is remembered (the longest lockout).
         store_in_thread: store (and fsync) in the thread pool instead of the event loop.
         tls: offer STARTTLS / STLS, listen with implicit TLS too, and take passwords only under
             TLS; the certificate is made in ``<maildir>/_tls/`` on first use.
@@ -133,8 +153,13 @@ class ServeConfig:
     replies: ReplyTexts = ReplyTexts.MODERN
     max_message_size: int = 10 * 1024 * 1024
     max_connections: int = 100
+    max_per_address: int = 50
     idle_timeout: float = 300.0
     pop3_idle_timeout: float = 600.0
+    line_timeout: float = DEFAULT_LINE_TIMEOUT
+    auth_failure_delay: float = DEFAULT_FAILURE_DELAY
+    auth_lockout_failures: int = DEFAULT_LOCKOUT_FAILURES
+    auth_lockout_window: float = DEFAULT_LOCKOUT_WINDOW
     store_in_thread: bool = True
     tls: bool = False
     smtps_port: int | None = 2465
@@ -160,8 +185,20 @@ class ServeConfig:
             raise ValueError(
                 f"max message size must be at least 1024 octets, got {self.max_message_size}"
             )
-        if self.idle_timeout <= 0 or self.pop3_idle_timeout <= 0:
-            raise ValueError("idle timeouts must be positive numbers of seconds")
+        if self.max_per_address < 1:
+            raise ValueError(
+                f"max connections per address must be at least 1, got {self.max_per_address}"
+            )
+        if self.idle_timeout <= 0 or self.pop3_idle_timeout <= 0 or self.line_timeout <= 0:
+            raise ValueError("idle and line timeouts must be positive numbers of seconds")
+        if self.auth_failure_delay < 0 or self.auth_lockout_window <= 0:
+            raise ValueError(
+                "the AUTH failure delay must be 0 or more seconds and the lockout window positive"
+            )
+        if self.auth_lockout_failures < 0:
+            raise ValueError(
+                f"AUTH lockout failures must be 0 (off) or more, got {self.auth_lockout_failures}"
+            )
 
     @property
     def server_name(self) -> str:
@@ -223,6 +260,11 @@ class LiveServer:
         self._queue_prefix = f"{int(time.time() * 1000):X}"
         #: True once :meth:`stop` began: new connections get 421.
         self.closing = False
+        #: Failed logins per client address (the AUTH/PASS brake).
+        self.throttle = LoginThrottle(
+            config.auth_failure_delay, config.auth_lockout_failures, config.auth_lockout_window
+        )
+        self._per_address: dict[str, int] = {}
         self.limits = ServerLimits(max_message_size=config.max_message_size)
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -334,6 +376,27 @@ class LiveServer:
 
     # -- storing ----------------------------------------------------------------------------------
 
+    def admit(self, address: str) -> str | None:
+        """Count a new connection from ``address``; None, or why it is refused (then uncounted).
+
+        Every admitted connection is given back with :meth:`dismiss` once, when it ends.
+        """
+        if self.closing:
+            return "shutting down"
+        count = self._per_address.get(address, 0)
+        if count >= self.config.max_per_address:
+            return "too many connections from your address"
+        self._per_address[address] = count + 1
+        return None
+
+    def dismiss(self, address: str) -> None:
+        """An admitted connection from ``address`` ended."""
+        count = self._per_address.get(address, 0) - 1
+        if count > 0:
+            self._per_address[address] = count
+        else:
+            self._per_address.pop(address, None)
+
     def open_connections(self) -> int:
         """Client connections open right now, over every service."""
         return sum(len(sessions) for sessions in self.smtp_sessions.values()) + len(
@@ -345,26 +408,41 @@ class LiveServer:
         return f"{self._queue_prefix}{next(self._queue_ids):05X}"
 
     def store_message(
-        self, event: MessageReceived, session: Session, peer: str, queue_id: str
+        self,
+        event: MessageReceived,
+        session: Session,
+        peer: str,
+        queue_id: str,
+        *,
+        submission: bool = False,
     ) -> list[str]:
         """Stamp ``Received:`` on the message and store a copy per mailbox, fsynced.
 
-        Runs in a worker thread (or the loop, see ``store_in_thread``). Returns the mailboxes
-        written to. Raises OSError when the disk fails.
+        As the mail-server core does for the simulated and the scenario's live servers: a
+        message submitted (``submission``) gets the ``Date:`` and ``Message-ID:`` it lacks
+        (RFC 6409 8.2, 8.3), and each local copy ``Return-Path:`` and ``Delivered-To:``
+        (RFC 5321 4.4). Runs in a worker thread (or the loop, see ``store_in_thread``). Returns
+        the mailboxes written to. Raises OSError when the disk fails.
         """
         assert self.store is not None
         accounts = self.accounts
-        mailboxes: dict[str, None] = {}
+        mailboxes: dict[str, str] = {}  # mailbox -> the first recipient address filed there
         foreign: list[str] = []
         for address in event.rcpt_to:
             if accounts.is_local(address):
                 box = accounts.mailbox_for(address)
                 if box is not None:
-                    mailboxes[box] = None
+                    mailboxes.setdefault(box, address)
             else:
                 foreign.append(address)
+        content = event.content
+        if submission:
+            own_id = f"{queue_id}@{self.config.server_name}"
+            content = add_missing_headers(
+                content, t=time.time(), message_id=own_id, epoch=_UNIX_EPOCH
+            )
         content = add_received(
-            event.content,
+            content,
             helo=session.hello_name or "unknown",
             client_ip=peer,
             by_host=self.config.server_name,
@@ -379,11 +457,10 @@ class LiveServer:
             epoch=_UNIX_EPOCH,
         )
         sender = event.mail_from.encode("ascii", "replace")
-        copies: list[tuple[str, bytes]] = []
-        if mailboxes:
-            # RFC 5321 4.4: final delivery records the reverse-path in Return-Path.
-            local = b"Return-Path: <" + sender + b">\r\n" + content
-            copies += [(box, local) for box in mailboxes]
+        copies: list[tuple[str, bytes]] = [
+            (box, add_delivery_headers(content, event.mail_from, address))
+            for box, address in mailboxes.items()
+        ]
         if foreign:
             envelope = (
                 b"X-Mailsim-Envelope-From: <"

@@ -7,6 +7,14 @@ handshake when the machine says :class:`StartTLS` (``loop.start_tls``), scripted
 slow replies from a :class:`~mailsim.live.faults.FaultBook`, the idle timeout, the lingering
 close, and the per-session record for ``--report`` and the grader.
 
+Hostile clients are held to bounds. Asyncio's flow control: once the transport holds more than
+its high-water mark of unsent replies (a client that pipelines and never reads) the session
+stops reading until they drain, and a session closed while its client does not read is aborted.
+A command line must end within ``line_timeout`` of its first byte; connections per client
+address are capped (``max_per_address``); a failed AUTH is answered after the throttle's delay,
+with nothing read meanwhile, and a locked-out address gets 454 4.7.0 without its password being
+looked at (:mod:`mailsim.live.throttle`).
+
 A slow reply (a fault's ``delay``) is written line by line from a queue while the machine goes
 on reading, so the order of replies never changes; under ``strict`` a client that sends while a
 slow reply is still being written has not read it whole, and is refused like any other improper
@@ -24,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailsim.live.accounts import Accounts
-from mailsim.live.connection import LINGER, peer_of
+from mailsim.live.connection import LINGER, SMTP_JUNK_LIMIT, LineClock, peer_of
 from mailsim.live.session_report import SessionRecorder
 from mailsim.mail.message import is_looping
 from mailsim.protocol.smtp import (
@@ -47,6 +55,7 @@ from mailsim.protocol.smtp import (
     SMTPServer,
     StartTLS,
     TLSStarted,
+    policy_reply,
 )
 
 if TYPE_CHECKING:
@@ -54,18 +63,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsim.live")
 
-# A client that sends this much in command mode without finishing a single line is not speaking
-# SMTP (binary garbage, a TLS handshake): 16 command lines of 512 octets (RFC 5321 4.5.3.1.4).
-# Postfix gets the same effect by cutting lines at line_length_limit = 2048.
-_SMTP_JUNK_LIMIT = 16 * 512
 # While a message is being stored, a pipelining client may send on; past this much input the
 # socket is no longer read until the verdict (the machine holds everything meanwhile).
 _HOLD_LIMIT = 256 * 1024
 # RFC 3207 gives no number; a client that has not finished its handshake by then is not coming.
 _TLS_HANDSHAKE_TIMEOUT = 30.0
-
-#: What a CONNECT fault may answer instead of 220 (RFC 5321 4.3.2).
-GREETING_FAULT_CODES = (421, 554)
 
 _SMTP_OVER = (ServerState.CLOSED, ServerState.ERROR)
 _SMTP_BUSY = (ServerState.DATA, ServerState.AWAITING_DECISION)
@@ -126,7 +128,8 @@ class SessionPolicy(ServerPolicy):
 
     def __init__(self, listener: MailPolicy, session: SMTPSession) -> None:
         super().__init__(
-            auth_offered=True,
+            # The MX port offers no AUTH, as the simulated one: users submit on 587 (RFC 6409).
+            auth_offered=listener.submission,
             auth_required=listener.submission,
             always_accept_postmaster=False,
             tls_offered=listener.tls,
@@ -138,11 +141,28 @@ class SessionPolicy(ServerPolicy):
         self._sender = ""
 
     def authenticate(self, user: str, password: str) -> bool:
-        """Check the password of a local user (name, or name@our.domain)."""
-        return self._listener.accounts.check_password(user, password) is not None
+        """Check the password of a local user (name, or name@our.domain); brake on failures."""
+        if self._listener.accounts.check_password(user, password) is not None:
+            return True
+        owner = self._session
+        throttle = owner.server.throttle
+        locked = throttle.failed(owner.peer_ip)
+        if locked:
+            log.warning(
+                "%s %s: too many failed logins; locked out for %.0f s",
+                owner.service,
+                owner.peer,
+                locked,
+            )
+        if throttle.delay > 0:
+            owner.delay_next_reply(throttle.delay)  # the 535 comes late; nothing is read meanwhile
+            owner.braking = True
+        return False
 
     def before_command(self, session: Session, verb: str, arg: str) -> Reply | None:
         """A scripted fault's reply for this command, if one hits it (and its delay)."""
+        if verb == "AUTH":
+            return self._lockout_reply()
         if verb == "MAIL":
             self._sender = arg
         elif verb in ("EHLO", "HELO", "RSET"):
@@ -158,21 +178,25 @@ class SessionPolicy(ServerPolicy):
             owner.delay_next_reply(fault.delay)
         return fault.reply()
 
+    def _lockout_reply(self) -> Reply | None:
+        """454 4.7.0 (RFC 4954 6) while the client's address is locked out, else None."""
+        owner = self._session
+        wait = owner.server.throttle.locked_for(owner.peer_ip)
+        if wait <= 0:
+            return None
+        text = f"Too many failed logins from your address; try again in {wait:.0f} s"
+        return reply_of(self._listener.texts, 454, "4.7.0", text)
+
     def check_recipient(self, session: Session, address: str, params: RcptParams) -> Reply | None:
         """Accept local users and postmaster; others only after AUTH."""
         accounts = self._listener.accounts
         if accounts.is_local(address):
             if accounts.mailbox_for(address) is not None:
                 return None
-            return reply_of(
-                self._listener.texts,
-                550,
-                "5.1.1",
-                f"<{address}>: Recipient address rejected: User unknown in local recipient table",
-            )
+            return policy_reply(self._listener.texts, "unknown_user", address=address)
         if session.authenticated_user is not None:
             return None  # stored in _outgoing
-        return reply_of(self._listener.texts, 550, "5.7.1", f"<{address}>: Relay access denied")
+        return policy_reply(self._listener.texts, "relay_denied", address=address)
 
 
 class SMTPSession(asyncio.Protocol):
@@ -210,6 +234,11 @@ class SMTPSession(asyncio.Protocol):
         self.refused = 0
         self.ending = "peer closed"
         self.recorder: SessionRecorder | None = None
+        self.admitted = False  # counted in the server's per-address connections
+        self.line = LineClock()
+        self.braking = False  # a failed AUTH's reply is being delayed; reading waits for it
+        self._paused: set[str] = set()  # why reading is paused: "hold", "write", "auth"
+        self._write_paused = False  # the transport's buffer is over its high-water mark
         # Slow replies: (seconds to wait before, bytes) written in order by _drain_slow().
         self._slow: deque[tuple[float, bytes]] = deque()
         self._slow_timer: asyncio.TimerHandle | None = None
@@ -229,8 +258,11 @@ class SMTPSession(asyncio.Protocol):
         config = server.config
         sessions = server.smtp_sessions[self.service]
         self.opened = self.last_activity = self.loop.time()
-        if len(sessions) >= config.max_connections or server.closing:
-            why = "too many connections" if not server.closing else "shutting down"
+        why = "too many connections" if len(sessions) >= config.max_connections else None
+        if why is None:
+            why = server.admit(self.peer_ip)
+            self.admitted = why is None
+        if why is not None:
             text = f"{config.server_name} Error: {why}, try again later"
             transport.write(reply_of(config.replies, 421, "4.7.0", text).to_bytes())
             transport.close()
@@ -267,16 +299,41 @@ class SMTPSession(asyncio.Protocol):
             return
         self.timer = self.loop.call_later(config.idle_timeout, self._check_idle)
 
+    def pause_writing(self) -> None:
+        # The client does not read its replies: read no more commands until they drain.
+        self._write_paused = True
+        self._pause_reading("write")
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._resume_reading("write")
+
+    def _pause_reading(self, why: str) -> None:
+        if not self._paused and self.transport is not None and not self.finishing:
+            self.transport.pause_reading()
+        self._paused.add(why)
+
+    def _resume_reading(self, why: str) -> None:
+        if why not in self._paused:
+            return
+        self._paused.discard(why)
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
+        if self._under_tls is not None:
+            # The handshake just ended; TLSStarted comes next. Recorded then, after the "TLS
+            # started" mark, since it was said under TLS (a loaded machine makes this common).
+            self._under_tls += data
+            return
         if self.recorder is not None:
             self.recorder.received(data)
         machine = self.machine
         if machine is None or self.finishing:
             return
         self.last_activity = self.loop.time()
-        if self._under_tls is not None:
-            self._under_tls += data  # the handshake just ended; TLSStarted comes next
-            return
+        if self.line.saw(data, self.last_activity):
+            self._check_by(self.last_activity + self.server.config.line_timeout)
         if self._slow and self.server.config.strict and machine.state not in _SMTP_OVER:
             # The client did not wait for the whole of a slow reply (RFC 5321 4.2.1, 4.3).
             self._improper(ImproperPipelining(self._slow_verb, _first_line(data)))
@@ -285,8 +342,8 @@ class SMTPSession(asyncio.Protocol):
         if self.storing:
             # The machine holds pipelined input until the verdict; bound what it may hold.
             self.held += len(data)
-            if self.held > _HOLD_LIMIT and self.transport is not None:
-                self.transport.pause_reading()
+            if self.held > _HOLD_LIMIT:
+                self._pause_reading("hold")
             return
         if machine.state not in _SMTP_BUSY:
             self.junk += len(data)
@@ -308,6 +365,9 @@ class SMTPSession(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self.timer = self._slow_timer = None
+        if self.admitted:
+            self.admitted = False
+            self.server.dismiss(self.peer_ip)
         if self.machine is None:
             return
         self.server.smtp_sessions[self.service].discard(self)
@@ -409,7 +469,7 @@ class SMTPSession(asyncio.Protocol):
                         self.junk = 0
                     if machine.state in _SMTP_OVER:
                         self._when_written(self._finish)
-                    elif self.junk > _SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
+                    elif self.junk > SMTP_JUNK_LIMIT and machine.state not in _SMTP_BUSY:
                         self._hang_up("not SMTP")
                     return
                 if event is PAUSED:
@@ -432,10 +492,22 @@ class SMTPSession(asyncio.Protocol):
                     self.ending = "quit"
                 elif isinstance(event, AuthResult) and not event.ok:
                     log.info("%s %s AUTH failed for %r", self.service, self.peer, event.user)
+                    if self.braking:
+                        # One guess per delay: the next command waits until the 535 is out.
+                        self.braking = False
+                        self._emit(machine.data_to_send())
+                        self._pause_reading("auth")
+                        self._when_written(self._after_auth_delay)
+                        return
         except Exception:  # a bug of ours must cost one connection, never the server
             log.exception("%s %s internal error; connection closed", self.service, self.peer)
             self.ending = "internal error"
             transport.abort()
+
+    def _after_auth_delay(self) -> None:
+        self._resume_reading("auth")
+        if not self.finishing and self.machine is not None and not self.storing:
+            self._pump()
 
     def _note_improper(self, event: ImproperPipelining) -> None:
         """Log and mark the session as Postfix does ("improper command pipelining after X")."""
@@ -494,6 +566,10 @@ class SMTPSession(asyncio.Protocol):
         self._emit(machine.send(TLSStarted()))
         early, self._under_tls = bytes(self._under_tls or b""), None
         if early:
+            if self.recorder is not None:
+                self.recorder.received(early)
+            self.last_activity = self.loop.time()
+            self.line.saw(early, self.last_activity)
             machine.receive_data(early)
         self._pump()
 
@@ -518,7 +594,7 @@ class SMTPSession(asyncio.Protocol):
                 return True
         if is_looping(event.content):
             # RFC 5321 6.3: too many Received lines means a mail loop.
-            reply = reply_of(server.config.replies, 554, "5.4.6", "Too many hops (mail loop)")
+            reply = policy_reply(server.config.replies, "mail_loop")
             self._emit(machine.send(Reject(reply)))
             self.refused += 1
             return True
@@ -543,7 +619,9 @@ class SMTPSession(asyncio.Protocol):
     def _store_now(self, event: MessageReceived, session: Session, queue_id: str) -> str | None:
         """Store; None on success, else the error text (runs in a thread or the loop)."""
         try:
-            self.server.store_message(event, session, self.peer_ip, queue_id)
+            self.server.store_message(
+                event, session, self.peer_ip, queue_id, submission=self.policy.submission
+            )
         except OSError as error:
             log.error("%s %s cannot store %s: %s", self.service, self.peer, queue_id, error)
             return str(error.strerror or error)
@@ -559,9 +637,7 @@ class SMTPSession(asyncio.Protocol):
             self.messages += 1
             return machine.send(Accept(queue_id))
         self.refused += 1
-        reply = reply_of(
-            self.server.config.replies, 451, "4.3.0", "Error: cannot store the message now"
-        )
+        reply = policy_reply(self.server.config.replies, "cannot_store")
         return machine.send(Reject(reply))
 
     def _stored(self, problem: str | None, queue_id: str) -> None:
@@ -576,8 +652,7 @@ class SMTPSession(asyncio.Protocol):
         if self.shutdown_requested:
             self.shut_down()
             return
-        if self.held > _HOLD_LIMIT:
-            transport.resume_reading()
+        self._resume_reading("hold")
         self._pump()
 
     def _hang_up(self, why: str) -> None:
@@ -586,13 +661,12 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         assert machine is not None and transport is not None
         config = self.server.config
-        if why == "timeout":
+        if why in ("timeout", "line timeout"):
             reply = machine.error_reply("timeout")  # RFC 5321 4.5.3.2.7: 421 4.4.2
         elif why == "shutdown":
             reply = machine.error_reply("shutdown")
         else:
-            text = f"{config.server_name} Error: too much input without a command line"
-            reply = reply_of(config.replies, 421, "4.7.0", text)
+            reply = policy_reply(config.replies, "not_smtp", hostname=config.server_name)
         self.ending = why
         if not transport.is_closing() and not self.finishing:
             while self._slow:  # what was promised goes out first, at once
@@ -611,6 +685,12 @@ class SMTPSession(asyncio.Protocol):
             self.recorder.last_reply_done()
         if self.timer is not None:
             self.timer.cancel()
+        if self._write_paused:
+            # The client has not read what it was sent; it will not read the rest either, and a
+            # close would wait for ever to flush it.
+            self.ending = f"{self.ending}, replies unread"
+            transport.abort()
+            return
         if transport.can_write_eof() and not self.peer_eof:
             try:
                 transport.write_eof()
@@ -618,20 +698,48 @@ class SMTPSession(asyncio.Protocol):
                 self.ending = "peer reset"
                 transport.abort()
                 return
+            self._paused.clear()
             transport.resume_reading()
-            self.timer = self.loop.call_later(LINGER, transport.close)
+            self.timer = self.loop.call_later(LINGER, self._close_or_abort)
         else:
             transport.close()
 
-    def _check_idle(self) -> None:
-        timeout = self.server.config.idle_timeout
-        idle = self.loop.time() - self.last_activity
-        if self.storing or idle < timeout:
-            self.timer = self.loop.call_later(max(timeout - idle, 0.05), self._check_idle)
+    def _check_by(self, when: float) -> None:
+        """Make sure the idle check runs no later than loop time ``when``."""
+        timer = self.timer
+        if timer is None or self.finishing or timer.when() <= when:
             return
-        self.timer = None
-        log.info("%s %s idle for %.0f s", self.service, self.peer, idle)
-        self._hang_up("timeout")
+        timer.cancel()
+        self.timer = self.loop.call_at(when, self._check_idle)
+
+    def _close_or_abort(self) -> None:
+        """The end of the lingering close: close, or abort if the client still does not read."""
+        transport = self.transport
+        if transport is not None:
+            (transport.abort if self._write_paused else transport.close)()
+
+    def _check_idle(self) -> None:
+        config = self.server.config
+        now = self.loop.time()
+        idle = now - self.last_activity
+        if self.storing:
+            self.timer = self.loop.call_later(config.idle_timeout, self._check_idle)
+            return
+        if self.line.overdue(now, config.line_timeout):
+            self.timer = None
+            log.info("%s %s command line unfinished after %.0f s", self.service, self.peer, idle)
+            self._hang_up("line timeout")
+            return
+        if idle >= config.idle_timeout:
+            self.timer = None
+            log.info("%s %s idle for %.0f s", self.service, self.peer, idle)
+            self._hang_up("timeout")
+            return
+        wait = config.idle_timeout - idle
+        line_left = self.line.left(now, config.line_timeout)
+        if line_left is not None:
+            wait = min(wait, line_left)
+        self.timer = self.loop.call_later(max(wait, 0.01), self._check_idle)
 
     # -- server shutdown --------------------------------------------------------------------------
 

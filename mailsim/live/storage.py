@@ -27,35 +27,47 @@ import mailbox
 import os
 import re
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailsim.mail.mailbox import mailbox_file_name
+
 #: The Maildir that keeps authenticated mail for other domains (no relay runs in the live server).
 OUTGOING = "_outgoing"
 
-# A mailbox (user) name: it becomes a directory name, so no "/", no leading "." or "_" (the
-# latter is kept for OUTGOING), and the RFC 5321 4.1.2 atext characters only.
-_MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+=?^_`{|}~.-]{0,63}")
+# A mailbox (user) name is the characters of a local part (RFC 5321 4.1.2: printable ASCII, a
+# quoted one may hold spaces) at most 64 octets (4.5.3.1.1); its directory is mailbox_file_name's.
+_MAILBOX_NAME = re.compile(r"[!-~](?:[ -~]{0,62}[!-~])?")
 # The unique name the standard library gives: "<sec>.M<usec>P<pid>Q<count>.<host>".
 _MAILDIR_KEY = re.compile(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
 # RFC 1939 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
 _UID_CHARS = re.compile(r"[\x21-\x7e]{1,70}")
 # How often a name clash (two threads, same microsecond) is retried before giving up.
 _CLASH_RETRIES = 5
+#: POP3 sizes remembered (about 200 octets each: 10,000 cost 2 MB). Past it the least recently
+#: used is forgotten and measured again from its file when asked.
+SIZE_CACHE_ENTRIES = 10_000
+#: Seconds a POP3 login waits for a maildrop another session is just releasing before it says
+#: ``[IN-USE]``: a client that closes and logs in again at once races the end of its old session.
+LOCK_WAIT = 1.0
 
 
 def check_mailbox_name(name: str) -> str:
-    """``name`` if it can be a user's mailbox (a local part and a directory name), else ValueError.
+    """``name`` if it can be a user's mailbox (the characters of a local part), else ValueError.
 
     Raises:
-        ValueError: the name has characters a local part or a directory name cannot have.
+        ValueError: the name is empty, too long, or has characters no local part has.
     """
-    if not _MAILBOX_NAME.fullmatch(name) or ".." in name:
+    if name.lower() == OUTGOING:
+        raise ValueError(f"user name {name!r} cannot be a mailbox: it is kept for outgoing mail")
+    if not _MAILBOX_NAME.fullmatch(name):
         raise ValueError(
-            f"user name {name!r} cannot be a mailbox: use 1-64 letters, digits and "
-            "!#$%&'*+=?^_`{|}~.- starting with a letter or digit (it is the local part of the "
-            "address and the name of the Maildir directory)"
+            f"user name {name!r} cannot be a mailbox: use 1-64 printable ASCII characters, not "
+            "starting or ending with a space (it is the local part of the address; its Maildir "
+            "directory is named safely, 'john smith' as '=john=20smith')"
         )
     return name
 
@@ -131,9 +143,18 @@ class MaildirStore:
         root: the directory that holds the Maildirs (created if missing).
         mailboxes: the users' mailbox names; their Maildirs are created now, so a POP3 login
             before the first delivery finds an empty maildrop.
+        size_cache: how many message sizes to remember (:data:`SIZE_CACHE_ENTRIES`).
+        lock_wait: seconds a login waits for a locked maildrop (:data:`LOCK_WAIT`).
     """
 
-    def __init__(self, root: str | Path, mailboxes: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        mailboxes: Iterable[str] = (),
+        *,
+        size_cache: int = SIZE_CACHE_ENTRIES,
+        lock_wait: float = LOCK_WAIT,
+    ) -> None:
         #: The directory that holds the Maildirs.
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -141,15 +162,22 @@ class MaildirStore:
         self._folders_lock = threading.Lock()
         self._locked: set[str] = set()
         self._lock_guard = threading.Lock()
-        # POP3 sizes of the messages this process wrote or measured: (mailbox, key) -> octets.
-        self._sizes: dict[tuple[str, str], int] = {}
+        self._released = threading.Condition(self._lock_guard)
+        self._lock_wait = lock_wait
+        # POP3 sizes of messages this process wrote or measured, least recently used first:
+        # (mailbox, key) -> octets, at most size_cache of them.
+        self._sizes: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._sizes_guard = threading.Lock()
+        self._size_cache = size_cache
         for name in (*mailboxes, OUTGOING):
             self.folder(name)
         _fsync_directory(str(self.root))
 
     def path_of(self, name: str) -> Path:
-        """The Maildir directory of mailbox ``name``."""
-        return self.root / name
+        """The Maildir directory of mailbox ``name``, always directly under the root."""
+        if name == OUTGOING:
+            return self.root / OUTGOING
+        return self.root / mailbox_file_name(name)
 
     def folder(self, name: str) -> mailbox.Maildir:
         """The :class:`mailbox.Maildir` of ``name``, created (with its tmp/new/cur) on first use."""
@@ -181,7 +209,7 @@ class MaildirStore:
             data = content.replace(b"\r\n", b"\n")
             key = self._add(folder, data)  # Maildir.add fsyncs the file before linking it
             keys.append(key)
-            self._sizes[(name, key)] = crlf_size(data)
+            self._remember_size((name, key), crlf_size(data))
             touched[str(self.path_of(name) / "new")] = None
         for directory in touched:
             _fsync_directory(directory)  # the new name in new/ must survive a crash too
@@ -216,15 +244,34 @@ class MaildirStore:
         found.sort(key=lambda item: _delivery_order(item[0]))
         entries = []
         for key, path in found:
-            size = self._sizes.get((name, key))
+            size = self._known_size((name, key))
             if size is None:
                 try:
                     size = crlf_size(path.read_bytes())
                 except FileNotFoundError:
                     continue  # removed meanwhile by a QUIT of another process
-                self._sizes[(name, key)] = size
+                self._remember_size((name, key), size)
             entries.append(MaildirEntry(key, uid_of(key), size, path))
         return entries
+
+    def _known_size(self, item: tuple[str, str]) -> int | None:
+        with self._sizes_guard:
+            size = self._sizes.get(item)
+            if size is not None:
+                self._sizes.move_to_end(item)
+            return size
+
+    def _remember_size(self, item: tuple[str, str], size: int) -> None:
+        with self._sizes_guard:
+            self._sizes[item] = size
+            self._sizes.move_to_end(item)
+            while len(self._sizes) > self._size_cache:
+                self._sizes.popitem(last=False)
+
+    def cached_sizes(self) -> int:
+        """How many message sizes are remembered (at most ``size_cache``)."""
+        with self._sizes_guard:
+            return len(self._sizes)
 
     def count(self, name: str) -> int:
         """How many messages mailbox ``name`` holds."""
@@ -236,7 +283,8 @@ class MaildirStore:
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):  # already gone: the goal is reached
                 entry.path.unlink()
-            self._sizes.pop((name, entry.key), None)
+            with self._sizes_guard:
+                self._sizes.pop((name, entry.key), None)
             dirs[str(entry.path.parent)] = None
         for directory in dirs:
             _fsync_directory(directory)
@@ -246,11 +294,17 @@ class MaildirStore:
     def open_maildrop(self, name: str) -> MaildirMaildrop | str:
         """Lock mailbox ``name`` for a POP3 session, or say why not (RFC 2449 response codes).
 
-        The lock is held in this process: one live server owns its Maildirs.
+        The lock is held in this process: one live server owns its Maildirs. A locked maildrop
+        is waited for up to ``lock_wait`` seconds (a release wakes the waiter at once) before
+        the answer is ``[IN-USE]``. Called from a worker thread, never the event loop.
         """
-        with self._lock_guard:
-            if name in self._locked:
-                return "[IN-USE] maildrop already locked by another session"
+        with self._released:
+            deadline = time.monotonic() + self._lock_wait
+            while name in self._locked:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "[IN-USE] maildrop already locked by another session"
+                self._released.wait(left)
             self._locked.add(name)
         try:
             entries = self.entries(name)
@@ -260,8 +314,9 @@ class MaildirStore:
         return MaildirMaildrop(self, name, entries)
 
     def _unlock(self, name: str) -> None:
-        with self._lock_guard:
+        with self._released:
             self._locked.discard(name)
+            self._released.notify_all()
 
     def is_locked(self, name: str) -> bool:
         """Whether a POP3 session holds mailbox ``name``."""

@@ -16,6 +16,7 @@ The maildrop interface the POP3 adapter uses is three members of :class:`Mailbox
 from __future__ import annotations
 
 import mailbox as stdlib_mailbox
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,26 @@ from datetime import datetime
 from pathlib import Path
 
 from mailsim.mail.message import SIM_EPOCH, sim_datetime, to_crlf
+
+# A mailbox name that can be a file or directory name as it is: letters, digits and the atext
+# characters but "/" (RFC 5322 3.2.3), starting with a letter or digit, no "..".
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&'*+=?^_`{|}~.-]{0,63}")
+_KEPT = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def mailbox_file_name(name: str) -> str:
+    """A file or directory name for mailbox ``name`` that stays inside the folder it is put in.
+
+    A plain name (``steve``, ``john.smith``) is kept as it is, so existing Maildirs keep theirs.
+    Any other (the characters of a quoted local part: ``john smith``, ``../etc``, ``a/b``) is
+    written ``=`` and then each octet of its UTF-8 outside letters, digits, ``_`` and ``-`` as
+    ``=XX``: ``=john=20smith``. No plain name starts with ``=``, so no two names meet.
+    """
+    if _PLAIN_NAME.fullmatch(name) and ".." not in name:
+        return name
+    return "=" + "".join(
+        chr(octet) if octet in _KEPT else f"={octet:02X}" for octet in name.encode("utf-8")
+    )
 
 
 class MailboxLocked(Exception):
@@ -255,6 +276,9 @@ class MailStore:
     ) -> dict[str, Path]:
         """Export every mailbox under ``directory``, as Maildir ``<user>/`` or file ``<user>.mbox``.
 
+        The file names are :func:`mailbox_file_name`'s, so no user name leads outside
+        ``directory``.
+
         Returns:
             The path written for each user.
         """
@@ -262,10 +286,11 @@ class MailStore:
         root.mkdir(parents=True, exist_ok=True)
         written: dict[str, Path] = {}
         for box in self._boxes.values():
+            name = mailbox_file_name(box.user)
             if fmt == "maildir":
-                written[box.user] = export_maildir(box, root / box.user, replace=replace)
+                written[box.user] = export_maildir(box, root / name, replace=replace)
             elif fmt == "mbox":
-                written[box.user] = export_mbox(box, root / f"{box.user}.mbox", replace=replace)
+                written[box.user] = export_mbox(box, root / f"{name}.mbox", replace=replace)
             else:
                 raise ValueError(f"export format must be 'maildir' or 'mbox', got {fmt!r}")
         return written

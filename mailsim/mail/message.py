@@ -539,9 +539,45 @@ def add_received(
     return stamp + content
 
 
-def add_return_path(content: bytes, sender: str) -> bytes:
-    """``content`` with ``Return-Path: <sender>`` on top, as final delivery adds (RFC 5321 4.4)."""
-    return f"Return-Path: <{sender}>\r\n".encode("ascii", "replace") + content
+def add_delivery_headers(content: bytes, sender: str, rcpt: str) -> bytes:
+    """``content`` as final delivery files it for ``rcpt``: ``Return-Path:`` and ``Delivered-To:``.
+
+    RFC 5321 4.4: the server that makes the final delivery MUST record the reverse-path in a
+    ``Return-Path:`` line on top (``<>`` for a bounce). ``Delivered-To:`` names the mailbox's
+    address, as Postfix's local delivery and Dovecot write it, so a reader can tell which of
+    several addresses a copy came in for.
+    """
+    top = f"Return-Path: <{sender}>\r\nDelivered-To: {rcpt}\r\n"
+    return top.encode("ascii", "replace") + content
+
+
+def add_missing_headers(
+    content: bytes, *, t: float, message_id: str, epoch: datetime = SIM_EPOCH
+) -> bytes:
+    """``content`` with ``Date:`` and ``Message-ID:`` added at the end of its header if missing.
+
+    What a submission server does for a user agent that left them out (RFC 6409 8.2 and 8.3; the
+    MX port passes messages on as they came). A message without any header section (typed by
+    hand after DATA) gets them as its header.
+
+    Args:
+        content: the message, CRLF line ends.
+        t: the time of submission, for the date.
+        message_id: the id to use, without angle brackets.
+        epoch: wall-clock time of t = 0.
+    """
+    header = header_section(content) if _HEADER_START.match(content) else b""
+    names = {line.split(b":", 1)[0].strip().lower() for line in header.split(b"\r\n") if line}
+    added = b""
+    if b"date" not in names:
+        added += f"Date: {format_date(t, epoch)}\r\n".encode("ascii")
+    if b"message-id" not in names:
+        added += f"Message-ID: <{message_id}>\r\n".encode("ascii", "replace")
+    if not added:
+        return content
+    if not header:
+        return added + b"\r\n" + content
+    return content[: len(header)] + added + content[len(header) :]
 
 
 def message_id_of(content: bytes) -> str | None:

@@ -188,6 +188,36 @@ class DueBatch:
     entries: tuple[DueEntry, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RecipientRecord:
+    """One recipient's state as a durable queue writes it and reads it back (``restore``)."""
+
+    #: The recipient address.
+    address: str
+    #: The :class:`RecipientState` value (``"deferred"``).
+    state: str
+    #: Attempts started so far.
+    attempts: int = 0
+    #: When it is due next.
+    next_attempt: float = 0.0
+    #: When the latest attempt started, or None.
+    last_attempt: float | None = None
+    #: The latest reply or failure text.
+    last_reply: str | None = None
+
+    @classmethod
+    def of(cls, rcpt: QueuedRecipient) -> RecipientRecord:
+        """The record of a queued recipient."""
+        return cls(
+            rcpt.address,
+            rcpt.state.value,
+            rcpt.attempts,
+            rcpt.next_attempt,
+            rcpt.last_attempt,
+            rcpt.last_reply,
+        )
+
+
 #: A heap key: (due time, entry seq, recipient index, push number, recipient).
 _HeapKey = tuple[float, int, int, int, QueuedRecipient]
 
@@ -238,6 +268,57 @@ class OutgoingQueue:
         self._unwarned[item.id] = entry
         for rcpt in entry.recipients.values():
             self._schedule(rcpt, now)
+        return entry
+
+    def restore(
+        self,
+        item: MailItem,
+        arrival: float,
+        queue_id: str,
+        recipients: Iterable[RecipientRecord],
+        now: float,
+        *,
+        first_failure: float | None = None,
+        warned: bool = False,
+    ) -> QueueEntry | None:
+        """Put back an entry read from disk (a durable queue after its server restarted).
+
+        Recipients keep their state, attempts and retry time; one that was ACTIVE when the
+        server stopped is PENDING and due at ``now`` (its attempt may or may not have happened:
+        RFC 5321 6.1 prefers a possible duplicate to a loss). An entry whose recipients are all
+        final is not queued.
+
+        Returns:
+            The entry, or None when nothing of it is left to deliver.
+        """
+        if item.id in self._entries:
+            raise QueueStateError(f"message {item.id!r} is already in the queue of {self.name}")
+        self._seq += 1
+        entry = QueueEntry(item, arrival, self._seq, queue_id)
+        entry.first_failure = first_failure
+        entry.warned = warned
+        for record in recipients:
+            rcpt = entry.recipients.get(record.address)
+            if rcpt is None:
+                continue
+            state = RecipientState(record.state)
+            rcpt.attempts = record.attempts
+            rcpt.last_attempt = record.last_attempt
+            rcpt.last_reply = record.last_reply
+            rcpt.next_attempt = record.next_attempt
+            if state is _S.ACTIVE:
+                state, rcpt.next_attempt = _S.PENDING, now
+            rcpt.state = state
+            if state in FINAL_STATES:
+                rcpt.final_time = now
+        if entry.done:
+            return None
+        self._entries[item.id] = entry
+        if not warned:
+            self._unwarned[item.id] = entry
+        for rcpt in entry.recipients.values():
+            if rcpt.state in WAITING_STATES:
+                self._schedule(rcpt, rcpt.next_attempt)
         return entry
 
     def get(self, msg_id: str) -> QueueEntry | None:

@@ -81,6 +81,26 @@ _SIZE_HINT = "must be a size like '2MB' (10^6 bytes), '512KiB' (2^10 bytes) or '
 _RATE_HINT = "must be a rate like '10Mbps' (bits/s), '64kbps' or '1MB/s' (bytes/s)"
 
 
+def _finite(value: float | int, hint: str, text: object) -> float:
+    """``value`` as a float, or a ValueError that says it is too large to use.
+
+    Python ints have no limit and ``float('1' + '0' * 400)`` is infinity; neither can be a time
+    or a rate a run can schedule, so both are refused here rather than overflowing later.
+    """
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if math.isnan(number):
+        raise ValueError(f"{hint}, got {text!r}, which is not a number")
+    if number == -math.inf:
+        raise ValueError(f"{hint}, got {text!r}, which is not a finite number")
+    if not math.isfinite(number):
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "..."
+        raise ValueError(f"{hint}, got {shown}, which is too large to be used")
+    return number
+
+
 def parse_duration(text: str | float | int) -> float:
     """Seconds in a duration such as ``'120ms'``, ``'30min'``, ``'1.5s'``, ``'4d'``, ``'2h 5min'``.
 
@@ -99,14 +119,15 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, bool):
         raise ValueError(f"{_DURATION_HINT}, got {text!r}")
     if isinstance(text, (int, float)):
-        if not math.isfinite(text) or text < 0:
+        number = _finite(text, _DURATION_HINT, text)
+        if number < 0:
             raise ValueError(f"{_DURATION_HINT} (not negative), got {text!r}")
-        return float(text)
+        return number
     if not isinstance(text, str):
         raise ValueError(f"{_DURATION_HINT}, got {text!r}")
     stripped = text.strip()
     if re.fullmatch(_NUMBER, stripped):
-        return float(stripped)
+        return _finite(float(stripped), _DURATION_HINT, text)
     total = 0.0
     pos = 0
     while pos < len(text):
@@ -120,7 +141,7 @@ def parse_duration(text: str | float | int) -> float:
         pos = match.end()
     if pos == 0:
         raise ValueError(f"{_DURATION_HINT}, got {text!r}")
-    return total
+    return _finite(total, _DURATION_HINT, text)
 
 
 def format_duration(seconds: float) -> str:
@@ -186,7 +207,9 @@ def parse_size(text: str | int) -> int:
         if text < 0:
             raise ValueError(f"{_SIZE_HINT} (not negative), got {text!r}")
         return text
-    if isinstance(text, float) and math.isfinite(text) and text >= 0:
+    if isinstance(text, float):
+        if _finite(text, _SIZE_HINT, text) < 0:
+            raise ValueError(f"{_SIZE_HINT} (not negative), got {text!r}")
         return round(text)
     if not isinstance(text, str):
         raise ValueError(f"{_SIZE_HINT}, got {text!r}")
@@ -196,7 +219,7 @@ def parse_size(text: str | int) -> int:
     unit = _SIZE_UNITS.get(match.group(2).lower())
     if unit is None:
         raise ValueError(f"{_SIZE_HINT}, got {text!r}")
-    return round(float(match.group(1)) * unit)
+    return round(_finite(float(match.group(1)) * unit, _SIZE_HINT, text))
 
 
 def format_size(size: int) -> str:
@@ -227,9 +250,10 @@ def parse_rate(text: str | float | int) -> float:
     if isinstance(text, bool):
         raise ValueError(f"{_RATE_HINT}, got {text!r}")
     if isinstance(text, (int, float)):
-        if not math.isfinite(text) or text <= 0:
+        number = _finite(text, _RATE_HINT, text)
+        if number <= 0:
             raise ValueError(f"{_RATE_HINT} (above zero), got {text!r}")
-        return float(text)
+        return number
     if not isinstance(text, str):
         raise ValueError(f"{_RATE_HINT}, got {text!r}")
     stripped = text.strip()
@@ -241,6 +265,7 @@ def parse_rate(text: str | float | int) -> float:
             raise ValueError(f"{_RATE_HINT}, got {text!r}")
         per_unit = 8.0 if match.group(3).startswith("B") else 1.0
         value = float(match.group(1)) * _RATE_PREFIXES[match.group(2).lower()] * per_unit
+    value = _finite(value, _RATE_HINT, text)
     if value <= 0:
         raise ValueError(f"{_RATE_HINT} (above zero), got {text!r}")
     return value

@@ -14,7 +14,11 @@ when the domain has no MX records, and raises :class:`DnsError` whose ``permanen
 mail server to bounce (NXDOMAIN) or to retry later (timeout, SERVFAIL).
 
 Every query a resolver answers, from the cache or the network, is recorded as ``dns.query`` with
-the extra fields ``cached`` (bool) and ``server``.
+the extra fields ``cached`` (bool) and ``server``. A lookup that went over the network also
+carries ``sent`` (the time each try's query left, so ``trace.pcap`` shows every try as a UDP
+datagram to port 53), ``answered`` (when the server sent the answer that came back, absent after a
+timeout) and ``additional`` (the glue: [host, address] pairs of the MX answer's additional
+section). A cached answer sends nothing, so it has none of these and gives no packet.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ class DnsServer:
             )
             arrives = net.send_datagram(self.node, client, octets)
             if arrives is not None and not reply.triggered:
-                fire_at(net.env, reply, arrives, answer)
+                fire_at(net.env, reply, arrives, (answer, net.env.now))
 
         if self.processing_delay > 0:
             call_at(net.env, net.env.now + self.processing_delay, send_reply)
@@ -319,15 +323,19 @@ class Resolver:
             self._record(answer.name, qtype, answer.rcode, answer.as_trace(), cached=True)
             return self._checked(answer)
         answer_or_none: DnsAnswer | None = None
+        sent: list[float] = []
+        answered = 0.0
         for _attempt in range(1 + self.retries):
             reply = Event(env)
+            sent.append(env.now)
             self._ask(key[0], qtype, reply)
             yield reply | env.timeout(self.timeout)
             if reply.processed:
-                answer_or_none = reply.value
+                # What DnsServer sent: (the answer, when it left the server).
+                answer_or_none, answered = reply.value  # type: ignore[misc]
                 break
         if answer_or_none is None:
-            self._record(key[0], qtype, "TIMEOUT", [], cached=False)
+            self._record(key[0], qtype, "TIMEOUT", [], cached=False, sent=sent)
             raise DnsError(
                 key[0],
                 qtype,
@@ -345,7 +353,10 @@ class Resolver:
             for host, ips in glue.items():
                 address = DnsAnswer(host, "A", "NOERROR", tuple(ips), answer.ttl)
                 self._cache[(host, "A")] = (env.now + answer.ttl, address)
-        self._record(answer.name, qtype, answer.rcode, answer.as_trace(), cached=False)
+        wire: dict[str, Any] = {"sent": sent, "answered": answered}
+        if answer.additional:
+            wire["additional"] = [list(pair) for pair in answer.additional]
+        self._record(answer.name, qtype, answer.rcode, answer.as_trace(), cached=False, **wire)
         return self._checked(answer)
 
     def resolve_a(self, name: str) -> Generator[Event, Any, list[str]]:
@@ -444,7 +455,9 @@ class Resolver:
             )
         return answer
 
-    def _record(self, name: str, qtype: str, rcode: str, answer: list[Any], cached: bool) -> None:
+    def _record(
+        self, name: str, qtype: str, rcode: str, answer: list[Any], cached: bool, **wire: Any
+    ) -> None:
         self.net.recorder.emit(
             "dns.query",
             node=self.node,
@@ -454,4 +467,5 @@ class Resolver:
             answer=answer,
             cached=cached,
             server=self.dns_node,
+            **wire,
         )

@@ -26,8 +26,8 @@ from mailsim.net.tcp import (
     Listener,
     NetError,
     TcpConfig,
-    _Flow,
 )
+from mailsim.net.tcp_flow import _Flow
 from mailsim.net.topology import Topology, link_key
 
 if TYPE_CHECKING:

@@ -212,9 +212,11 @@ class Routing:
         return route
 
     def has_up_link(self, node: str) -> bool:
-        """Whether ``node`` has at least one link that is up to a node that is up."""
+        """Whether ``node`` has at least one link that is up (whatever the far end's state).
+
+        Without one a host cannot send at all (``connect()`` fails at once, with nothing on the
+        wire, as ENETUNREACH does); with one it sends, even to a neighbour that is down, whose
+        silence it learns only from unanswered SYNs.
+        """
         graph = self._topology.graph
-        return any(
-            link_key(node, other) not in self.down_links and other not in self.down_nodes
-            for other in graph.neighbors(node)
-        )
+        return any(link_key(node, other) not in self.down_links for other in graph.neighbors(node))

@@ -312,12 +312,7 @@ class MailServer:
         except DnsError as error:
             job.dns_failed(str(error), error.permanent)
             return
-        for _preference, host, address in hosts:
-            if not job.waiting:
-                break
-            if job.loops_back(host, address):
-                continue
-            job.announce(host, net.next_connection_id)
+        for host, address in job.candidates(hosts, lambda: net.next_connection_id):
             try:
                 conn = yield net.connect(
                     self.node, address, SMTP_PORT, timeout=self.settings.connect_timeout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from email.headerregistry import Address as HeaderAddress
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailsim.mail.message import Attachment, addresses_of, compose, make_message_id
@@ -29,6 +30,8 @@ from mailsim.protocol.smtp import (
     Envelope,
     SMTPClient,
     TransactionResult,
+    address_key,
+    local_part,
 )
 
 if TYPE_CHECKING:
@@ -106,6 +109,7 @@ class UserAgent:
         check_every: POP3 polling interval in seconds, or None to never check.
         resubmit_every: how long a failed submission waits in the outbox before the next try.
         keep_on_server: leave retrieved messages on the server (no DELE).
+        name: the display name in the From header (``James <james@india.com>``), or None.
         inbox_kept: how many retrieved messages :attr:`inbox` keeps, the latest (None: all).
         inbox: the messages retrieved so far, as bytes, oldest first (for notebooks and tests).
     """
@@ -118,6 +122,7 @@ class UserAgent:
     check_every: float | None = None
     resubmit_every: float = 300.0
     keep_on_server: bool = False
+    name: str | None = None
     inbox_kept: int | None = None
     inbox: list[bytes] = field(default_factory=list)
     _drafts: list[Draft] = field(default_factory=list)
@@ -127,8 +132,8 @@ class UserAgent:
 
     @property
     def login(self) -> str:
-        """The user name for AUTH and POP3: the local part of the address."""
-        return self.address.rpartition("@")[0]
+        """The user name for AUTH and POP3: the local part of the address, quotes undone."""
+        return local_part(self.address)
 
     @property
     def domain(self) -> str:
@@ -189,8 +194,11 @@ class UserAgent:
         world = self.world
         local_id = draft.local_id or world.new_message_name()
         message_id = make_message_id(local_id, self.domain)
+        sender = self.address
+        if self.name:
+            sender = str(HeaderAddress(display_name=self.name, addr_spec=self.address))
         content = compose(
-            self.address,
+            sender,
             list(draft.to),
             draft.subject,
             draft.body,
@@ -201,7 +209,12 @@ class UserAgent:
             date_t=world.env.now,
         )
         msg = message_id.strip("<>")
-        rcpts = addresses_of(list(draft.to), list(draft.cc), list(draft.bcc))
+        # One envelope recipient per mailbox, as mail programs do: Steve@USA.com, steve@usa.com
+        # and "steve"@usa.com are one (RFC 5321 4.1.2; local parts matched without case).
+        by_mailbox: dict[str, str] = {}
+        for rcpt in addresses_of(list(draft.to), list(draft.cc), list(draft.bcc)):
+            by_mailbox.setdefault(address_key(rcpt), rcpt)
+        rcpts = tuple(by_mailbox.values())
         world.note_submit(msg, self.node, self.address, rcpts, len(content))
         return _Outgoing(msg, Envelope(self.address, rcpts, content))
 

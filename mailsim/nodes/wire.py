@@ -94,6 +94,28 @@ def transmit(conn: Any, tracer: LineTracer, data: bytes) -> bool:
     return True
 
 
+def feed_client(
+    machine: Any, data: bytes, *, need_data: object, handle: Callable[[Any], None]
+) -> None:
+    """Give ``data`` (b"" for the end of the connection) to a self-driving client machine and
+    hand each event it produces to ``handle``, until it needs more data.
+
+    Shared by the simulated and the live adapters, so both read a broken reply the same way.
+    """
+    machine.receive_data(data)
+    errors = 0
+    while errors < 2:
+        try:
+            event = machine.next_event()
+        except ProtocolError:
+            # The peer broke the protocol; the machine is in ERROR and reports what is left.
+            errors += 1
+            continue
+        if event is need_data or getattr(event, "name", None) == "PAUSED":
+            break
+        handle(event)
+
+
 def drive_client(
     conn: Any,
     machine: Any,
@@ -121,18 +143,7 @@ def drive_client(
             data = b""
         except ConnectionReset:
             data = b""
-        machine.receive_data(data)
-        errors = 0
-        while errors < 2:
-            try:
-                event = machine.next_event()
-            except ProtocolError:
-                # The peer broke the protocol; the machine is in ERROR and reports what is left.
-                errors += 1
-                continue
-            if event is need_data or getattr(event, "name", None) == "PAUSED":
-                break
-            handle(event)
+        feed_client(machine, data, need_data=need_data, handle=handle)
         transmit(conn, tracer, machine.data_to_send())
         if not data or machine.state.name in ("CLOSED", "ERROR", "DONE"):
             break

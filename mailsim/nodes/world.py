@@ -30,6 +30,8 @@ from mailsim.net.topology import Topology
 from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
 from mailsim.nodes.useragent import Draft, PlannedDraft, UserAgent
+from mailsim.nodes.web import Browser, Download, WebServer
+from mailsim.protocol.smtp import address_key, local_part
 from mailsim.rng import RandomStreams
 from mailsim.trace.books import BOOK_TYPES, Books, Ledger
 from mailsim.trace.recorder import Recorder
@@ -95,10 +97,13 @@ class World:
         self.inbox_kept = inbox_kept
         #: Mail servers by node (filled when the world starts).
         self.servers: dict[str, MailServer] = {}
-        #: User agents by address (lower case).
+        #: User agents by address (its address_key: lower case, quotes only where needed).
         self.agents: dict[str, UserAgent] = {}
         #: Telnet sessions, in the order they were added.
         self.telnets: list[TelnetSession] = []
+        #: Web servers by node, and the browsers of the downloads (filled when the world starts).
+        self.web_servers: dict[str, WebServer] = {}
+        self.browsers: list[Browser] = []
         self.network: Network
         self.faults: Faults
         #: The DNS records (A records for every node and MX records for every server's domains
@@ -116,15 +121,18 @@ class World:
         self.dns_timeout = 5.0
         self._server_specs: dict[str, dict[str, Any]] = {}
         self._server_of_domain: dict[str, str] = {}
-        self._user_specs: dict[str, dict[str, Any]] = {}  # by address, lower case
+        self._user_specs: dict[str, dict[str, Any]] = {}  # by address_key
         self._drafts: dict[str, list[Draft]] = {}
         self._planned: dict[str, list[Iterator[PlannedDraft]]] = {}
         self._telnet_scripts: list[TelnetScript] = []
+        self._web_files: dict[str, dict[str, Attachment]] = {}
+        self._downloads: list[Download] = []
         self._fault_specs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self._resolvers: dict[str, Resolver] = {}
         self._known_messages: set[str] = set()
         self._message_count = 0
         self._started = False
+        self._prepared = False
 
     # -- describing the world -----------------------------------------------------------------
 
@@ -174,17 +182,21 @@ class World:
         check_every: float | None = None,
         server: str | None = None,
         keep_on_server: bool = False,
+        name: str | None = None,
     ) -> None:
-        """A user with a mailbox on the server of their domain and a user agent on ``host``."""
+        """A user with a mailbox on the server of their domain and a user agent on ``host``.
+
+        ``name`` is the display name in the From header of what the user sends.
+        """
         self.topology.node(host)
         domain = address.rpartition("@")[2].lower()
         home = self.server_for_domain(domain)
         if home is None:
             raise WorldError(f"user {address}: no mail server serves the domain {domain!r}")
-        if address.lower() in self._user_specs:
+        if address_key(address) in self._user_specs:
             raise WorldError(f"user {address}: already a user of this world")
         self._user_specs.setdefault(
-            address.lower(),
+            address_key(address),
             {
                 "address": address,
                 "password": password,
@@ -193,6 +205,7 @@ class World:
                 "server": server or home,
                 "home": home,
                 "keep_on_server": keep_on_server,
+                "name": name,
             },
         )
 
@@ -216,7 +229,7 @@ class World:
         named only in the envelope (RCPT TO), never in the headers. ``name`` is the message's
         local id (its Message-ID is ``<name@sender's domain>``); by default ``m1``, ``m2``, ...
         """
-        if sender.lower() not in self._user_specs:
+        if address_key(sender) not in self._user_specs:
             raise WorldError(f"message at t={at}: {sender} is not a user of this world")
         draft = Draft(
             at=at,
@@ -229,7 +242,7 @@ class World:
             attachments=tuple(attachments),
             local_id=name,
         )
-        self._drafts.setdefault(sender.lower(), []).append(draft)
+        self._drafts.setdefault(address_key(sender), []).append(draft)
 
     def plan(self, sender: str, drafts: Iterator[PlannedDraft]) -> None:
         """The user ``sender`` will write ``drafts``, drawn one by one as the clock reaches them.
@@ -238,13 +251,22 @@ class World:
         drawn, its attachments made) only when it is sent, so a day of a million messages is
         not held in memory before it happens (``scenario.builder``'s traffic works this way).
         """
-        if sender.lower() not in self._user_specs:
+        if address_key(sender) not in self._user_specs:
             raise WorldError(f"planned messages: {sender} is not a user of this world")
-        self._planned.setdefault(sender.lower(), []).append(drafts)
+        self._planned.setdefault(address_key(sender), []).append(drafts)
 
     def telnet(self, script: TelnetScript) -> None:
         """A student types ``script`` at a server."""
         self._telnet_scripts.append(script)
+
+    def add_web_server(self, node: str, files: dict[str, Attachment]) -> None:
+        """Serve ``files`` (URL path -> file) over HTTP/1.1 on port 80 of ``node``."""
+        self.topology.node(node)
+        self._web_files.setdefault(node, {}).update(files)
+
+    def download(self, download: Download) -> None:
+        """Someone fetches files from a web server (see :class:`mailsim.nodes.web.Download`)."""
+        self._downloads.append(download)
 
     def link_down(self, a: str, b: str, at: float, duration: float | None = None) -> None:
         """The link a-b fails at ``at`` for ``duration`` seconds (None: for ever)."""
@@ -269,19 +291,16 @@ class World:
         if self._started:
             return
         self._started = True
-        self._add_dns_node()
+        if not self._prepared:
+            self._add_dns_node()
         self.network = Network(self.env, self.topology, self.recorder, self.streams)
         self.faults = Faults(self.network)
-        self._fill_zones()
+        if not self._prepared:
+            self._fill_zones()
+        self._prepared = True
         DnsServer(self.network, self.dns_node, self.dns)  # type: ignore[arg-type]
-        users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
-        for spec in self._user_specs.values():
-            local = spec["address"].rpartition("@")[0]
-            users_by_server[spec["home"]][local] = spec["password"]
-        for node, spec in self._server_specs.items():
-            server = MailServer(
-                self, node, spec["written"], users_by_server[node], spec["settings"]
-            )
+        for node, domains, users, settings in self.mail_server_specs():
+            server = MailServer(self, node, domains, users, settings)
             self.servers[node] = server
             server.start()
         for spec in self._user_specs.values():
@@ -293,9 +312,10 @@ class World:
                 spec["server"],
                 check_every=spec["check_every"],
                 keep_on_server=spec["keep_on_server"],
+                name=spec["name"],
                 inbox_kept=self.inbox_kept,
             )
-            key = spec["address"].lower()
+            key = address_key(spec["address"])
             agent.write(self._drafts.pop(key, []))
             for planned in self._planned.pop(key, []):
                 agent.plan(planned)
@@ -305,8 +325,46 @@ class World:
             session = TelnetSession(self, script)
             self.telnets.append(session)
             session.start()
+        for node, files in self._web_files.items():
+            self.web_servers[node] = WebServer(self, node, files)
+            self.web_servers[node].start()
+        for download in self._downloads:
+            browser = Browser(self, download)
+            self.browsers.append(browser)
+            browser.start()
         for method, args, kwargs in self._fault_specs:
             getattr(self.faults, method)(*args, **kwargs)
+
+    def prepare(self) -> None:
+        """Complete the description without starting anything: the implicit DNS node, every
+        node's address and the DNS zones. :meth:`start` does it too; the live servers
+        (``mailsim serve SCENARIO``) need only this."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self._add_dns_node()
+        self.topology.assign_addresses()
+        self._fill_zones()
+
+    def mail_server_specs(self) -> list[tuple[str, list[str], dict[str, str], ServerSettings]]:
+        """Each mail server as (node, domains as written, users as local part -> password,
+        settings), in the order they were added."""
+        users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
+        for spec in self._user_specs.values():
+            local = local_part(spec["address"])  # "john smith"@usa.com logs in as john smith
+            users_by_server[spec["home"]][local] = spec["password"]
+        return [
+            (node, spec["written"], users_by_server[node], spec["settings"])
+            for node, spec in self._server_specs.items()
+        ]
+
+    def user_addresses(self) -> list[str]:
+        """Every user's address, in the order they were added."""
+        return [spec["address"] for spec in self._user_specs.values()]
+
+    def scheduled_faults(self) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+        """The faults described so far, as (``Faults`` method name, args, keyword args)."""
+        return list(self._fault_specs)
 
     def _add_dns_node(self) -> None:
         """Without a DNS node, add ``dns`` at the site "Internet", 1 ms from every mail server.
@@ -326,14 +384,23 @@ class World:
 
     def _fill_zones(self) -> None:
         """A records for every node, MX records for every server's domains (preference 10)
-        unless given explicitly (both only with :attr:`generate_dns`), and :attr:`a_records`."""
+        unless given explicitly (both only with :attr:`generate_dns`), and :attr:`a_records`.
+
+        A generated MX names its server by a full name in the server's first domain
+        (``usa-mail.usa.com``, with its A record), as a real zone would, so the answer in
+        ``trace.pcap`` reads like one from the Internet.
+        """
         if self.generate_dns:
             for each in self.topology.nodes:
                 self.dns.add_a(each.name, self.topology.ip_of(each.name))
             for server, spec in self._server_specs.items():
+                if not spec["domains"]:
+                    continue
+                exchange = f"{server}.{spec['domains'][0]}"
+                self.dns.add_a(exchange, self.topology.ip_of(server))
                 for domain in spec["domains"]:
                     if domain not in self.explicit_mx:
-                        self.dns.add_mx(domain, 10, server)
+                        self.dns.add_mx(domain, 10, exchange)
         for name, address, owner, ttl in self.a_records:
             if address is None:
                 if owner is None:

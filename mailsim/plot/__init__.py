@@ -11,6 +11,7 @@ notebook, in ``mailsim run`` on a server and in tests.
 - :func:`queue_figure`, :func:`latency_cdf`, :func:`attempts_histogram`: queues and performance.
 - :func:`state_diagram`: a protocol machine's transition table as a diagram.
 - :func:`animate`, :func:`save_animation`: messages moving over the topology.
+- :func:`sweep_figure`: a parameter study's metrics with 95% intervals (from its results files).
 - :func:`render_all`: the standard PNG files of a run directory.
 
 Importing this package is cheap: matplotlib, numpy and networkx load when a figure is drawn.
@@ -22,16 +23,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mailsim.plot._style import PlotError
+from mailsim.plot._style import LOOKS, Look, PlotError, look_for
 from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
 from mailsim.plot.sequence import sequence_diagram
 from mailsim.plot.states import state_diagram
+from mailsim.plot.sweep import save_sweep_figure, sweep_figure
 from mailsim.plot.timeline import Journey, delivery_timeline, journeys
 from mailsim.plot.topology import Topology, read_topology, topology_figure
 
 __all__ = [
+    "LOOKS",
     "Journey",
+    "Look",
     "PlotError",
     "Topology",
     "animate",
@@ -44,13 +48,16 @@ __all__ = [
     "read_topology",
     "render_all",
     "save_animation",
+    "save_sweep_figure",
     "sequence_diagram",
     "state_diagram",
+    "sweep_figure",
     "topology_figure",
 ]
 
-#: Lines drawn at most in ``sequence.png`` (whole connections are kept, first opened first).
-SEQUENCE_MAX_LINES = 200
+#: Rows of ``sequence.png`` at most (about 0.2 in each): what does not fit is boxed or folded
+#: into the grey bands, chosen by what the connections carry (:mod:`mailsim.plot.sequence_plan`).
+SEQUENCE_MAX_ROWS = 160
 #: ``queues.png`` is written when the trace has more messages than this.
 QUEUE_FIGURE_AFTER = 5
 #: Rows of ``timeline.png`` at most: the most retried pairs of a busy run (all of them in Python).
@@ -61,38 +68,45 @@ def render_all(
     records: Sequence[dict[str, Any]],
     out_dir: str | Path,
     *,
-    dpi: float = 110,
+    dpi: float | None = None,
+    size: str = "default",
     sequence: bool = True,
 ) -> list[Path]:
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
-    Always ``sequence.png`` (data lines collapsed, at most :data:`SEQUENCE_MAX_LINES` lines),
-    ``timeline.png`` (log time when the story spans more than a day; at most
-    :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also
-    ``queues.png`` when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by
-    ``mailsim run`` and ``mailsim plot DIR``. ``sequence=False`` leaves out the sequence chart
-    (a summary trace has no protocol lines to draw).
+    Always ``sequence.png`` (data lines collapsed, bursts of lines joined, at most
+    :data:`SEQUENCE_MAX_ROWS` rows: connections that move mail first, empty POP3 checks folded),
+    ``timeline.png`` (a linear time axis, so steady retries look steady; at most
+    :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also ``queues.png``
+    when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by ``mailsim run``
+    and ``mailsim plot DIR``.
+
+    Args:
+        records: trace records.
+        out_dir: the folder (created if missing).
+        dpi: resolution; default: the look's (110 for "default", 120 for "slide", which makes
+            the 16 x 9 in slide figures 1920 x 1080 pixels).
+        size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
+        sequence: False leaves out the sequence chart (a summary trace has no protocol lines
+            to draw).
     """
+    look = look_for(size)
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mail_times = [r["t"] for r in records if r["type"].startswith("mail.")]
-    long_story = bool(mail_times) and max(mail_times) - min(mail_times) > 86400
     figures = {}
     if sequence:
         figures["sequence.png"] = sequence_diagram(
-            records, hide_data=True, max_lines=SEQUENCE_MAX_LINES
+            records, hide_data=True, group_bursts=True, max_rows=SEQUENCE_MAX_ROWS, size=size
         )
-    figures["timeline.png"] = delivery_timeline(
-        records, log_time=long_story, max_rows=TIMELINE_MAX_ROWS
-    )
-    figures["topology.png"] = topology_figure(records)
+    figures["timeline.png"] = delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size)
+    figures["topology.png"] = topology_figure(records, size=size)
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}
     if len(messages) > QUEUE_FIGURE_AFTER:
-        figures["queues.png"] = queue_figure(records)
+        figures["queues.png"] = queue_figure(records, size=size)
     written = []
     for name, figure in figures.items():
         path = out / name
-        figure.savefig(path, dpi=dpi)
+        figure.savefig(path, dpi=dpi if dpi is not None else look.dpi)
         written.append(path)
     return written

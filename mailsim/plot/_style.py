@@ -8,6 +8,7 @@ chosen from the span it covers (s, min, h, d), and log axes get ticks at 1 s, 1 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,11 +29,13 @@ class PlotError(ValueError):
 SMTP_COLOUR = "#1f5fa8"
 POP3_COLOUR = "#1b8a3a"
 TCP_COLOUR = "#7f7f7f"
+HTTP_COLOUR = "#8c3fa8"
 ERROR_COLOUR = "#d62728"
 #: Line styles telling SMTP and POP3 apart in print and for colour-blind readers.
 SMTP_STYLE: Any = "-"
 POP3_STYLE: Any = (0, (5, 2))
 TCP_STYLE: Any = ":"
+HTTP_STYLE: Any = (0, (7, 2, 1.5, 2))
 
 #: Background colours of sites (lanes and topology bands), by order of the site.
 SITE_COLOURS = ("#fdebd3", "#dbe9f6", "#e5f2dd", "#f1e2f0", "#f6f1d5", "#e2e2e2")
@@ -57,9 +60,71 @@ STATUS_COLOURS = {
     "queued": "#7f7f7f",
 }
 
-#: Base font sizes (points) chosen for slides: legible when a 10 in wide figure fills a slide.
+#: Base font sizes (points) of the default look: legible when a 10 in wide figure fills a page.
 FONT = 9.0
 SMALL_FONT = 7.5
+
+
+# --- figure sizes -------------------------------------------------------------------------------
+
+#: The inches of a slide figure: 16:9, saved at :attr:`Look.dpi` 120 it is 1920 x 1080 pixels.
+SLIDE_INCHES = (16.0, 9.0)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How large a figure, its type and its lines are: the ``size`` argument of every figure.
+
+    ``"default"`` sizes each figure to its content (a long sequence chart is tall) with type for
+    reading on a screen or on paper. ``"slide"`` is a landscape 16:9 figure (:data:`SLIDE_INCHES`)
+    for a projector: type and lines :attr:`scale` times larger (the smallest label is 12 pt,
+    20 pixels at 1920 x 1080), and the figure chooses what fits rather than growing.
+    """
+
+    name: str
+    scale: float
+    slide: bool
+    #: The resolution ``render_all`` saves with.
+    dpi: float
+
+    @property
+    def font(self) -> float:
+        """Labels and axis titles, points."""
+        return FONT * self.scale
+
+    @property
+    def small(self) -> float:
+        """Annotations and tick labels, points."""
+        return SMALL_FONT * self.scale
+
+    @property
+    def title(self) -> float:
+        """Figure titles, points."""
+        return (FONT + 1) * self.scale
+
+    def line(self, width: float) -> float:
+        """A line ``width`` points wide in the default look, in this one."""
+        return width * self.scale
+
+
+LOOKS = {
+    "default": Look("default", 1.0, slide=False, dpi=110.0),
+    "slide": Look("slide", 1.5, slide=True, dpi=120.0),
+}
+
+
+def look_for(size: str | Look) -> Look:
+    """The :class:`Look` called ``size`` ("default" or "slide").
+
+    Raises:
+        PlotError: any other name.
+    """
+    if isinstance(size, Look):
+        return size
+    look = LOOKS.get(size) if isinstance(size, str) else None
+    if look is None:
+        raise PlotError(f"size must be 'default' or 'slide', got {size!r}")
+    return look
 
 
 # --- time -------------------------------------------------------------------------------------
@@ -156,7 +221,7 @@ def set_log_time_axis(ax: Axes, lo: float, hi: float, *, axis: str = "x") -> Non
 
 def clock(seconds: float) -> str:
     """Simulated time as the transcript writes it, ``[Nd ]HH:MM:SS.mmm``."""
-    from mailsim.trace.exports import format_time
+    from mailsim.trace.clock import format_time
 
     return format_time(seconds)
 

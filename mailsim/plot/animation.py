@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
     ERROR_COLOUR,
-    FONT,
+    HTTP_COLOUR,
     POP3_COLOUR,
-    SMALL_FONT,
+    SLIDE_INCHES,
     SMTP_COLOUR,
     PlotError,
     clock,
+    look_for,
     new_figure,
 )
 from mailsim.plot.timeline import journeys
@@ -132,13 +133,17 @@ def _point_on(
     return points[-1]
 
 
-def animate(records: Sequence[Record], *, fps: int = 10, duration: float = 10) -> Animation:
+def animate(
+    records: Sequence[Record], *, fps: int = 10, duration: float = 10, size: str = "default"
+) -> Animation:
     """Animate a trace over its topology (see the module docstring for what moves and the clock).
 
     Args:
         records: trace records (``Recorder.records`` or ``load_events(path)``).
         fps: frames per second of the result.
         duration: length of the animation in seconds; the frames are ``fps * duration``.
+        size: "default" or "slide" (16:9 frames with large type; see
+            :class:`mailsim.plot._style.Look`).
 
     Returns:
         A :class:`matplotlib.animation.FuncAnimation`. In a notebook show it with
@@ -151,6 +156,7 @@ def animate(records: Sequence[Record], *, fps: int = 10, duration: float = 10) -
 
     if fps <= 0 or duration <= 0:
         raise PlotError(f"fps and duration must be positive, got fps={fps}, duration={duration}")
+    look = look_for(size)
     records = list(records)
     topo = _topology_for(records)
     if not topo.nodes:
@@ -169,29 +175,34 @@ def animate(records: Sequence[Record], *, fps: int = 10, duration: float = 10) -
     ys = [p[1] for p in positions.values()]
     width = max(6.0, 1.5 * (max(xs) - min(xs) + 1.4))
     height = max(4.0, 1.4 * (max(ys) - min(ys) + 2.6)) + 0.6
-    fig = new_figure(width, height)
+    fig = new_figure(*SLIDE_INCHES) if look.slide else new_figure(width, height)
     ax = fig.add_axes((0.02, 0.1, 0.96, 0.82))
-    base = draw_network(ax, topo, positions, at=None, labels=True)
+    base = draw_network(ax, topo, positions, at=None, labels=True, look=look)
     link_lines = base["links"]
     node_markers = base["nodes"]
     glow = {}
     for key, line in link_lines.items():
         (overlay,) = ax.plot(
-            *line.get_data(), linewidth=7, alpha=0.0, solid_capstyle="round", zorder=2.4
+            *line.get_data(),
+            linewidth=7 * look.scale,
+            alpha=0.0,
+            solid_capstyle="round",
+            zorder=2.4,
         )
         glow[key] = overlay
-    dots = ax.scatter([], [], s=28, zorder=8, edgecolors="white", linewidths=0.5)
-    envelopes = ax.scatter([], [], s=90, marker="s", zorder=9, edgecolors="black", linewidths=0.8)
+    area = look.scale**2
+    dots = ax.scatter([], [], s=28 * area, zorder=8, edgecolors="white", linewidths=0.5)
+    envelopes = ax.scatter(
+        [], [], s=90 * area, marker="s", zorder=9, edgecolors="black", linewidths=0.8
+    )
     envelope_labels = [
-        ax.text(
-            0, 0, name, fontsize=SMALL_FONT - 0.5, ha="left", va="center", zorder=10, visible=False
-        )
+        ax.text(0, 0, name, fontsize=look.small, ha="left", va="center", zorder=10, visible=False)
         for name in tokens
     ]
     clock_text = fig.text(
-        0.02, 0.96, "", fontsize=FONT + 2, fontfamily="DejaVu Sans Mono", va="top"
+        0.02, 0.96, "", fontsize=look.title + 1, fontfamily="DejaVu Sans Mono", va="top"
     )
-    caption = fig.text(0.02, 0.03, "", fontsize=FONT, va="bottom", color="#333333")
+    caption = fig.text(0.02, 0.03, "", fontsize=look.font, va="bottom", color="#333333")
     captions = _captions(records)
     caption_times = [t for t, _ in captions]
     link_base_colour = {key: line.get_color() for key, line in link_lines.items()}
@@ -267,12 +278,12 @@ def _flights(records: Sequence[Record], topo: Topology) -> list[_Flight]:
     routes: dict[tuple[str, str, int], list[str]] = {}
     flights = []
     for rec in records:
-        if rec["type"] not in ("smtp.line", "pop3.line"):
+        if rec["type"] not in ("smtp.line", "pop3.line", "http.line"):
             continue
         key = (rec["src"], rec["dst"], rec["conn"])
         if key not in routes:
             routes[key] = topo.route(rec["src"], rec["dst"], rec["t"])
-        colour = SMTP_COLOUR if rec["type"] == "smtp.line" else POP3_COLOUR
+        colour = {"smtp.line": SMTP_COLOUR, "http.line": HTTP_COLOUR}.get(rec["type"], POP3_COLOUR)
         delay = delays.get(rec["conn"], 0.0)
         flights.append(_Flight(rec["t"], rec["t"] + delay, routes[key], colour))
     return flights

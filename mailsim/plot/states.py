@@ -23,7 +23,14 @@ import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mailsim.plot._style import FONT, SMALL_FONT, PlotError, new_figure
+from mailsim.plot._style import (
+    FONT,
+    SLIDE_INCHES,
+    SMALL_FONT,
+    PlotError,
+    look_for,
+    new_figure,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -112,7 +119,11 @@ def _layers(
 
 
 def state_diagram(
-    transitions: Mapping[Any, Mapping[str, Any]], *, title: str, ax: Any = None
+    transitions: Mapping[Any, Mapping[str, Any]],
+    *,
+    title: str,
+    ax: Any = None,
+    size: str = "default",
 ) -> Figure:
     """Draw a protocol machine's transition table as a state diagram.
 
@@ -122,6 +133,8 @@ def state_diagram(
             first state is the start state.
         title: the figure title, e.g. ``"SMTP server (RFC 5321)"``.
         ax: draw into this axes instead of a new figure.
+        size: "default" (sized to the diagram) or "slide": 16:9, the whole diagram, its type and
+            its lines zoomed together to fill the slide, so the layout stays as it is.
 
     Returns:
         The figure. Each state is an Ellipse patch with gid ``state:<name>``; each (from, to) pair
@@ -295,13 +308,18 @@ def state_diagram(
     ys = [p[1] for p in positions.values()] + [g[4] for g in geometry]
     x_lo, x_hi = min(xs) - dx / 2, max(xs) + dx / 2
     y_lo, y_hi = min(ys) - 0.8, max(ys) + 0.8
+    zoom = 1.0
     if ax is None:
-        fig = new_figure((x_hi - x_lo) * scale, (y_hi - y_lo) * scale + 0.45)
-        fh = fig.get_size_inches()[1]
-        ax = fig.add_axes((0.01, 0.0, 0.98, 1 - 0.45 / fh))
+        width, height = (x_hi - x_lo) * scale, (y_hi - y_lo) * scale + 0.45
+        if look_for(size).slide:
+            # Labels were placed for the default type size: zoom type and lines with the picture.
+            zoom = min(SLIDE_INCHES[0] / width, SLIDE_INCHES[1] / height)
+            width, height = SLIDE_INCHES
+        fig = new_figure(width, height)
+        ax = fig.add_axes((0.01, 0.0, 0.98, 1 - 0.45 * zoom / height))
     else:
         fig = ax.get_figure()
-    ax.set_title(title, fontsize=FONT + 2, loc="left")
+    ax.set_title(title, fontsize=(FONT + 2) * zoom, loc="left")
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
     ax.set_aspect("equal")
@@ -323,7 +341,14 @@ def state_diagram(
         ax.add_patch(any_box)
         patches[ANY_STATE] = any_box
         ax.text(
-            x, y, "any state", ha="center", va="center", fontsize=FONT, style="italic", zorder=4
+            x,
+            y,
+            "any state",
+            ha="center",
+            va="center",
+            fontsize=FONT * zoom,
+            style="italic",
+            zorder=4,
         )
     for state in states:
         x, y = positions[state]
@@ -340,13 +365,15 @@ def state_diagram(
             0.75,
             facecolor=face,
             edgecolor="#333333",
-            linewidth=2.0 if state == states[0] else 1.2,
+            linewidth=(2.0 if state == states[0] else 1.2) * zoom,
             zorder=3,
         )
         ellipse.set_gid(f"state:{name}")
         ax.add_patch(ellipse)
         patches[state] = ellipse
-        ax.text(x, y, name, ha="center", va="center", fontsize=FONT, fontweight="bold", zorder=4)
+        ax.text(
+            x, y, name, ha="center", va="center", fontsize=FONT * zoom, fontweight="bold", zorder=4
+        )
     for a, b, rad, lx, ly, label in geometry:
         if a == b:
             _self_loop(ax, positions[a], FancyArrowPatch)
@@ -358,9 +385,9 @@ def state_diagram(
                 patchB=patches[b],
                 connectionstyle=f"arc3,rad={rad}",
                 arrowstyle="-|>",
-                mutation_scale=14,
+                mutation_scale=14 * zoom,
                 color="#444444",
-                linewidth=1.1,
+                linewidth=1.1 * zoom,
                 zorder=2,
             )
             arrow.set_gid("transition-any" if a is ANY_STATE else "transition")
@@ -371,7 +398,7 @@ def state_diagram(
             label,
             ha="center",
             va="bottom" if a == b else "center",
-            fontsize=SMALL_FONT,
+            fontsize=SMALL_FONT * zoom,
             color="#1f3d7a",
             linespacing=1.05,
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},

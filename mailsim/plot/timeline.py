@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
     ERROR_COLOUR,
-    FONT,
     LOG_TICKS,
     OUTAGE_COLOURS,
-    SMALL_FONT,
+    SLIDE_INCHES,
     STATUS_COLOURS,
+    Look,
     empty_note,
+    look_for,
     new_figure,
     short_text,
     time_unit,
@@ -322,55 +323,70 @@ def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
     return [rows[i] for i in chosen]
 
 
+#: Inches of one row of the timeline in the default look (the slide look scales it).
+ROW_INCHES = 0.42
+
+
 def delivery_timeline(
     records: Sequence[Record],
     *,
     log_time: bool = False,
     max_rows: int | None = None,
     ax: Axes | None = None,
+    size: str = "default",
 ) -> Figure:
     """Draw one row per (message, recipient) with its whole story over time.
 
     Args:
         records: trace records (``Recorder.records`` or ``load_events(path)``).
         log_time: plot time since the first submission on a logarithmic axis (linear below 1 s),
-            so seconds-long dialogues and days-long retry stories fit on one figure. Without it
-            the axis is simulated time in a unit chosen from the span (s, min, h or d).
+            so seconds-long dialogues and days-long retry stories fit on one figure. It squeezes
+            later times together, so steady retries look as if they sped up: keep the default
+            linear axis (simulated time in s, min, h or d) when the lesson is the retry rhythm.
         max_rows: draw at most this many rows: those with the most attempts (then the ones
             that did not end delivered, then the earliest), still in submission order, and say
-            so in the title. None draws every row; a busy day has thousands.
+            so in the title. None draws every row (a busy day has thousands), or at slide size
+            as many as fit.
         ax: draw into this axes instead of a new figure.
+        size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
 
     Returns:
         The figure. Markers are scatter collections with gid ``timeline-<event>`` (``timeline-
         temporary`` holds one point per temporarily failed attempt, and so on); rows are Line2D
         with gid ``timeline-row``; outages are spans with gid ``outage``.
     """
+    look = look_for(size)
     records = list(records)
     rows = sorted(journeys(records), key=lambda j: j.start)
     total = len(rows)
+    outages = read_topology(records).outages
+    own_figure = ax is None
+    row_inches = ROW_INCHES * look.scale
+    top = 0.45 * look.scale
+    if look.slide and own_figure:
+        # A slide does not grow: as many rows as fit above the axis label and the legend.
+        fitting = int((SLIDE_INCHES[1] - top - 1.6 * look.scale) / row_inches)
+        max_rows = fitting if max_rows is None else min(max_rows, fitting)
     if max_rows is not None and total > max_rows:
         rows = _most_eventful(rows, max_rows)
-    outages = read_topology(records).outages
     n = max(len(rows), 1)
-    own_figure = ax is None
-    label_room, top = 0.0, 0.45
+    label_room = 0.0
     if ax is None:
         # Inches: room for the row labels at the left, the title above, and the axis label and
         # a legend of up to three rows below.
-        label_room = 0.4 + 0.062 * max([len(_row_label(j)) for j in rows] + [10])
-        bottom = 1.25
-        fig = new_figure(11.0, top + bottom + 0.4 + 0.42 * n)
+        label_room = (0.4 + 0.062 * max([len(_row_label(j)) for j in rows] + [10])) * look.scale
+        if look.slide:
+            fig = new_figure(*SLIDE_INCHES)
+        else:
+            fig = new_figure(11.0, top + 1.25 + 0.4 + row_inches * n)
         fw, fh = fig.get_size_inches()
-        ax = fig.add_axes(
-            (label_room / fw, bottom / fh, 1 - (label_room + 0.3) / fw, 1 - (top + bottom) / fh)
-        )
+        ax = fig.add_axes((label_room / fw, 1.25 / fh, 1 - (label_room + 0.3) / fw, 0.5))
     else:
         fig = ax.get_figure()  # type: ignore[assignment]
     title = "Delivery timeline, one row per (message, recipient)"
     if len(rows) < total:
         title += f": {len(rows)} of {total:,}, the most retried"
-    ax.set_title(title, fontsize=FONT + 1, loc="left")
+    ax.set_title(title, fontsize=look.title, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
         return fig
@@ -386,48 +402,52 @@ def delivery_timeline(
         span_hi = max(x_of(t_last) * 1.6, 10.0)
         _log_axis(ax, span_hi)
         ax.set_xlabel(
-            "time since the first submission (log scale, linear below 1 s)", fontsize=FONT
+            "time since the first submission (log scale, linear below 1 s)", fontsize=look.font
         )
         x_lo, x_hi = 0.0, span_hi
     else:
-        name, size = time_unit(max(t_last - t_first, 1e-3))
+        name, unit = time_unit(max(t_last - t_first, 1e-3))
 
         def x_of(t: float) -> float:
-            return t / size
+            return t / unit
 
         pad = 0.03 * max(t_last - t_first, 1.0)
         x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
         ax.set_xlim(x_lo, x_hi)
-        ax.set_xlabel(f"simulated time ({name})", fontsize=FONT)
-    _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time)
+        ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
+    _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time, look)
     points: dict[str, list[tuple[float, float]]] = {}
     for row, journey in enumerate(rows):
-        _draw_row(ax, row, journey, x_of, x_hi, points)
+        _draw_row(ax, row, journey, x_of, x_hi, points, look)
     for name, pts in points.items():
         style = dict(_MARKERS[name])
+        style["s"] = style["s"] * look.scale**2
         collection = ax.scatter(
             [p[0] for p in pts], [p[1] for p in pts], label=_LEGEND_NAMES[name], **style
         )
         collection.set_gid(f"timeline-{name}")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([_row_label(j) for j in rows], fontsize=SMALL_FONT + 0.5)
+    ax.set_yticklabels([_row_label(j) for j in rows], fontsize=look.small)
     for tick, journey in zip(ax.get_yticklabels(), rows, strict=False):
         tick.set_color(STATUS_COLOURS.get(journey.status, "black"))
     ax.set_ylim(len(rows) - 0.4, -0.75)
-    ax.tick_params(axis="x", labelsize=SMALL_FONT + 0.5)
+    ax.tick_params(axis="x", labelsize=look.small)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    legend_rows = _legend(ax, outages, own_figure)
+    legend_rows = _legend(ax, outages, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
-        height = top + 0.4 + 0.42 * n + 0.75 + 0.2 * legend_rows
-        fig.set_size_inches(11.0, height)
-        bottom = 0.75 + 0.2 * legend_rows
+        bottom = (0.75 + 0.2 * legend_rows) * look.scale
+        if look.slide:
+            width, height = SLIDE_INCHES
+        else:
+            width, height = 11.0, top + 0.4 + row_inches * n + bottom
+            fig.set_size_inches(width, height)
         ax.set_position(
             (
-                label_room / 11.0,
+                label_room / width,
                 bottom / height,
-                1 - (label_room + 0.3) / 11.0,
+                1 - (label_room + 0.3) / width,
                 1 - (top + bottom) / height,
             )
         )
@@ -453,7 +473,13 @@ def _row_label(journey: Journey) -> str:
 
 
 def _draw_outages(
-    ax: Axes, outages: list[Outage], x_of: Any, x_lo: float, x_hi: float, log_time: bool
+    ax: Axes,
+    outages: list[Outage],
+    x_of: Any,
+    x_lo: float,
+    x_hi: float,
+    log_time: bool,
+    look: Look,
 ) -> None:
     for index, outage in enumerate(outages):
         start = max(x_of(outage.start), x_lo)
@@ -471,12 +497,12 @@ def _draw_outages(
         span.set_gid("outage")
         ax.text(
             start,
-            1.0 - 0.035 * (index % 3),
+            1.0 - 0.035 * look.scale * (index % 3),
             f" {outage.label} down",
             transform=ax.get_xaxis_transform(),
             ha="left",
             va="top",
-            fontsize=SMALL_FONT,
+            fontsize=look.small,
             color=OUTAGE_COLOURS[outage.kind],
             fontweight="bold",
             clip_on=True,
@@ -491,6 +517,7 @@ def _draw_row(
     x_of: Any,
     x_hi: float,
     points: dict[str, list[tuple[float, float]]],
+    look: Look,
 ) -> None:
     def add(name: str, t: float | None) -> None:
         if t is not None:
@@ -504,7 +531,7 @@ def _draw_row(
         [x_of(start), x_end],
         [row, row],
         color=colour,
-        linewidth=2.2,
+        linewidth=look.line(2.2),
         alpha=0.5,
         linestyle="-" if end is not None else (0, (3, 2)),
         zorder=2,
@@ -516,7 +543,7 @@ def _draw_row(
             [x_of(journey.delivered), x_of(journey.fetched)],
             [row, row],
             color=STATUS_COLOURS["delivered"],
-            linewidth=1.2,
+            linewidth=look.line(1.2),
             linestyle=":",
             zorder=2,
         )
@@ -551,7 +578,7 @@ def _draw_row(
             textcoords="offset points",
             ha="left",
             va="bottom",
-            fontsize=SMALL_FONT - 0.5,
+            fontsize=look.small * 0.95,
             color=OUTCOME_COLOURS[first.outcome],
             zorder=9,
         )
@@ -567,7 +594,7 @@ def _draw_row(
         add("duplicate", t)
 
 
-def _legend(ax: Axes, outages: list[Outage], own_figure: bool) -> int:
+def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> int:
     """Put the legend under the figure (or right of a given axes); returns its number of rows."""
     from matplotlib.patches import Patch
 
@@ -585,7 +612,7 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool) -> int:
             labels,
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),
-            fontsize=SMALL_FONT,
+            fontsize=look.small,
             frameon=False,
             scatterpoints=1,
         )
@@ -597,9 +624,9 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool) -> int:
         labels,
         loc="lower center",
         bbox_to_anchor=(0.5, 0.0),
-        ncol=min(6, len(handles)),
-        fontsize=SMALL_FONT,
+        ncol=min(6 if not look.slide else 4, len(handles)),
+        fontsize=look.small,
         frameon=False,
         scatterpoints=1,
     )
-    return -(-len(handles) // 6)
+    return -(-len(handles) // (6 if not look.slide else 4))

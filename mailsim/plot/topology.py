@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
     ERROR_COLOUR,
-    FONT,
     KIND_COLOURS,
+    LOOKS,
     POP3_COLOUR,
     SITE_COLOURS,
-    SMALL_FONT,
+    SLIDE_INCHES,
     SMTP_COLOUR,
+    Look,
     PlotError,
     clock,
     empty_note,
     human_duration,
+    look_for,
     new_figure,
 )
 
@@ -331,14 +333,19 @@ def draw_network(
     *,
     at: float | None = None,
     labels: bool = True,
+    look: Look = LOOKS["default"],
 ) -> dict[str, Any]:
     """Draw nodes, links and site bands of ``topo`` on ``ax``; return the artists by name.
 
     Returned dict: ``"links"`` maps each link's node pair to its Line2D (gid ``link``),
     ``"nodes"`` maps node names to their marker Line2D (gid ``node``). Links down at ``at`` are
-    grey and dashed (gid ``link-down``); nodes down at ``at`` are grey with a dashed edge.
+    grey and dashed (gid ``link-down``); nodes down at ``at`` are grey with a dashed edge. Links
+    to a DNS server are thin, dotted and unlabelled (gid ``dns-link``): every mail server has
+    one, and their labels would cover the links that carry the mail.
     """
     from matplotlib.patches import FancyBboxPatch
+
+    dns_nodes = {name for name, node in topo.nodes.items() if node.kind == "dns"}
 
     down_links, down_nodes, down_services = (
         topo.down_at(at) if at is not None else (set(), set(), set())
@@ -366,7 +373,7 @@ def draw_network(
             site,
             ha="center",
             va="bottom",
-            fontsize=FONT + 2,
+            fontsize=look.title + 1,
             fontweight="bold",
             color="#444444",
             zorder=1,
@@ -377,17 +384,18 @@ def draw_network(
             continue
         (xa, ya), (xb, yb) = positions[link.a], positions[link.b]
         down = link.key in down_links
+        to_dns = bool(link.key & dns_nodes)
         (line,) = ax.plot(
             [xa, xb],
             [ya, yb],
-            color="#b0b0b0" if down else "#333333",
-            linestyle="--" if down else "-",
-            linewidth=1.5,
-            zorder=2,
+            color="#b0b0b0" if down else ("#8a8a8a" if to_dns else "#333333"),
+            linestyle="--" if down else (":" if to_dns else "-"),
+            linewidth=look.line(1.0 if to_dns else 1.5),
+            zorder=1.5 if to_dns else 2,
         )
-        line.set_gid("link-down" if down else "link")
+        line.set_gid("link-down" if down else ("dns-link" if to_dns else "link"))
         links[link.key] = line
-        if labels:
+        if labels and not to_dns:
             text = _link_label(link) + ("\nDOWN" if down else "")
             ax.text(
                 (xa + xb) / 2,
@@ -395,7 +403,7 @@ def draw_network(
                 text,
                 ha="center",
                 va="center",
-                fontsize=SMALL_FONT,
+                fontsize=look.small,
                 color=ERROR_COLOUR if down else "#222222",
                 linespacing=1.1,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
@@ -409,10 +417,10 @@ def draw_network(
             [x],
             [y],
             marker="s" if node.kind in ("mailserver", "dns") else "o",
-            markersize=22,
+            markersize=22 * look.scale,
             markerfacecolor="#e0e0e0" if down else KIND_COLOURS.get(node.kind, "#cccccc"),
             markeredgecolor=ERROR_COLOUR if down else "#333333",
-            markeredgewidth=1.5,
+            markeredgewidth=look.line(1.5),
             linestyle="none",
             zorder=4,
         )
@@ -425,11 +433,11 @@ def draw_network(
             above = node.kind in ("mailserver", "dns")
             ax.text(
                 x,
-                y + 0.32 if above else y - 0.32,
+                y + 0.32 * look.scale if above else y - 0.32 * look.scale,
                 caption,
                 ha="center",
                 va="bottom" if above else "top",
-                fontsize=SMALL_FONT + 0.5,
+                fontsize=look.small + 0.5,
                 color="#888888" if down else "#111111",
                 zorder=5,
                 linespacing=1.1,
@@ -444,7 +452,7 @@ def draw_network(
                     ", ".join(notes),
                     ha="center",
                     va="top" if above else "bottom",
-                    fontsize=SMALL_FONT,
+                    fontsize=look.small,
                     color=ERROR_COLOUR,
                     fontweight="bold",
                     zorder=5,
@@ -487,9 +495,16 @@ def _id_list(ids: Sequence[int]) -> str:
 
 
 def topology_figure(
-    records: Sequence[Record], *, at: float | None = None, connection: int | None = None
+    records: Sequence[Record],
+    *,
+    at: float | None = None,
+    connection: int | None = None,
+    size: str = "default",
 ) -> Figure:
     """The network of the trace: sites left to right, links labelled with latency and bandwidth.
+
+    A legend says what the shapes and lines mean (host, mail server, router, DNS server; a link,
+    a link to the DNS server, a link that is down, the route of a connection).
 
     Args:
         records: trace records (``Recorder.records`` or ``load_events(path)``).
@@ -498,11 +513,13 @@ def topology_figure(
             every outage of the run is listed under the picture.
         connection: a connection id (``conn`` of ``tcp.open``); its route is drawn thick in the
             colour of its protocol, with its endpoints named in the title.
+        size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
 
     Returns:
-        The figure; its links are Line2D artists with gid ``link`` / ``link-down`` and the route
-        segments have gid ``route``.
+        The figure; its links are Line2D artists with gid ``link`` / ``link-down`` / ``dns-link``,
+        the route segments have gid ``route``, and the legend has gid ``legend``.
     """
+    look = look_for(size)
     records = list(records)
     topo = read_topology(records)
     route: list[str] = []
@@ -524,15 +541,22 @@ def topology_figure(
     positions = node_positions(topo)
     xs = [p[0] for p in positions.values()] or [0.0]
     ys = [p[1] for p in positions.values()] or [0.0]
-    width = max(6.0, 1.7 * (max(xs) - min(xs) + 1.4))
-    height = max(3.8, 1.5 * (max(ys) - min(ys) + 2.4)) + (0.5 if at is None else 0.0)
-    fig = new_figure(width, height)
-    ax = fig.add_axes((0.02, 0.1 if at is None else 0.02, 0.96, 0.8 if at is None else 0.88))
-    ax.set_title(title, fontsize=FONT + 1)
+    legend_room = 0.55 * look.scale  # inches below the picture for the legend
+    notes_room = 0.35 * look.scale if at is None and topo.outages else 0.0
+    if look.slide:
+        fig = new_figure(*SLIDE_INCHES)
+    else:
+        width = max(6.0, 1.7 * (max(xs) - min(xs) + 1.4))
+        height = max(3.8, 1.5 * (max(ys) - min(ys) + 2.4)) + legend_room + notes_room
+        fig = new_figure(width, height)
+    fh = fig.get_size_inches()[1]
+    bottom = (legend_room + notes_room + 0.1) / fh
+    ax = fig.add_axes((0.02, bottom, 0.96, 1 - bottom - 0.5 * look.scale / fh))
+    ax.set_title(title, fontsize=look.title)
     if not topo.nodes:
         empty_note(ax, "the trace has no net.node records, so there is no topology to draw")
         return fig
-    draw_network(ax, topo, positions, at=at)
+    drawn = draw_network(ax, topo, positions, at=at, look=look)
     for u, v in itertools.pairwise(route):
         if u in positions and v in positions:
             (xa, ya), (xb, yb) = positions[u], positions[v]
@@ -540,12 +564,15 @@ def topology_figure(
                 [xa, xb],
                 [ya, yb],
                 color=route_colour,
-                linewidth=7,
+                linewidth=7 * look.scale,
                 alpha=0.45,
                 solid_capstyle="round",
                 zorder=2.5,
             )
             seg.set_gid("route")
+    if at is None:
+        _mark_failing_links(ax, topo, positions, look)
+    _legend(fig, topo, drawn, route_colour if route else None, look, (notes_room + 0.05) / fh)
     if at is None and topo.outages:
         lines = []
         for outage in topo.outages:
@@ -557,9 +584,107 @@ def topology_figure(
             0.02,
             0.02,
             "Outages during the run: " + "; ".join(shown),
-            fontsize=SMALL_FONT,
+            fontsize=look.small,
             color=ERROR_COLOUR,
             va="bottom",
             wrap=True,
         )
     return fig
+
+
+def _mark_failing_links(
+    ax: Axes, topo: Topology, positions: dict[str, tuple[float, float]], look: Look
+) -> None:
+    """Over each link that goes down during the run, a red dashed line (gid ``link-fails``)."""
+    failing = {frozenset(o.what) for o in topo.outages if o.kind == "link"}
+    for link in topo.links:
+        if link.key in failing and link.a in positions and link.b in positions:
+            (xa, ya), (xb, yb) = positions[link.a], positions[link.b]
+            (line,) = ax.plot(
+                [xa, xb],
+                [ya, yb],
+                color=ERROR_COLOUR,
+                linestyle=(0, (4, 3)),
+                linewidth=look.line(2.2),
+                zorder=2.2,
+            )
+            line.set_gid("link-fails")
+
+
+def _legend(
+    fig: Figure,
+    topo: Topology,
+    drawn: dict[str, Any],
+    route_colour: str | None,
+    look: Look,
+    bottom: float,
+) -> None:
+    """What the shapes and lines mean, for the kinds and lines this picture has."""
+    from matplotlib.lines import Line2D
+
+    names = {"host": "host", "mailserver": "mail server", "router": "router", "dns": "DNS server"}
+    handles = []
+    kinds = {node.kind for node in topo.nodes.values()}
+    for kind, name in names.items():
+        if kind in kinds:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="s" if kind in ("mailserver", "dns") else "o",
+                    markersize=9 * look.scale,
+                    markerfacecolor=KIND_COLOURS[kind],
+                    markeredgecolor="#333333",
+                    linestyle="none",
+                    label=name,
+                )
+            )
+    gids = {line.get_gid() for line in drawn["links"].values()}
+    if "link" in gids:
+        handles.append(
+            Line2D([], [], color="#333333", linewidth=look.line(1.5), label="link (latency, rate)")
+        )
+    if "dns-link" in gids:
+        dns_names = {name for name, node in topo.nodes.items() if node.kind == "dns"}
+        latencies = {round(link.latency * 1000, 3) for link in topo.links if link.key & dns_names}
+        each = f", {latencies.pop():g} ms each" if len(latencies) == 1 else ""
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#8a8a8a",
+                linestyle=":",
+                linewidth=look.line(1.0),
+                label=f"link to the DNS server (MX lookups{each})",
+            )
+        )
+    if any(line.get_gid() == "link-fails" for line in fig.axes[0].lines):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=ERROR_COLOUR,
+                linestyle=(0, (4, 3)),
+                linewidth=look.line(2.2),
+                label="goes down during the run",
+            )
+        )
+    if "link-down" in gids:
+        handles.append(
+            Line2D([], [], color="#b0b0b0", linestyle="--", linewidth=look.line(1.5), label="down")
+        )
+    if route_colour is not None:
+        handles.append(
+            Line2D([], [], color=route_colour, linewidth=6 * look.scale, alpha=0.45, label="route")
+        )
+    legend = fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, bottom),
+        ncol=len(handles),
+        fontsize=look.small,
+        frameon=False,
+        handlelength=2.5,
+        columnspacing=1.6,
+    )
+    legend.set_gid("legend")

@@ -124,6 +124,22 @@ class LineBuffer:
         self._scan = 0
         return block, False
 
+    def take_bare_lf_line(self) -> bytes | None:
+        """The bytes before a bare LF that comes ahead of every CRLF, removed with it; else None.
+
+        For a server that answers such a line instead of waiting for a CRLF that a client
+        typing into ``nc`` without ``-C`` never sends. Only octets up to the LF count, so the
+        answer is the same however the input was split.
+        """
+        end = self._buf.find(b"\r\n")
+        bare = self._buf.find(b"\n", 0, end if end >= 0 else len(self._buf))
+        if bare < 0 or (bare > 0 and self._buf[bare - 1] == 0x0D):
+            return None
+        line = bytes(self._buf[:bare])
+        del self._buf[: bare + 1]
+        self._overlong = False
+        return line
+
     def discard(self) -> None:
         """Drop everything buffered (input that came in the clear before a TLS handshake)."""
         self._buf.clear()

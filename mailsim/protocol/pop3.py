@@ -87,6 +87,7 @@ from mailsim.protocol.pop3_wire import (
     CLIENT_LINE_LIMIT,
     COMMAND_LINE_LIMIT,
     DEFAULT_MAX_ERRORS,
+    MAILBOX_NAME_LIMIT,
     RESPONSE_LINE_LIMIT,
     apop_digest,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "CLIENT_TRANSITIONS",
     "COMMAND_LINE_LIMIT",
     "DEFAULT_MAX_ERRORS",
+    "MAILBOX_NAME_LIMIT",
     "NEED_DATA",
     "PAUSED",
     "RESPONSE_LINE_LIMIT",

@@ -37,6 +37,7 @@ from mailsim.protocol.pop3_wire import (
     ARGUMENT_LIMIT,
     CLIENT_LINE_LIMIT,
     COMMAND_LINE_LIMIT,
+    MAILBOX_NAME_LIMIT,
     VERB,
     apop_digest,
     parse_number,
@@ -104,9 +105,18 @@ class POP3Client:
         auto: bool = True,
     ) -> None:
         if auto:
-            if not user or any(ch.isspace() for ch in user) or len(user) > ARGUMENT_LIMIT:
+            limit = ARGUMENT_LIMIT if use_apop else MAILBOX_NAME_LIMIT
+            spaces_ok = not use_apop  # APOP separates the name from the digest by a space
+            if (
+                not user
+                or user != user.strip(" ")
+                or any(ch.isspace() and not (ch == " " and spaces_ok) for ch in user)
+                or not (user.isascii() and user.isprintable())
+                or len(user) > limit
+            ):
+                what = "printable ASCII" if spaces_ok else "printable ASCII without spaces"
                 raise LocalProtocolError(
-                    f"user name must be 1-{ARGUMENT_LIMIT} characters without spaces, got {user!r}"
+                    f"user name must be 1-{limit} characters of {what}, got {user!r}"
                 )
             if not password or "\r" in password or "\n" in password:
                 raise LocalProtocolError("password must be non-empty and without CR or LF")

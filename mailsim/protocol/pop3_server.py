@@ -33,8 +33,10 @@ from mailsim.protocol.pop3_states import NEED_DATA, SERVER_TRANSITIONS, Pop3Stat
 from mailsim.protocol.pop3_wire import (
     APOP_TIMESTAMP,
     ARGUMENT_LIMIT,
+    BARE_LF_HINT,
     COMMAND_LINE_LIMIT,
     DEFAULT_MAX_ERRORS,
+    MAILBOX_NAME_LIMIT,
     apop_digest,
     multiline_body,
     parse_number,
@@ -344,6 +346,10 @@ class POP3Server:
             if self.state is Pop3State.CLOSED:
                 assert self._closed is not None
                 return self._closed
+            if self._lines.take_bare_lf_line() is not None:
+                # RFC 1939 3: CRLF ends a line. Say so at once, as the SMTP server does.
+                self._answer(None, _err(BARE_LF_HINT))
+                continue
             got = self._lines.next_line()
             if got is None:
                 if not self._lines.closed:
@@ -507,13 +513,15 @@ class POP3Server:
         refused = self._plaintext_refused()
         if refused is not None:
             return refused
-        args = split_args(arg)
-        if len(args) != 1:
-            return _err("USER needs exactly one argument: the mailbox name")
-        if len(args[0]) > ARGUMENT_LIMIT:
-            return _err(f"mailbox name longer than {ARGUMENT_LIMIT} characters")
+        # The whole argument is the name, as PASS takes the whole password (RFC 1939 7): the
+        # characters of a quoted local part may hold spaces ("john smith"@usa.com is john smith).
+        name = arg.strip(" ")
+        if not name:
+            return _err("USER needs the mailbox name")
+        if len(name) > MAILBOX_NAME_LIMIT:
+            return _err(f"mailbox name longer than {MAILBOX_NAME_LIMIT} characters")
         # Say +OK to any name, so that USER cannot be used to find out which users exist.
-        self.user = args[0]
+        self.user = name
         return _Answer(True, "send PASS")
 
     def _pass_command(self, arg: str) -> _Answer:

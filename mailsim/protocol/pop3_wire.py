@@ -16,6 +16,10 @@ from typing import Final
 COMMAND_LINE_LIMIT: Final = 255
 #: The longest argument, in characters (RFC 1939 section 3: "up to 40 characters long").
 ARGUMENT_LIMIT: Final = 40
+#: The longest mailbox name USER takes. RFC 1939 3 counts 40 characters per argument, but the
+#: name is a mail address's local part, up to 64 octets (RFC 5321 4.5.3.1.1); like Dovecot, the
+#: server takes those, spaces included ("john smith", a quoted local part's characters).
+MAILBOX_NAME_LIMIT: Final = 64
 #: The longest status line a server sends, CRLF included (RFC 1939 section 3: 512 characters).
 RESPONSE_LINE_LIMIT: Final = 512
 #: The longest line the client accepts, CRLF included. Status lines stay under 512 octets, but the
@@ -24,6 +28,10 @@ RESPONSE_LINE_LIMIT: Final = 512
 CLIENT_LINE_LIMIT: Final = 64 * 1024
 #: How many -ERR replies a server sends before it gives up and closes the connection.
 DEFAULT_MAX_ERRORS: Final = 20
+
+#: The answer to a command line ended by a bare LF (what ``nc`` sends without ``-C``): lines end
+#: in CRLF (RFC 1939 3). Refused, not obeyed, like the SMTP server's 500 5.5.2.
+BARE_LF_HINT: Final = "line ended by a bare <LF>; end lines with <CR><LF> (nc -C)"
 
 # The APOP timestamp is a msg-id in angle brackets (RFC 1939 section 7: "<process-ID.clock@host>").
 APOP_TIMESTAMP = re.compile(r"<[^<>\s]+@[^<>\s]+>")
@@ -88,8 +96,8 @@ def top_of(content: bytes, body_lines: int) -> bytes:
 def split_args(arg: str) -> list[str]:
     """The arguments of a command: separated by SPACE (RFC 1939 section 3), extra spaces forgiven.
 
-    Only SPACE separates: a TAB or a bare LF stays inside an argument, where it makes the argument
-    invalid instead of smuggling in a second command.
+    Only SPACE separates: a TAB stays inside an argument, where it makes the argument invalid. (A
+    bare LF never gets this far: the line it ends is refused with :data:`BARE_LF_HINT`.)
     """
     return [token for token in arg.split(" ") if token]
 

@@ -42,6 +42,12 @@ from mailsim.protocol._common import (
     ProtocolError,
     RemoteProtocolError,
 )
+from mailsim.protocol.smtp_address import (
+    address_key,
+    canonical_address,
+    local_part,
+    quote_local_part,
+)
 from mailsim.protocol.smtp_client import (
     ClientEvent,
     Closed,
@@ -61,8 +67,12 @@ from mailsim.protocol.smtp_params import (
     RcptParams,
 )
 from mailsim.protocol.smtp_replies import (
+    COMMAND_REPLIES,
+    POLICY_REPLIES,
+    SYNTAX_REPLIES,
     Reply,
     ReplyTexts,
+    policy_reply,
 )
 from mailsim.protocol.smtp_server import (
     Accept,
@@ -100,9 +110,12 @@ from mailsim.protocol.smtp_states import (
 
 __all__ = [
     "CLIENT_TRANSITIONS",
+    "COMMAND_REPLIES",
     "NEED_DATA",
     "PAUSED",
+    "POLICY_REPLIES",
     "SERVER_TRANSITIONS",
+    "SYNTAX_REPLIES",
     "Accept",
     "AuthResult",
     "ClientEvent",
@@ -143,8 +156,13 @@ __all__ = [
     "StartTLS",
     "TLSStarted",
     "TransactionResult",
+    "address_key",
+    "canonical_address",
     "canonical_content",
     "dot_stuff",
     "is_postmaster",
+    "local_part",
+    "policy_reply",
+    "quote_local_part",
     "split_lines",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mailsim.protocol._common import LocalProtocolError, RemoteProtocolError
+from mailsim.protocol.smtp_address import QUOTED_STRING
 from mailsim.protocol.smtp_params import MailParams, RcptParams, is_printable_word
 from mailsim.protocol.smtp_replies import (
     CONNECTION_LOST,
@@ -45,10 +46,13 @@ RecipientStatus = Literal["accepted", "temporary", "permanent"]
 def _check_address(address: str, where: str, *, null_ok: bool) -> None:
     if address == "" and null_ok:
         return
-    if not (address.isascii() and address.isprintable()) or any(c in address for c in " <>"):
+    # A quoted local part may hold spaces and angle brackets (RFC 5321 4.1.2); the rest may not.
+    written, at, domain = address.rpartition("@")
+    bare = domain if at and QUOTED_STRING.fullmatch(written) else address
+    if not (address.isascii() and address.isprintable()) or any(c in bare for c in " <>"):
         raise ValueError(
             f"{where}: {address!r} is not a usable address "
-            "(printable ASCII, no spaces or angle brackets)"
+            "(printable ASCII, no spaces or angle brackets outside a quoted local part)"
         )
 
 

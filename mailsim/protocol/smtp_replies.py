@@ -4,7 +4,8 @@ A reply is a three-digit code and one or more text lines (RFC 5321 4.2). The wor
 is data, not code: :class:`ReplyTexts` holds one set, :attr:`ReplyTexts.MODERN` (Postfix-like, with
 RFC 3463 enhanced status codes) or :attr:`ReplyTexts.CLASSIC` (the seed tutorial's words, byte for
 byte). Error replies come from one table, :data:`SERVER_ERRORS`, so every 5xx the machine can say is
-listed in one place.
+listed in one place; the refusals a mail server's policy gives (unknown user, relay denied) come
+from another, :data:`POLICY_REPLIES`, which the simulated and the live servers share.
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "syntax_rcpt": (501, "5.5.4", "Syntax: RCPT TO:<address>"),
     "syntax_data": (501, "5.5.4", "Syntax: DATA"),
     "syntax_rset": (501, "5.5.4", "Syntax: RSET"),
+    "syntax_quit": (501, "5.5.4", "Syntax: QUIT"),
     "syntax_vrfy": (501, "5.5.4", "Syntax: VRFY address"),
     "syntax_expn": (501, "5.5.4", "Syntax: EXPN mailing-list"),
     "syntax_auth": (501, "5.5.4", "Syntax: AUTH mechanism"),
@@ -249,6 +251,29 @@ SERVER_ERRORS: dict[str, tuple[int, str, str]] = {
     "shutdown": (421, "4.3.2", "{hostname} Service shutting down, closing connection"),
 }
 
+#: The replies each step of a session may get (RFC 5321 4.3.2), success and error alike: the
+#: greeting (``CONNECT``), each command, and the end of the message (``DOT``, the reply to the
+#: final dot). 421 may end any step (RFC 5321 3.8); 530 answers MAIL, RCPT and DATA where AUTH
+#: is required (RFC 4954 6). A reply fault of a scenario must be one of its step's.
+COMMAND_REPLIES: dict[str, frozenset[int]] = {
+    "CONNECT": frozenset({220, 421, 554}),
+    "HELO": frozenset({250, 421, 502, 504, 550}),
+    "EHLO": frozenset({250, 421, 502, 504, 550}),
+    "MAIL": frozenset({250, 421, 451, 452, 455, 503, 530, 550, 552, 553, 555}),
+    "RCPT": frozenset({250, 251, 421, 450, 451, 452, 455, 503, 530, 550, 551, 552, 553, 555}),
+    "DATA": frozenset({354, 421, 503, 530, 554}),
+    "DOT": frozenset({250, 421, 450, 451, 452, 550, 552, 554}),
+    "RSET": frozenset({250, 421}),
+    "VRFY": frozenset({250, 251, 252, 421, 502, 504, 550, 551, 553}),
+    "EXPN": frozenset({250, 252, 421, 502, 504, 550}),
+    "HELP": frozenset({211, 214, 421, 502, 504}),
+    "NOOP": frozenset({250, 421}),
+    "QUIT": frozenset({221}),
+}
+#: What any command line may get besides its step's replies: it is no command (500), its
+#: arguments are wrong (501), it is not implemented (502) or comes at the wrong moment (503).
+SYNTAX_REPLIES = frozenset({500, 501, 502, 503})
+
 #: What the client writes into a result when it decides without the server.
 CONNECTION_LOST = Reply(451, ("4.4.2 Connection lost",))
 #: The server broke the protocol (a malformed reply); undecided recipients are retried.
@@ -257,3 +282,38 @@ PROTOCOL_ERROR = Reply(451, ("4.5.0 SMTP protocol error",))
 CONVERSION_REQUIRED = Reply(554, ("5.6.3 Conversion required but not supported",))
 #: The content is larger than the SIZE the server announced (RFC 1870 6.1).
 TOO_BIG_FOR_SERVER = Reply(552, ("5.3.4 Message size exceeds fixed maximum message size",))
+
+
+#: Every refusal a mail server's policy gives (not the machine: the application decides these),
+#: in one table for the simulated and the live servers alike: name -> (code, enhanced code, text).
+#: Texts may use ``{address}``, ``{msg_id}`` and ``{hostname}``. The wording is Postfix's where
+#: Postfix has one.
+POLICY_REPLIES: dict[str, tuple[int, str, str]] = {
+    # A local domain, no such user (Postfix's local_recipient_maps check).
+    "unknown_user": (
+        550,
+        "5.1.1",
+        "<{address}>: Recipient address rejected: User unknown in local recipient table",
+    ),
+    # Another domain, and the client may not relay (RFC 5321 7.1; reject_unauth_destination).
+    "relay_denied": (550, "5.7.1", "<{address}>: Relay access denied"),
+    # RFC 5321 6.3: too many Received lines means a mail loop.
+    "mail_loop": (554, "5.4.6", "Too many hops (mail loop)"),
+    # A second copy of a queued message for recipients the queued one does not have.
+    "already_queued": (451, "4.3.0", "<{msg_id}> is already queued here; try again later"),
+    # The disk failed while storing; nothing was acknowledged.
+    "cannot_store": (451, "4.3.0", "Error: cannot store the message now"),
+    # Command-mode input that never makes a line: binary garbage, a TLS handshake. Hang up.
+    "not_smtp": (421, "4.7.0", "{hostname} Error: too much input without a command line"),
+}
+
+
+def policy_reply(texts: ReplyTexts, name: str, **args: str) -> Reply:
+    """The refusal :data:`POLICY_REPLIES` names ``name``, in ``texts``' wording.
+
+    The enhanced code is written when the wording uses them (``MODERN``), as for the machine's
+    own errors.
+    """
+    code, status, text = POLICY_REPLIES[name]
+    text = text.format(**args)
+    return Reply(code, (f"{status} {text}" if texts.enhanced else text,))

@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mailsim.protocol._common import LocalProtocolError
+from mailsim.protocol.smtp_address import local_part
 from mailsim.protocol.smtp_params import MailParams, RcptParams, is_printable_word
 from mailsim.protocol.smtp_replies import (
+    COMMAND_REPLIES,
     SERVER_ERRORS,
     Reply,
     ReplyTexts,
@@ -363,9 +365,9 @@ _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 
 
 def is_postmaster(address: str) -> bool:
-    """Whether ``address`` is ``postmaster`` or ``postmaster@domain`` (any case; RFC 5321 4.5.1)."""
-    local = address.rsplit("@", 1)[0] if "@" in address else address
-    return local.lower() == "postmaster"
+    """Whether ``address`` is ``postmaster`` or ``postmaster@domain`` (any case, quoted or not;
+    RFC 5321 4.5.1)."""
+    return local_part(address).lower() == "postmaster"
 
 
 def _parse_path(text: str, limits: ServerLimits, bad: str) -> tuple[str, str] | str:
@@ -466,7 +468,7 @@ class SMTPServer:
         tls: bool = False,
         strict: bool = False,
     ) -> None:
-        if greeting is not None and greeting.code not in (220, 421, 554):
+        if greeting is not None and greeting.code not in COMMAND_REPLIES["CONNECT"]:
             raise ValueError(f"a greeting is 220, 421 or 554 (RFC 5321 4.3.2), got {greeting.code}")
         #: The server's host name.
         self.hostname = hostname
@@ -1043,7 +1045,9 @@ class SMTPServer:
         self._go("HELP")
 
     def _on_quit(self, arg: str) -> None:
-        # RFC 5321 4.1.1.10: QUIT takes no argument, but a client that wants to leave may leave.
+        if arg:
+            self._error("syntax_quit")  # RFC 5321 4.1.1.10: "QUIT" CRLF, no argument; 501
+            return
         self._reply(221, self.texts.bye)
         self._clear_transaction()
         self._go("QUIT")

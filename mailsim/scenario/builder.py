@@ -18,8 +18,9 @@ from mailsim.mail.message import Attachment, attachment_from_file, synthetic_att
 from mailsim.mail.server import ReplyFault, ServerSettings
 from mailsim.nodes.telnet import TelnetScript
 from mailsim.nodes.useragent import Draft, PlannedDraft
+from mailsim.nodes.web import Download
 from mailsim.nodes.world import World
-from mailsim.protocol.smtp import ServerLimits
+from mailsim.protocol.smtp import ServerLimits, address_key
 from mailsim.scenario import schema
 
 #: Words for generated message bodies (deterministic filler of a requested size).
@@ -84,10 +85,11 @@ def build_world(
             user.host,
             check_every=user.check_mail_every,
             server=user.submission_server,
+            name=user.name,
         )
     scripted: dict[str, list[_ScriptedMessage]] = {}
     for index, message in enumerate(scenario.messages):
-        scripted.setdefault(message.sender.lower(), []).append(
+        scripted.setdefault(address_key(message.sender), []).append(
             _ScriptedMessage(world, index, message)
         )
     for messages in scripted.values():
@@ -108,6 +110,27 @@ def build_world(
                 port=session.port,
                 typing_time=session.pause,
                 wait_for_reply=session.wait_for_reply,
+            )
+        )
+    for index, spec in enumerate(scenario.web_servers):
+        rng = world.streams.get("web", index)
+        world.add_web_server(
+            spec.node,
+            {
+                file.path: synthetic_attachment(
+                    file.kind, file.size, rng, filename=file.path.rsplit("/", 1)[-1] or None
+                )
+                for file in spec.files
+            },
+        )
+    for download in scenario.downloads:
+        world.download(
+            Download(
+                at=download.at,
+                node=download.client,
+                server=download.server,
+                paths=tuple(download.paths),
+                connection=download.connection,
             )
         )
     return world
@@ -375,16 +398,16 @@ class _TrafficOfOneSender:
         )
 
 
-def _pool_without(
-    addresses: list[str], lowered: dict[str, list[int]], sender: str
-) -> Sequence[str]:
-    """``addresses`` without ``sender`` (any case), as a view when it is there once."""
-    where = lowered.get(sender.lower(), [])
+def _pool_without(addresses: list[str], by_key: dict[str, list[int]], sender: str) -> Sequence[str]:
+    """``addresses`` without ``sender``'s mailbox (by :func:`address_key`), as a view when it is
+    there once."""
+    key = address_key(sender)
+    where = by_key.get(key, [])
     if not where:
         return addresses
     if len(where) == 1:
         return _AllBut(addresses, where[0])
-    return [a for a in addresses if a.lower() != sender.lower()]
+    return [a for a in addresses if address_key(a) != key]
 
 
 def _add_traffic(
@@ -394,12 +417,12 @@ def _add_traffic(
     everyone = [user.address for user in scenario.users]
     senders = spec.senders or everyone
     recipients = list(spec.recipients or everyone)
-    lowered: dict[str, list[int]] = {}
+    by_key: dict[str, list[int]] = {}  # where each mailbox is in the recipient list
     for position, address in enumerate(recipients):
-        lowered.setdefault(address.lower(), []).append(position)
+        by_key.setdefault(address_key(address), []).append(position)
     stop = scenario.duration if spec.stop is None else min(spec.stop, scenario.duration)
     for sender in senders:
-        pool = _pool_without(recipients, lowered, sender)
+        pool = _pool_without(recipients, by_key, sender)
         if not pool:
             continue
         rng = world.streams.get("traffic", index, sender.lower())

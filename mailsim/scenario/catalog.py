@@ -7,11 +7,13 @@ looked up among the bundled scenarios (``mailsim/scenarios/*.yaml``, also reacha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 from mailsim.scenario.errors import ScenarioError
 from mailsim.scenario.loader import load_scenario
+from mailsim.scenario.overrides import Override
 from mailsim.scenario.schema import Scenario
 
 
@@ -56,15 +58,15 @@ def find(name_or_path: str) -> Path:
     )
 
 
-def load(name_or_path: str) -> Scenario:
-    """Load and validate a scenario by path or bundled name.
+def load(name_or_path: str, overrides: Sequence[Override] = ()) -> Scenario:
+    """Load and validate a scenario by path or bundled name, with ``overrides`` applied.
 
     Raises:
         FileNotFoundError: see :func:`find`.
         ScenarioError: the file has problems; ``str()`` gives one line per problem.
     """
     path = find(name_or_path)
-    return load_scenario(path)
+    return load_scenario(path, overrides=overrides)
 
 
 __all__ = ["ScenarioError", "bundled", "bundled_dir", "find", "load"]

@@ -134,7 +134,7 @@ def parse_fault(text: str, name: str = "--fault") -> LabReplySpec:
                         1,
                         "",
                         f"expected COMMAND CODE [TEXT] (like 'RCPT 550 5.1.1 User unknown') or a "
-                        f"mapping (like '{{command: DATA, code: 552}}'), got {text!r}",
+                        f"mapping (like '{{command: dot, code: 552}}'), got {text!r}",
                     )
                 ]
             )

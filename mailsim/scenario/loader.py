@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -28,6 +28,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from mailsim.scenario.errors import Problem, ScenarioError, closest, shown
+from mailsim.scenario.overrides import Override, apply_overrides, relocate
 from mailsim.scenario.schema import (
     Issue,
     Scenario,
@@ -35,9 +36,20 @@ from mailsim.scenario.schema import (
     check_references,
     explain_shape,
 )
+from mailsim.scenario.schema.advice import check_advice
 from mailsim.scenario.schema.issues import Loc, dotted
 
-__all__ = ["SourceMap", "load_scenario", "parse_yaml", "validate_file", "validate_text"]
+__all__ = [
+    "SourceMap",
+    "load_scenario",
+    "parse_yaml",
+    "place",
+    "read_text",
+    "revalidate",
+    "validate_document",
+    "validate_file",
+    "validate_text",
+]
 
 _TAG = "tag:yaml.org,2002:"
 #: Error types raised by the discriminators of schema unions (see schema.explain_shape).
@@ -54,6 +66,11 @@ _SYNTAX_HINTS: tuple[tuple[str, str], ...] = (
     ("expected <block end>", "check the indentation: items of one list or mapping line up"),
     ("could not find expected ':'", "a key needs ': ' after it"),
 )
+#: The most values that aliases (``*name``) and merges (``<<: *name``) may build in one file. Each
+#: alias copies its anchor's value, so nested aliases multiply: nine lists of nine aliases of
+#: nine ... ("billion laughs") build 9**n values from a few lines. A scenario's anchors share a
+#: link's defaults or a list of users, a few thousand values at most.
+MAX_ALIAS_VALUES = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,6 +140,15 @@ def _tag(node: Node) -> str:
     return str(getattr(tag, "value", tag))
 
 
+class _TooManyAliasValues(Exception):
+    """Raised inside :class:`_Builder` when aliases build more than :data:`MAX_ALIAS_VALUES`."""
+
+    def __init__(self, loc: Loc, where: tuple[int, int]) -> None:
+        super().__init__(loc)
+        self.loc = loc
+        self.where = where
+
+
 class _Builder:
     """Turns composed YAML nodes into dicts, lists and scalars, filling a :class:`SourceMap`."""
 
@@ -131,11 +157,40 @@ class _Builder:
         self.source = SourceMap()
         self.problems: list[Problem] = []
         self._active: set[int] = set()
+        #: Nodes built once already: building one again is an alias (the composer gives an
+        #: alias the very node of its anchor).
+        self._built: set[int] = set()
+        #: Values built through aliases and merges so far, against MAX_ALIAS_VALUES.
+        self._copied = 0
+        #: Where the outermost alias being built is used, while one is.
+        self._alias_at: Loc | None = None
 
     def problem(self, where: tuple[int, int], loc: Loc, message: str) -> None:
         self.problems.append(Problem(self.path, where[0], where[1], dotted(loc), message))
 
+    def count_copy(self, loc: Loc) -> None:
+        """Count one value that an alias or a merge copies; stop at :data:`MAX_ALIAS_VALUES`."""
+        self._copied += 1
+        if self._copied > MAX_ALIAS_VALUES:
+            if self._alias_at is None:  # a merge into the mapping at loc
+                raise _TooManyAliasValues(loc, self.source.position(loc))
+            # The alias's own node is its anchor's: place it at the value that holds it.
+            where = self.source.position(self._alias_at[:-1])
+            raise _TooManyAliasValues(self._alias_at, where)
+
     def build(self, node: Node, loc: Loc) -> Any:
+        if id(node) in self._built and self._alias_at is None:
+            self._alias_at = loc
+            try:
+                return self.build_node(node, loc)
+            finally:
+                self._alias_at = None
+        self._built.add(id(node))
+        return self.build_node(node, loc)
+
+    def build_node(self, node: Node, loc: Loc) -> Any:
+        if self._alias_at is not None:
+            self.count_copy(loc)
         self.source.values[loc] = _mark(node)
         if isinstance(node, ScalarNode):
             return self.scalar(node, loc)
@@ -203,6 +258,7 @@ class _Builder:
                 self._active.add(id(source))
                 try:
                     for key_node, value_node, _ in self.pairs(source, loc):
+                        self.count_copy(loc)
                         yield key_node, value_node, False
                 finally:
                     self._active.discard(id(source))
@@ -297,6 +353,14 @@ def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     except RecursionError:
         message = "the YAML is nested too deeply to be a scenario"
         return _FAILED, SourceMap(), [Problem(path, 1, 1, "", message)]
+    except _TooManyAliasValues as error:
+        line, col = error.where
+        message = (
+            f"aliases here build more than {MAX_ALIAS_VALUES:,} values (each alias copies its "
+            "anchor, so nested aliases multiply, as in the 'billion laughs' attack); "
+            "write the values out, or use fewer aliases of aliases"
+        )
+        return _FAILED, SourceMap(), [Problem(path, line, col, dotted(error.loc), message)]
     return data, builder.source, builder.problems
 
 
@@ -326,9 +390,9 @@ def _field_of(model: type[BaseModel], key: Any) -> Any:
     return None
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model that validates the mapping at pydantic error location ``loc``."""
-    kind: Any = Scenario
+def _model_at(loc: Loc, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
+    """The model that validates the mapping at pydantic error location ``loc`` below ``root``."""
+    kind: Any = root
     for part in loc:
         kind = _unwrap(kind)
         if isinstance(kind, type) and issubclass(kind, BaseModel):
@@ -366,6 +430,8 @@ class _Placer:
     data: Any
     source: SourceMap
     problems: list[Problem] = field(default_factory=list)
+    #: The model of the whole document (a scenario, or a study file).
+    root: type[BaseModel] = Scenario
 
     def add(
         self, loc: Loc, message: str, *, at_key: bool = False, shown_loc: Loc | None = None
@@ -386,7 +452,7 @@ class _Placer:
         suggested: set[tuple[Loc, str]] = set()
         for error in errors:
             if error["type"] == "extra_forbidden":
-                model = _model_at(error["loc"][:-1])
+                model = _model_at(error["loc"][:-1], self.root)
                 match = closest(error["loc"][-1], _keys_of(model)) if model else None
                 if match is not None:
                     suggested.add((error["loc"][:-1], match))
@@ -406,14 +472,14 @@ class _Placer:
                 self.issue(issue, consumed)
             return
         if kind == "missing":
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], self.root)
             info = _field_of(model, loc[-1]) if model else None
             expected = info.description if info is not None and info.description else "a value"
             consumed, _ = self.source.locate(loc, self.data)
             self.add(loc, f"missing; expected {expected}", shown_loc=(*consumed, loc[-1]))
             return
         if kind == "extra_forbidden":
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], self.root)
             keys = _keys_of(model) if model else []
             match = closest(loc[-1], keys)
             if match is not None:
@@ -458,6 +524,35 @@ def _message(kind: str, ctx: dict[str, Any], value: Any, fallback: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def validate_document(
+    model: type[BaseModel], data: Any, source: SourceMap, path: str, problems: list[Problem]
+) -> tuple[BaseModel | None, list[Problem]]:
+    """Validate YAML ``data`` read by :func:`parse_yaml` against another document's ``model``
+    (a study file), each pydantic error placed in the file as for a scenario.
+
+    Returns:
+        ``(model instance or None, problems)``, ``problems`` starting with those given.
+    """
+    placer = _Placer(path, data, source, list(problems), root=model)
+    try:
+        instance = model.model_validate(data)
+    except ValidationError as error:
+        placer.errors(error.errors())
+        return None, placer.problems
+    return instance, placer.problems
+
+
+def place(problems: list[Problem], path: str, data: Any, source: SourceMap) -> _Placer:
+    """A placer for problems found by hand in a document read by :func:`parse_yaml`:
+    ``place(...).add(loc, message)`` appends one at the value (or key) of ``loc``."""
+    return _Placer(path, data, source, problems)
+
+
+def read_text(path: Path, name: str) -> str:
+    """The text of a UTF-8 file, or a :class:`ScenarioError` saying why it cannot be read."""
+    return _read(path, name)
+
+
 def _looks_like_path(source: str | os.PathLike[str]) -> bool:
     if isinstance(source, os.PathLike):
         return True
@@ -487,6 +582,7 @@ def load_scenario(
     *,
     source_name: str | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    overrides: Sequence[Override] = (),
 ) -> Scenario:
     """Load and validate a scenario from a file or from YAML text.
 
@@ -496,6 +592,8 @@ def load_scenario(
         source_name: the name shown in problems; default: the path as given, or ``<scenario>``.
         base_dir: where relative attachment paths start; default: the file's folder, or the
             current directory for text.
+        overrides: fields to change before validation (``mailsim run --set``); a problem with an
+            overridden value is placed where its override was given.
 
     Returns:
         The validated scenario, every value in SI base units.
@@ -508,14 +606,42 @@ def load_scenario(
         name = source_name if source_name is not None else os.fspath(source)
         text = _read(path, name)
         base = Path(base_dir) if base_dir is not None else path.parent
-    else:
-        text = str(source)
-        name = source_name if source_name is not None else "<scenario>"
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-    return _load_text(text, name, base)
+        scenario = _load_text(text, name, base, overrides)
+        scenario._source_stem = path.stem  # runs/<file stem>/, see Scenario.slug
+        return scenario
+    text = str(source)
+    name = source_name if source_name is not None else "<scenario>"
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    return _load_text(text, name, base, overrides)
 
 
-def _load_text(text: str, name: str, base: Path) -> Scenario:
+def revalidate(
+    scenario: Scenario,
+    overrides: Sequence[Override] = (),
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Scenario:
+    """A validated copy of a scenario model with ``overrides`` applied (a study of a model built
+    or edited in Python). Only the fields that were set are carried over, so a check that
+    depends on what was written (a fixed-policy field under another policy) sees the same.
+
+    Raises:
+        ScenarioError: the problems of the changed scenario, overridden ones placed at their
+            override, the rest at ``<scenario>``.
+    """
+    data = scenario.model_dump(by_alias=True, exclude_unset=True)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    try:
+        return _validate(data, SourceMap(), [], "<scenario>", base, overrides)
+    except ScenarioError as error:
+        # A model has no lines and columns: its own problems are named by field only.
+        raise ScenarioError(
+            Problem(p.path, 0, 0, p.field, p.message) if p.path == "<scenario>" else p
+            for p in error.problems
+        ) from None
+
+
+def _load_text(text: str, name: str, base: Path, overrides: Sequence[Override] = ()) -> Scenario:
     data, source, problems = parse_yaml(text, name)
     if data is _FAILED:
         raise ScenarioError(problems)
@@ -529,6 +655,23 @@ def _load_text(text: str, name: str, base: Path) -> Scenario:
             f"got {shown(data)}"
         )
         raise ScenarioError([*problems, Problem(name, line, col, "", message)])
+    return _validate(data, source, problems, name, base, overrides)
+
+
+def _validate(
+    data: dict[str, Any],
+    source: SourceMap,
+    problems: list[Problem],
+    name: str,
+    base: Path,
+    overrides: Sequence[Override],
+) -> Scenario:
+    """Validate scenario data (after ``overrides``); every problem placed in its file."""
+    original = data
+    if overrides:
+        data, misplaced = apply_overrides(data, overrides)
+        if misplaced:
+            raise ScenarioError([*problems, *misplaced])
     context = {"base_dir": base, "skip_reference_checks": True}
     placer = _Placer(name, data, source, problems)
     scenario: Scenario | None = None
@@ -541,24 +684,42 @@ def _load_text(text: str, name: str, base: Path) -> Scenario:
     for issue in check_references(parts):
         placer.issue(issue)
     if placer.problems or scenario is None:
-        unique = sorted(set(placer.problems), key=lambda p: (p.line, p.col, p.field, p.message))
-        raise ScenarioError(unique)
+        placed = relocate(placer.problems, overrides, original) if overrides else placer.problems
+        raise ScenarioError(_in_file_order(placed))
+    advice = _Placer(name, data, source)
+    for issue in check_advice(scenario, data):
+        advice.issue(issue)
+    warned = relocate(advice.problems, overrides, original) if overrides else advice.problems
+    scenario._warnings = _in_file_order(warned)
     return scenario
 
 
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.field, p.message))
+
+
 def validate_text(
-    text: str, *, source_name: str = "<scenario>", base_dir: str | os.PathLike[str] | None = None
+    text: str,
+    *,
+    source_name: str = "<scenario>",
+    base_dir: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> list[str]:
-    """The problems of a scenario given as YAML text, one printable line each (empty: valid)."""
+    """The problems of a scenario given as YAML text, one printable line each (empty: valid).
+
+    With ``strict``, its warnings (see :attr:`Scenario.warnings`) count as problems too.
+    """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
-        _load_text(text, source_name, base)
+        scenario = _load_text(text, source_name, base)
     except ScenarioError as error:
         return error.lines
-    return []
+    return [str(warning) for warning in scenario.warnings] if strict else []
 
 
-def validate_file(path: str | os.PathLike[str], *, source_name: str | None = None) -> list[str]:
+def validate_file(
+    path: str | os.PathLike[str], *, source_name: str | None = None, strict: bool = False
+) -> list[str]:
     """The problems of a scenario file, one printable line each; an empty list means valid.
 
     This is what ``mailsim validate`` prints (and exits 2 if the list is not empty).
@@ -566,11 +727,12 @@ def validate_file(path: str | os.PathLike[str], *, source_name: str | None = Non
     Args:
         path: the scenario file.
         source_name: the name shown in the lines; default: ``path`` as given.
+        strict: count the scenario's warnings as problems (``mailsim validate --strict``).
     """
     try:
-        load_scenario(
+        scenario = load_scenario(
             Path(path), source_name=source_name if source_name is not None else os.fspath(path)
         )
     except ScenarioError as error:
         return error.lines
-    return []
+    return [str(warning) for warning in scenario.warnings] if strict else []

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailsim.trace.books import Books, summary_head, write_summary_stream
-from mailsim.trace.events_file import load_events, write_events
+from mailsim.trace.events_file import iter_events, load_events, write_events
 from mailsim.trace.recorder import Recorder, TraceLevelError
 from mailsim.trace.transcript import TRANSCRIPT_TYPES, TranscriptWriter, transcript
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from mailsim.nodes.world import World
     from mailsim.scenario.schema import Scenario
+    from mailsim.trace.connections import Connection, RelayTotals
 
 #: A progress callback: (simulated now, simulated end) -> None.
 Progress = Callable[[float, float], None]
@@ -80,7 +81,7 @@ def run_scenario(
         inbox_kept=inbox_kept,
     )
     end = scenario.duration if until is None else until
-    writers = _stream_trace(world.recorder, Path(out)) if out is not None else []
+    writers = _stream_trace(world.recorder, Path(out), end) if out is not None else []
     try:
         world.start()
         with _frozen_heap(len(world.agents) > LARGE_WORLD_AGENTS):
@@ -98,7 +99,7 @@ def run_scenario(
     return Result(scenario, world, end_time=end, seed=world.seed, out=out)
 
 
-def _stream_trace(recorder: Recorder, out: Path) -> list[Any]:
+def _stream_trace(recorder: Recorder, out: Path, end_time: float) -> list[Any]:
     """Open the trace files of ``recorder``'s level in ``out``; remove those it does not write,
     so no file of an earlier run is taken for this one's."""
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def _stream_trace(recorder: Recorder, out: Path) -> list[Any]:
     else:
         writers.append(recorder.stream_to(out / EVENTS_FILE))
     if recorder.level == "full":
-        writer = TranscriptWriter(out / TRANSCRIPT_FILE)
+        writer = TranscriptWriter(out / TRANSCRIPT_FILE, end_time=end_time)
         recorder.subscribe(writer, TRANSCRIPT_TYPES)
         writers.append(writer)
     else:
@@ -135,6 +136,7 @@ class Result:
 
     Attributes:
         scenario: the scenario that ran.
+        slug: the folder name of its outputs, ``runs/<slug>/`` (see :attr:`Scenario.slug`).
         world: the world after the run (servers, queues, mailboxes, user agents' inboxes).
         end_time: the simulated time the run stopped at.
         seed: the seed used.
@@ -155,6 +157,7 @@ class Result:
         self.world = world
         self.end_time = end_time
         self.seed = seed
+        self.slug = scenario.slug
         self.trace = world.recorder.level
         self.out = Path(out) if out is not None else None
 
@@ -189,26 +192,30 @@ class Result:
         """Every (message, recipient)'s fate, and whether the books balance."""
         return self.world.books()
 
-    @property
+    @cached_property
     def events(self) -> Any:
-        """The trace as a pandas DataFrame (one row per record)."""
+        """The trace as a pandas DataFrame (one row per record), built once."""
         from mailsim.trace.exports import events_frame
 
         return events_frame(self.records)
 
-    @property
+    @cached_property
     def deliveries(self) -> Any:
-        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency."""
+        """One row per (message, recipient) as a pandas DataFrame: outcome, attempts, latency.
+
+        Built once; edit a copy (``result.deliveries.copy()``) to keep the original intact.
+        """
         from mailsim.trace.exports import books_frame
 
         return books_frame(self.books)
 
     def transcript(self, connection: int | None = None) -> str:
-        """The protocol dialogue of every connection, or of one."""
+        """The protocol dialogue of every connection, or of one (connections still open at the
+        end of the run are marked so)."""
         self._needs("full", "the transcript")
         if connection is None and self.out is not None and not self.world.recorder.keep:
             return (self.out / TRANSCRIPT_FILE).read_text(encoding="utf-8")
-        return transcript(self.records, connection)
+        return transcript(self.records, connection, end_time=self.end_time)
 
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` document."""
@@ -250,21 +257,91 @@ class Result:
 
         return animate(self.records, **options)
 
+    def step_through(self) -> Any:
+        """The trace one event at a time: filters, previous/next, the current event's details
+        and the sequence chart with it highlighted (see :mod:`mailsim.teach.stepper`).
+
+        Returns an ipywidgets widget whose ``index`` trait selects the event and whose ``event``
+        is that trace record as a dict; without ipywidgets, a table of the events. Record TCP
+        segments (``scenario.run(segments=True)``) to step through flags and sequence numbers.
+        """
+        from mailsim.teach import step_through
+
+        return step_through(self.records)
+
     # -- files --------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, *, figures: bool = True, pcap: bool = False) -> Path:
+    @cached_property
+    def connections(self) -> dict[int, Connection]:
+        """What each TCP connection carried (see :mod:`mailsim.trace.connections`), by id."""
+        from mailsim.trace.connections import connections
+
+        return connections(self.records)
+
+    @property
+    def relays(self) -> list[RelayTotals]:
+        """Per (sending, receiving) mail server: connections, messages and round trips.
+
+        Counted from the protocol lines, so empty unless the run kept the full trace; a
+        streamed run's are counted in one pass over its file, holding no records.
+        """
+        from mailsim.trace.connections import connections, relay_totals
+
+        if self.trace != "full":
+            return []
+        if "connections" in self.__dict__ or self.world.recorder.keep or self.out is None:
+            return relay_totals(self.connections)
+        return relay_totals(connections(iter_events(self.out / EVENTS_FILE)))
+
+    def export_mailboxes(self, directory: str | Path, format: str = "maildir") -> dict[str, Path]:
+        """Write every user's mail (fetched by the user agent, or still on the server) for a real
+        mail client: a Maildir ``<address>/`` each, or with ``format="mbox"`` a file
+        ``<address>.mbox``; returns the path of each address. ``mutt -f DIR/steve@usa.com``.
+
+        Raises:
+            MailboxExportError: a bad format, or ``directory`` holds files mailsim did not write.
+        """
+        from mailsim.scenario.mailboxes import export_mailboxes
+
+        records = self.records if self.trace != "off" else []  # times and senders, if kept
+        return export_mailboxes(self.world, records, directory, format)
+
+    def save(
+        self,
+        directory: str | Path | None = None,
+        *,
+        figures: bool = True,
+        pcap: bool = False,
+        pcap_filter: Iterable[str] | None = None,
+        pcap_per_node: bool = False,
+        figure_size: str = "default",
+    ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
+
+        Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does. ``figure_size``
+        is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`).
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
-        handful of messages); ``trace.pcap`` when ``pcap`` is true (needs segment tracing).
-        A run that streamed its trace into ``directory`` has written its events and transcript
-        there already. With ``trace='summary'`` there is no transcript and no sequence diagram;
-        with ``trace='off'``, only ``summary.json``.
+        handful of messages); ``trace.pcap`` when ``pcap`` is true (needs segment tracing),
+        holding only the protocols of ``pcap_filter`` if given (see :meth:`write_pcap`), and
+        with ``pcap_per_node`` also ``pcap/<node>.pcap`` for every node that sent or was sent a
+        packet. A run that streamed its trace into ``directory`` has written its events and
+        transcript there already. With ``trace='summary'`` there is no transcript and no
+        sequence diagram; with ``trace='off'``, only ``summary.json``.
+
+        Raises:
+            ValueError: ``pcap_filter`` names an unknown protocol (checked before anything is
+                written), or a pcap was asked for but the run had no segment tracing.
         """
-        out = Path(directory)
+        protocols = None
+        if pcap_filter is not None:
+            from mailsim.trace.pcap import check_protocols
+
+            protocols = sorted(check_protocols(pcap_filter))
+        out = Path(directory) if directory is not None else Path("runs") / self.slug
         out.mkdir(parents=True, exist_ok=True)
-        if pcap:
+        if pcap or pcap_per_node:
             self._needs("full", "a pcap file")
         streamed_here = self.out is not None and out.resolve() == self.out.resolve()
         if not streamed_here and self.trace != "off":
@@ -279,14 +356,37 @@ class Result:
         if figures and self.trace != "off":
             from mailsim.plot import render_all
 
-            render_all(self.records, out, sequence=self.trace == "full")
+            render_all(self.records, out, size=figure_size, sequence=self.trace == "full")
             if self.trace != "full":
                 (out / "sequence.png").unlink(missing_ok=True)  # not an earlier run's chart
         if pcap:
-            from mailsim.trace.pcap import write_pcap
+            self.write_pcap(out / "trace.pcap", protocols=protocols)
+        if pcap_per_node:
+            from mailsim.trace.pcap import write_pcap_per_node
 
-            write_pcap(self.records, out / "trace.pcap")
+            write_pcap_per_node(self.records, out / "pcap", protocols=protocols)
         return out
+
+    def write_pcap(
+        self,
+        path: str | Path,
+        *,
+        protocols: Iterable[str] | None = None,
+        node: str | None = None,
+    ) -> int:
+        """Write the run's packets to ``path`` for Wireshark; returns how many.
+
+        Args:
+            protocols: keep only these of ``smtp``, ``pop3``, ``dns`` (default: every packet).
+            node: keep only the packets this node sent or was sent.
+
+        Raises:
+            ValueError: the run had no segment tracing (``run(segments=True)``, or
+                ``trace: {pcap: true}`` in the scenario), or an unknown protocol name.
+        """
+        from mailsim.trace.pcap import write_pcap
+
+        return write_pcap(self.records, path, protocols=protocols, node=node)
 
 
 def timed_progress(callback: Progress, delay: float = 1.0) -> Progress:

@@ -9,7 +9,7 @@ the file it writes is byte-identical to :func:`write_events` over the same recor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,9 +42,16 @@ def write_events(records: Iterable[dict[str, Any]], out: IO[str]) -> None:
 
 def load_events(path: str | Path) -> list[dict[str, Any]]:
     """Read an ``events.jsonl`` file back into records."""
+    return list(iter_events(path))
+
+
+def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of an ``events.jsonl`` file one by one, for a pass that keeps none of them."""
     decode = json.JSONDecoder().decode
     with open(path, encoding="utf-8") as src:
-        return [decode(line) for line in src if line.strip()]
+        for line in src:
+            if line.strip():
+                yield decode(line)
 
 
 class EventsWriter:

@@ -17,30 +17,38 @@ starts with its IPv4 header) that Wireshark and tshark open like any capture:
   window, and the simulator's fixed 64 KiB window never closes), the MSS option on SYN and
   SYN-ACK (each end advertising its link MTU - 40, RFC 9293 3.7.1), the payload octets, and a
   correct checksum over the pseudo-header;
-* DNS (RFC 1035) over UDP, for ``dns.query`` records that say when their queries were sent (an
-  optional ``sent`` field, see :func:`write_pcap`): each query at its time, the answer at the
-  record's time. Records without ``sent`` and answers from the resolver's cache give no packets.
+* DNS (RFC 1035) over UDP port 53, for ``dns.query`` records that say when their queries were
+  sent (``sent``, one time per try, written by :mod:`mailsim.net.dns`): each try's query at its
+  time, and the answer when the server sent it (``answered``), with the MX exchanges' A records
+  (``additional``) in the additional section. Answers from the resolver's cache sent nothing and
+  give no packets; a lookup that timed out gives its queries only.
 
-The capture point is every sender at once: a segment appears when its sender puts it on the
-wire, so the gap between a segment and its ACK in Wireshark is the full round trip, as if the
-capture ran on the sending host. Retransmissions appear as the sender repeated them.
+The capture point of ``trace.pcap`` is every sender at once: a packet appears when its sender
+puts it on the wire (so the gap between a segment and its ACK is one way, and a segment lost on
+the way is still there); retransmissions appear as the sender repeated them. The capture on one
+node (:func:`write_pcap_per_node`, ``node=``) is that host's own view instead: what it sent,
+when it sent it, and what reached it, when it arrived.
+
+Either can be cut down to some applications (``protocols``: smtp, pop3, dns).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailsim.trace.clock import SIM_EPOCH
+
 Record = dict[str, Any]
 
-#: Simulated time 0 on the capture's clock: 2026-01-05 09:00:00 UTC. The same instant as
-#: ``mailsim.mail.message.SIM_EPOCH``, written out here because trace/ sits below mail/.
-PCAP_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+#: Simulated time 0 on the capture's clock: 2026-01-05 09:00:00 UTC, the run's epoch
+#: (:data:`mailsim.trace.clock.SIM_EPOCH`), also that of the transcript and the Date: headers.
+PCAP_EPOCH = SIM_EPOCH
 
 #: libpcap file magic for microsecond timestamps, written big-endian ("!" formats below) so the
 #: file is the same on every machine; readers accept either byte order.
@@ -88,46 +96,168 @@ _SEGMENTS_NEEDED = (
 )
 
 
-def pcap_bytes(records: Iterable[Record], *, epoch: datetime = PCAP_EPOCH) -> bytes:
+#: What ``protocols`` may name: the application each packet belongs to.
+PROTOCOLS = ("smtp", "pop3", "dns")
+#: Well-known server ports, for a connection whose dialogue the trace does not show (a refused
+#: or timed-out connect): SMTP (RFC 5321), submission (RFC 6409), submissions (RFC 8314), POP3
+#: (RFC 1939) and POP3S (RFC 8314).
+_PORT_PROTOCOLS = {25: "smtp", 587: "smtp", 465: "smtp", 110: "pop3", 995: "pop3"}
+
+
+def pcap_bytes(
+    records: Iterable[Record],
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+    node: str | None = None,
+) -> bytes:
     """The libpcap file of a trace, as bytes (see the module docstring for what it holds).
 
     Args:
         records: the trace records of a run with segment tracing on, in emission order.
         epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+        protocols: keep only the packets of these applications (names from
+            :data:`PROTOCOLS`); default all packets.
+        node: the capture on this node instead (see :func:`write_pcap_per_node`).
 
     Returns:
         The whole file: the global header, then one packet per ``tcp.segment`` record (and the
         DNS packets of ``dns.query`` records that carry ``sent``), in time order.
 
     Raises:
-        ValueError: the trace has no ``tcp.segment`` record (segment tracing was off), or a
-            record cannot be turned into a packet (the message says which and why).
+        ValueError: the trace has no ``tcp.segment`` record (segment tracing was off), a
+            protocol name is unknown, or a record cannot be turned into a packet (the message
+            says which and why).
     """
-    capture = _Capture(records)
-    return b"".join([_file_header(), *capture.frames(epoch)])
+    return b"".join([_file_header(), *_frames(records, epoch, protocols, node)])
 
 
-def write_pcap(records: Iterable[Record], path: str | Path, *, epoch: datetime = PCAP_EPOCH) -> int:
+def write_pcap(
+    records: Iterable[Record],
+    path: str | Path,
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+    node: str | None = None,
+) -> int:
     """Write the trace's packets to ``path`` as a libpcap file for Wireshark; returns their number.
 
     One packet per ``tcp.segment`` record, plus the DNS queries and answers of ``dns.query``
-    records that carry the optional field ``sent`` (the simulated times at which the resolver
-    sent its query, one per try). The file is not created when the trace cannot give one.
+    records that carry ``sent`` (the simulated times at which the resolver sent its query, one
+    per try). The file is not created when the trace cannot give one.
 
     Args:
         records: the trace records of a run with segment tracing on, in emission order.
         path: where to write (``trace.pcap`` in a run's directory).
         epoch: the wall-clock instant of simulated time 0 (default :data:`PCAP_EPOCH`).
+        protocols: keep only the packets of these applications (``smtp``: ports 25, 587, 465
+            or a connection with SMTP lines; ``pop3``: 110, 995 or POP3 lines; ``dns``: UDP
+            port 53), like Wireshark's display filter ``smtp or pop or dns``; default all.
+        node: the capture on this node instead: what it sent, when it sent it, and what
+            reached it, when it arrived (see :func:`write_pcap_per_node`).
+
+    Raises:
+        ValueError: as :func:`pcap_bytes`.
+    """
+    frames = _frames(records, epoch, protocols, node)  # every check done before the file
+    _write(path, frames)
+    return len(frames)
+
+
+def write_pcap_per_node(
+    records: Iterable[Record],
+    directory: str | Path,
+    *,
+    epoch: datetime = PCAP_EPOCH,
+    protocols: Iterable[str] | None = None,
+) -> dict[str, int]:
+    """Write one capture per node that sent or received a packet: ``directory/<node>.pcap``.
+
+    Each file is what Wireshark on that host would record: the packets it sent, stamped when it
+    sent them, and those that reached it, stamped when they arrived (from the records'
+    ``arrive`` field); a packet lost on the way is only in its sender's file. So the gap
+    between a segment and its ACK is the full round trip, and a resend follows the third
+    duplicate ACK at once (Wireshark's "fast retransmission"). Its IP identification numbers
+    are the same as in ``trace.pcap``. Routers forward and send nothing of their own, so they
+    get no file. A compromise: a packet that a link or node failure destroyed after it was
+    sent may still show as arrived.
+
+    Returns:
+        Node name -> number of packets written, for the files written.
 
     Raises:
         ValueError: as :func:`pcap_bytes`.
     """
     capture = _Capture(records)
-    frames = list(capture.frames(epoch))  # every check done before the file is touched
+    keep = _selection(protocols)
+    nodes: dict[str, None] = {}
+    for packet, _data in capture.datagrams():
+        if keep(packet):
+            nodes.setdefault(packet.node)
+            nodes.setdefault(packet.peer)
+    files = {name: capture.host_frames(epoch, name, keep) for name in nodes}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frames in files.items():
+        if frames:
+            _write(out / f"{_file_name(name)}.pcap", frames)
+    return {name: len(frames) for name, frames in files.items() if frames}
+
+
+def _frames(
+    records: Iterable[Record],
+    epoch: datetime,
+    protocols: Iterable[str] | None,
+    node: str | None,
+) -> list[bytes]:
+    """The packet records of a capture: every sender's, or the one on ``node``."""
+    capture = _Capture(records)
+    keep = _selection(protocols)
+    if node is not None:
+        return capture.host_frames(epoch, node, keep)
+    return [data for packet, data in capture.frames(epoch) if keep(packet)]
+
+
+def _write(path: str | Path, frames: list[bytes]) -> None:
     with open(path, "wb") as out:
         out.write(_file_header())
         out.writelines(frames)
-    return len(frames)
+
+
+def _file_name(node: str) -> str:
+    """A node name made safe as a file name (node names are usually safe already)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in node).lstrip(".")
+    return safe or "node"
+
+
+def check_protocols(names: Iterable[str]) -> frozenset[str]:
+    """The protocol names of a pcap filter, lower-cased; each may be a comma list.
+
+    Raises:
+        ValueError: a name is not one of :data:`PROTOCOLS` (the message lists them).
+    """
+    wanted = frozenset(
+        part.strip().lower() for name in names for part in name.split(",") if part.strip()
+    )
+    unknown = sorted(wanted - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(name) for name in unknown)} is not a protocol mailsim captures; "
+            f"choose from {', '.join(PROTOCOLS)} (several: smtp,dns)"
+        )
+    if not wanted:
+        raise ValueError(f"no protocol given; choose from {', '.join(PROTOCOLS)}")
+    return wanted
+
+
+def _selection(protocols: Iterable[str] | None) -> Callable[[_Packet], bool]:
+    """The test a packet must pass to be kept, after checking the protocol names."""
+    wanted = None if protocols is None else check_protocols(protocols)
+
+    def keep(packet: _Packet) -> bool:
+        return wanted is None or packet.app in wanted
+
+    return keep
 
 
 # --- reading the trace ------------------------------------------------------------------------
@@ -135,16 +265,22 @@ def write_pcap(records: Iterable[Record], path: str | Path, *, epoch: datetime =
 
 @dataclass(slots=True)
 class _Packet:
-    """One packet to write, before its IPv4 header: when, the sending node, the addresses, the
-    protocol, the transport segment as captured, and the datagram's length on the wire."""
+    """One packet to write, before its IPv4 header: when, the sending and receiving nodes, the
+    addresses, the protocol, the transport segment as captured, the datagram's length on the
+    wire, the application it belongs to (one of :data:`PROTOCOLS`, or "tcp"), and when it
+    arrived."""
 
     t: float
     node: str
+    peer: str
     src: bytes
     dst: bytes
     proto: int
     segment: bytes
     wire_length: int
+    app: str
+    #: When it reached ``peer`` (None: lost, or not recorded).
+    arrive: float | None = None
 
 
 class _Capture:
@@ -162,6 +298,10 @@ class _Capture:
         self.opened: dict[int, Record] = {}
         #: Node name -> how many lookups its resolver sent (gives UDP source port and DNS id).
         self.lookups: dict[str, int] = {}
+        #: Connection id -> the application its dialogue shows (from smtp.line / pop3.line).
+        self.apps: dict[int, str] = {}
+        #: Whether the segment records say when each packet arrived (``arrive``).
+        self.has_arrivals = False
         has_segments = False
         for record in self.records:
             kind = record["type"]
@@ -175,6 +315,10 @@ class _Capture:
                 self.opened[record["conn"]] = record
             elif kind == "tcp.segment":
                 has_segments = True
+                if "arrive" in record:
+                    self.has_arrivals = True
+            elif kind in ("smtp.line", "pop3.line"):
+                self.apps.setdefault(record["conn"], kind.split(".")[0])
         if not has_segments:
             raise ValueError(_SEGMENTS_NEEDED)
 
@@ -189,9 +333,38 @@ class _Capture:
                 f"net.node record of {record['node']!r}: ip {ip!r} is not an IPv4 address"
             ) from None
 
-    def frames(self, epoch: datetime) -> Iterator[bytes]:
-        """The pcap packet records (header and data), in time order."""
+    def frames(self, epoch: datetime) -> Iterator[tuple[_Packet, bytes]]:
+        """Each packet with its pcap packet record (header and data), stamped when its sender
+        sent it, in time order."""
         base = round(epoch.timestamp() * 1_000_000)
+        for packet, data in self.datagrams():
+            yield packet, _stamp(base, packet.t, data, packet.wire_length)
+
+    def host_frames(
+        self, epoch: datetime, node: str, keep: Callable[[_Packet], bool]
+    ) -> list[bytes]:
+        """The capture on ``node`` itself: what it sent, stamped when it sent it, and what
+        reached it, stamped when it arrived (a packet lost on the way is not there).
+
+        A trace from before arrival times were recorded (no ``arrive`` field anywhere) gives
+        the received packets at their send times instead.
+        """
+        base = round(epoch.timestamp() * 1_000_000)
+        stamped: list[tuple[float, bytes]] = []
+        for packet, data in self.datagrams():
+            if not keep(packet):
+                continue
+            if packet.node == node:
+                stamped.append((packet.t, _stamp(base, packet.t, data, packet.wire_length)))
+            elif packet.peer == node:
+                at = packet.arrive if self.has_arrivals else packet.t
+                if at is not None:
+                    stamped.append((at, _stamp(base, at, data, packet.wire_length)))
+        stamped.sort(key=lambda item: item[0])  # stable: same-time packets keep their order
+        return [frame for _t, frame in stamped]
+
+    def datagrams(self) -> Iterator[tuple[_Packet, bytes]]:
+        """Each packet with its IPv4 datagram, in the order of its send time."""
         self.lookups = {}
         packets: list[_Packet] = []
         for record in self.records:
@@ -206,10 +379,7 @@ class _Capture:
         idents: dict[str, int] = {}
         for packet in packets:
             ident = idents[packet.node] = (idents.get(packet.node, 0) + 1) & 0xFFFF
-            data = _ipv4(packet, ident)
-            micros = base + round(packet.t * 1_000_000)
-            seconds, micros = divmod(micros, 1_000_000)
-            yield _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), packet.wire_length) + data
+            yield packet, _ipv4(packet, ident)
 
     # --- TCP ----------------------------------------------------------------------------------
 
@@ -271,8 +441,19 @@ class _Capture:
                 ip_src + ip_dst + struct.pack("!BBH", 0, _PROTO_TCP, tcp_length) + segment
             )
             segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
+        app = self.apps.get(conn) or _PORT_PROTOCOLS.get(int(opened["sport"]), "tcp")
+        arrive = record.get("arrive")
         return _Packet(
-            float(record["t"]), src, ip_src, ip_dst, _PROTO_TCP, segment, 20 + tcp_length
+            float(record["t"]),
+            src,
+            dst,
+            ip_src,
+            ip_dst,
+            _PROTO_TCP,
+            segment,
+            20 + tcp_length,
+            app,
+            None if arrive is None else float(arrive),
         )
 
     # --- DNS ----------------------------------------------------------------------------------
@@ -305,19 +486,33 @@ class _Capture:
         # RFC 1035 4.1.1: a query with RD (recursion desired), one question.
         query = struct.pack("!HHHHHH", dns_id, 0x0100, 1, 0, 0, 0) + question
         packets = [self._udp(t, client, server, cport, port, query, record) for t in times]
+        if "answered" in record:
+            # The try that was answered is the last one; when the others arrived (if they
+            # did) the trace does not say, so the server's own capture leaves them out.
+            packets[-1].arrive = float(record["answered"])
         rcode = _RCODES.get(record["rcode"])
         if rcode is not None:
             answers = [_dns_answer(record["qtype"], item) for item in record.get("answer") or ()]
+            # The glue: the exchanges' A records in the additional section (RFC 1035 4.1,
+            # RFC 5321 5.1), owned by their full names.
+            glue = [
+                _dns_name(str(host)) + _dns_rr("A", ipaddress.IPv4Address(ip).packed)
+                for host, ip in record.get("additional") or ()
+            ]
             # QR (response), RD copied, RA (recursion available), and the response code.
             flags = 0x8180 | rcode
             reply = (
-                struct.pack("!HHHHHH", dns_id, flags, 1, len(answers), 0, 0)
+                struct.pack("!HHHHHH", dns_id, flags, 1, len(answers), 0, len(glue))
                 + question
                 + b"".join(answers)
+                + b"".join(glue)
             )
-            packets.append(
-                self._udp(float(record["t"]), server, client, port, cport, reply, record)
-            )
+            # Stamped when the server sent it (the capture is at every sender), else, in a
+            # trace without ``answered``, when it reached the resolver.
+            at = float(record["answered"] if "answered" in record else record["t"])
+            answer = self._udp(at, server, client, port, cport, reply, record)
+            answer.arrive = float(record["t"])
+            packets.append(answer)
         return packets
 
     def _udp(
@@ -334,7 +529,7 @@ class _Capture:
         )
         # RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
         datagram = _UDP_HEADER.pack(sport, dport, length, checksum or 0xFFFF) + data
-        return _Packet(t, src, ip_src, ip_dst, _PROTO_UDP, datagram, 20 + length)
+        return _Packet(t, src, dst, ip_src, ip_dst, _PROTO_UDP, datagram, 20 + length, "dns")
 
     # --- IPv4 ---------------------------------------------------------------------------------
 
@@ -359,6 +554,13 @@ def _ipv4(packet: _Packet, ident: int) -> bytes:
     )
     checksum = _internet_checksum(header)
     return header[:10] + struct.pack("!H", checksum) + header[12:] + packet.segment
+
+
+def _stamp(base: int, t: float, data: bytes, wire_length: int) -> bytes:
+    """One pcap packet record: the time (``base`` microseconds + ``t`` seconds), the captured
+    and the original length, then the data."""
+    seconds, micros = divmod(base + round(t * 1_000_000), 1_000_000)
+    return _PCAP_PACKET_HEADER.pack(seconds, micros, len(data), wire_length) + data
 
 
 def _file_header() -> bytes:
@@ -422,13 +624,26 @@ def _dns_name(name: str) -> bytes:
 
 def _dns_answer(qtype: str, item: Any) -> bytes:
     """One answer record owned by the question's name (a pointer to offset 12, RFC 1035
-    4.1.4), class IN, with the rdata of an MX (preference, exchange) or an A (address)."""
+    4.1.4), with the rdata of an MX (preference, exchange) or an A (address)."""
     if qtype == "MX":
         preference, host = item
         rdata = struct.pack("!H", int(preference)) + _dns_name(str(host))
     else:
         rdata = ipaddress.IPv4Address(item).packed
-    return struct.pack("!HHHIH", 0xC00C, _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
+    return struct.pack("!H", 0xC00C) + _dns_rr(qtype, rdata)
 
 
-__all__ = ["LINKTYPE_RAW", "PCAP_EPOCH", "pcap_bytes", "write_pcap"]
+def _dns_rr(qtype: str, rdata: bytes) -> bytes:
+    """A resource record after its owner name (RFC 1035 4.1.3): type, class IN, TTL, rdata."""
+    return struct.pack("!HHIH", _QTYPES[qtype], 1, DNS_ANSWER_TTL, len(rdata)) + rdata
+
+
+__all__ = [
+    "LINKTYPE_RAW",
+    "PCAP_EPOCH",
+    "PROTOCOLS",
+    "check_protocols",
+    "pcap_bytes",
+    "write_pcap",
+    "write_pcap_per_node",
+]

@@ -39,7 +39,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "tcp.open": ("conn", "client", "server", "cport", "sport"),
     "tcp.established": ("conn",),
     # reason: "refused" (RST, host up, nothing listening), "timeout" (SYN retries exhausted),
-    # "unreachable" (no route at all when asked).
+    # "unreachable" (unknown destination, or every link of the client down: nothing sent).
     "tcp.fail": ("conn", "reason"),
     # by: the node that closed; how: "fin" (orderly), "reset" (RST, e.g. a crash), "abort",
     # "timeout" (retransmissions gave up).
@@ -62,6 +62,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # line: the text as on the wire, without its CRLF (data lines still dot-stuffed).
     "smtp.line": ("conn", "side", "src", "dst", "line"),
     "pop3.line": ("conn", "side", "src", "dst", "line"),
+    # HTTP heads line by line; a body is one line "[N octets of body]" with the field body=N.
+    "http.line": ("conn", "side", "src", "dst", "line"),
     "auth.ok": ("node", "user", "service"),
     "auth.fail": ("node", "user", "service"),
     # --- mail ------------------------------------------------------------------------------------
@@ -83,6 +85,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "mail.lost": ("msg", "node", "rcpt", "cause"),
     "mail.duplicate": ("msg", "node", "rcpt"),
     "mail.warn": ("msg", "node", "rcpt"),
+    # --- the web -----------------------------------------------------------------------------
+    # A browser on node received the whole response for path from server (status, body size).
+    "web.download": ("node", "server", "path", "status", "size", "conn"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``transcript.txt``: the SMTP and POP3 dialogue of every connection, as the tutorial writes it.
+"""``transcript.txt``: every connection's SMTP, POP3 or HTTP dialogue, as the tutorial writes it.
 
 :func:`transcript` makes it from records; :class:`TranscriptWriter` is a recorder sink that writes
 the same text while the run goes on, one connection's block as soon as that connection is over
@@ -10,28 +10,31 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from mailsim.trace.clock import SIM_EPOCH, epoch_text, format_time
 
 Record = dict[str, Any]
 
 #: The record types a transcript is made of.
-TRANSCRIPT_TYPES = ("smtp.line", "pop3.line", "tcp.open", "tcp.fail", "tcp.close")
+TRANSCRIPT_TYPES = ("smtp.line", "pop3.line", "http.line", "tcp.open", "tcp.fail", "tcp.close")
 
-
-def format_time(seconds: float) -> str:
-    """Simulated seconds as ``[Nd ]HH:MM:SS.mmm``, the transcript's clock."""
-    millis = round(seconds * 1000)
-    days, millis = divmod(millis, 86_400_000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-    return f"{days}d {clock}" if days else clock
+#: The record types whose lines a transcript lists, by the protocol they name.
+_LINE_PROTOCOLS = {"smtp.line": "SMTP", "pop3.line": "POP3", "http.line": "HTTP"}
 
 
 def _guess_protocol(port: int) -> str:
-    return {25: "SMTP", 587: "SMTP", 110: "POP3"}.get(port, "TCP")
+    return {25: "SMTP", 587: "SMTP", 110: "POP3", 80: "HTTP"}.get(port, "TCP")
+
+
+def _file_header(epoch: datetime) -> list[str]:
+    return [
+        f"# mailsim transcript: simulated time 00:00:00.000 is {epoch_text(epoch)}, the clock",
+        "# of the messages' Date: headers and of trace.pcap (Wireshark: View > Time Display",
+        "# Format > UTC Date and Time of Day). One block per connection.",
+    ]
 
 
 def _header(opened: Record, protocol: str | None) -> str:
@@ -49,39 +52,58 @@ def _ending(rec: Record) -> str:
     return f"[{format_time(rec['t'])}] -- {how} by {rec['by']}"
 
 
-def transcript(records: Iterable[Record], connection: int | None = None) -> str:
+def _still_open(stopped: float) -> str:
+    return f"[{format_time(stopped)}] -- still open when the run ended"
+
+
+def transcript(
+    records: Iterable[Record],
+    connection: int | None = None,
+    *,
+    end_time: float | None = None,
+    epoch: datetime = SIM_EPOCH,
+) -> str:
     """The protocol dialogue of every connection (or one), one block per connection.
 
     A block is headed by its opening time, client node, server node and protocol, then lists each
-    line as ``C: ...`` or ``S: ...`` with its time, as the tutorial writes them. Connections that
-    never got established are listed with their failure, since "connection timed out" is part of
-    the story too.
+    line as ``C: ...`` or ``S: ...`` with its time, as the tutorial writes them, and ends with how
+    the connection ended. Connections that never got established are listed with their failure,
+    since "connection timed out" is part of the story too, and connections still open when the
+    run stopped say so, so every stream of ``trace.pcap`` has its block. The whole transcript
+    (``connection`` None) starts with a header naming the clock's epoch.
+
+    Args:
+        records: the run's trace records, in emission order.
+        connection: only this connection's block (no header).
+        end_time: when the run stopped (default: the time of the last record), for the
+            connections still open then.
+        epoch: the wall-clock instant of simulated time 0 (default :data:`SIM_EPOCH`).
     """
     opened: dict[int, Record] = {}
     blocks: dict[int, list[str]] = defaultdict(list)
     protocol: dict[int, str] = {}
     ends: dict[int, str] = {}
+    last = 0.0
     for rec in records:
+        last = rec["t"]
         kind = rec["type"]
         conn = rec.get("conn")
         if not isinstance(conn, int) or (connection is not None and conn != connection):
             continue
         if kind == "tcp.open":
             opened[conn] = rec
-        elif kind in ("smtp.line", "pop3.line"):
-            protocol.setdefault(conn, "SMTP" if kind == "smtp.line" else "POP3")
+        elif kind in _LINE_PROTOCOLS:
+            protocol.setdefault(conn, _LINE_PROTOCOLS[kind])
             blocks[conn].append(f"[{format_time(rec['t'])}] {rec['side']}: {rec['line']}")
         elif kind == "tcp.fail" or (kind == "tcp.close" and conn not in ends):
             # A failure is the end; of the closes, the first (each end records its own).
             ends[conn] = _ending(rec)
-    out: list[str] = []
+    still_open = _still_open(last if end_time is None else end_time)
+    out: list[str] = [*_file_header(epoch), ""] if connection is None else []
     for conn, rec in opened.items():
-        if conn not in blocks and conn not in ends:
-            continue
         out.append(_header(rec, protocol.get(conn)))
         out.extend(blocks.get(conn, ()))
-        if conn in ends:
-            out.append(ends[conn])
+        out.append(ends.get(conn) or still_open)
         out.append("")
     return "\n".join(out)
 
@@ -116,17 +138,19 @@ class TranscriptWriter:
     """A recorder sink writing ``transcript.txt`` as the run goes, identical to :func:`transcript`.
 
     Subscribe it for :data:`TRANSCRIPT_TYPES`; call :meth:`close` at the end of the run, which
-    writes the connections still open.
+    writes the connections still open, marked as open at ``end_time`` (when the run stops).
     """
 
-    __slots__ = ("_blocks", "_file", "_last_clock", "_last_t", "_written", "path")
+    __slots__ = ("_blocks", "_file", "_last_clock", "_last_t", "end_time", "path")
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, end_time: float, epoch: datetime = SIM_EPOCH) -> None:
         #: The file written.
         self.path = Path(path)
+        #: When the run stops: the time of the connections still open then.
+        self.end_time = end_time
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self._file.write("\n".join(_file_header(epoch)) + "\n")
         self._blocks: dict[int, _Block] = {}  # open connections, in order of opening
-        self._written = False
         self._last_t = -1.0
         self._last_clock = ""
 
@@ -151,7 +175,7 @@ class TranscriptWriter:
             block.failed = True
         else:
             if block.protocol is None:
-                block.protocol = "SMTP" if kind == "smtp.line" else "POP3"
+                block.protocol = _LINE_PROTOCOLS[kind]
             t = rec["t"]
             if t != self._last_t:  # lines sent together share their time
                 self._last_t, self._last_clock = t, format_time(t)
@@ -167,13 +191,9 @@ class TranscriptWriter:
             if not final and not block.over():
                 return
             del blocks[conn]
-            if not block.lines and block.end is None:
-                continue
-            text = [_header(block.opened, block.protocol), *block.lines]
-            if block.end is not None:
-                text.append(block.end)
-            self._file.write(("\n" if self._written else "") + "\n".join(text) + "\n")
-            self._written = True
+            end = block.end or _still_open(self.end_time)
+            text = [_header(block.opened, block.protocol), *block.lines, end]
+            self._file.write("\n" + "\n".join(text) + "\n")
 
     def close(self) -> None:
         """Write what is left and close the file."""

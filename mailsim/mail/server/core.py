@@ -9,9 +9,11 @@ machines are driven by whatever does the I/O.
    :class:`~mailsim.mail.server.policy.SessionPolicy` about each recipient (local users yes,
    unknown ones 550, other domains only after AUTH on submission) and, at the final dot,
    :meth:`MailServerCore.refusal` (an injected fault, or a copy of a message already queued with
-   other recipients). :meth:`MailServerCore.take_message` then stamps ``Received:``, files the
-   local recipients in their mailboxes and queues the rest; the adapter acknowledges with the
-   queue id it returns (only after it returned: a durable queue has stored it by then).
+   other recipients, or a mail loop). :meth:`MailServerCore.take_message` then completes a
+   submitted message's ``Date:`` and ``Message-ID:`` (RFC 6409 8), stamps ``Received:``, files
+   the local recipients in their mailboxes (with ``Return-Path:`` and ``Delivered-To:``, RFC 5321
+   4.4) and queues the rest; the adapter acknowledges with the queue id it returns (only after
+   it returned: a durable queue has stored it by then).
 2. **Planning** (the queue runner). :meth:`MailServerCore.plan` sends due delay warnings, takes
    what is due from the :class:`~mailsim.mail.queue.OutgoingQueue` by destination domain, holds
    back what an open connection to that domain can still carry, and hands out the rest as
@@ -41,11 +43,20 @@ import heapq
 import math
 import random
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from mailsim.mail.dsn import RecipientStatus, make_report
-from mailsim.mail.message import MailItem, add_received, domain_of, message_id_of, with_protocol
+from mailsim.mail.message import (
+    MailItem,
+    add_delivery_headers,
+    add_missing_headers,
+    add_received,
+    domain_of,
+    is_looping,
+    message_id_of,
+    with_protocol,
+)
 from mailsim.mail.queue import (
     WAITING_STATES,
     DueEntry,
@@ -62,7 +73,9 @@ from mailsim.protocol.smtp import (
     ReplyTexts,
     TransactionResult,
     is_postmaster,
+    policy_reply,
 )
+from mailsim.protocol.smtp import local_part as mailbox_name
 
 _ACTIVE, _DEFERRED = RecipientState.ACTIVE, RecipientState.DEFERRED
 #: How a failed connect reads in a deferral, in Postfix's words, by the connect failure's reason.
@@ -110,6 +123,8 @@ class MailServerCore:
         own_address: this server's IP address (an MX host with it is ourselves).
         queue: the outgoing queue (default: a new in-memory one; a live server passes one that
             writes through to disk).
+        queue_id_prefix: what queue ids start with (default: the node's name in capitals
+            without dashes, ``INDIAMAIL``); a live server that restarts makes them unique.
     """
 
     def __init__(
@@ -127,6 +142,7 @@ class MailServerCore:
         fault_rng: random.Random,
         own_address: str | None = None,
         queue: OutgoingQueue | None = None,
+        queue_id_prefix: str | None = None,
     ) -> None:
         #: The server's node name.
         self.node = node
@@ -182,6 +198,9 @@ class MailServerCore:
         # a free connection can still sleep until the next retry of anything else.
         self._alarms: list[float] = []
         self._queue_seq = 0
+        self._queue_prefix = (
+            queue_id_prefix if queue_id_prefix is not None else node.upper().replace("-", "")
+        )
 
     # -- addresses --------------------------------------------------------------------------------
 
@@ -190,13 +209,13 @@ class MailServerCore:
         return domain_of(address) in self.domains
 
     def local_part(self, address: str) -> str:
-        """The mailbox name of a local address (lower case)."""
-        return address.rpartition("@")[0].lower() if "@" in address else address.lower()
+        """The mailbox name of a local address (lower case; ``"john smith"`` is ``john smith``)."""
+        return mailbox_name(address).lower()
 
     def next_queue_id(self) -> str:
-        """A new queue id, ``INDIAMAIL00001``: the node's name and a serial number."""
+        """A new queue id, ``INDIAMAIL00001``: the prefix and a serial number."""
         self._queue_seq += 1
-        return f"{self.node.upper().replace('-', '')}{self._queue_seq:05d}"
+        return f"{self._queue_prefix}{self._queue_seq:05d}"
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -265,7 +284,11 @@ class MailServerCore:
     def refusal(self, policy: SessionPolicy, event: MessageReceived) -> Reply | None:
         """The reply that refuses a message at its final dot, or None to take it."""
         fault = policy.fault("DOT")
-        return fault.reply() if fault is not None else self._queue_clash(event)
+        if fault is not None:
+            return fault.reply()
+        if is_looping(event.content):
+            return policy_reply(self.texts, "mail_loop")  # RFC 5321 6.3
+        return self._queue_clash(event)
 
     def record_auth(self, event: Any, service: str) -> None:
         """Record an SMTP AUTH or a POP3 login outcome (an ``AuthResult`` of either machine)."""
@@ -295,10 +318,15 @@ class MailServerCore:
         """
         now = self.clock()
         queue_id = self.next_queue_id()
-        msg_id = message_id_of(event.content) or f"{queue_id}@{self.hostname}"
         stamp: dict[str, Any] = {} if epoch is None else {"epoch": epoch}
+        content = event.content
+        if policy.submission:
+            # RFC 6409 8.2, 8.3: a submission server completes what the user agent left out.
+            own_id = f"{queue_id}@{self.hostname}"
+            content = add_missing_headers(content, t=now, message_id=own_id, **stamp)
+        msg_id = message_id_of(content) or f"{queue_id}@{self.hostname}"
         content = add_received(
-            event.content,
+            content,
             helo=policy.session_hello or client_host or client_ip,
             client_ip=client_ip,
             client_host=client_host,
@@ -332,12 +360,12 @@ class MailServerCore:
         """
         msg_id = message_id_of(event.content)
         entry = self.queue.get(msg_id) if msg_id else None
-        if entry is None:
+        if entry is None or msg_id is None:
             return None
         remote = [r for r in event.rcpt_to if not (self.is_local(r) or is_postmaster(r))]
         if all(r in entry.recipients for r in remote):
             return None
-        return Reply.of(451, f"4.3.0 <{msg_id}> is already queued here; try again later")
+        return policy_reply(self.texts, "already_queued", msg_id=msg_id)
 
     def accept_item(self, item: MailItem, queue_id: str | None = None) -> None:
         """File the local recipients of ``item`` and queue the rest."""
@@ -383,7 +411,9 @@ class MailServerCore:
         else:
             self._filed.add(key)
             self.trace.emit("mail.deliver", msg=item.id, node=self.node, rcpt=rcpt, mailbox=box)
-        self.store.deliver(box, item.content, t=self.clock(), msg_id=item.id, sender=item.sender)
+        # RFC 5321 4.4: final delivery records the reverse-path (and, as Postfix does, for whom).
+        content = add_delivery_headers(item.content, item.sender, rcpt)
+        self.store.deliver(box, content, t=self.clock(), msg_id=item.id, sender=item.sender)
 
     # -- planning (the queue runner) --------------------------------------------------------------
 
@@ -738,9 +768,9 @@ class Delivery:
     """One delivery job: a chunk of due messages for one domain, carried over one connection.
 
     The adapter resolves the domain's MX hosts and tells the job what happens, in order:
-    :meth:`dns_failed`, or for each host :meth:`loops_back` (skip it), :meth:`announce` (the
-    SYN leaves), :meth:`connect_failed` or :meth:`session` and :meth:`session_ended`; finally
-    :meth:`finish`. Then :meth:`MailServerCore.delivery_ended`.
+    :meth:`dns_failed`, or for each host :meth:`candidates` gives (announced as its SYN leaves)
+    :meth:`connect_failed`, or :meth:`session` and :meth:`session_ended`; finally :meth:`finish`.
+    Then :meth:`MailServerCore.delivery_ended`.
     """
 
     __slots__ = (
@@ -792,6 +822,23 @@ class Delivery:
             core._riders.pop(domain, None)  # they will find out for themselves, at once
         else:
             core._suspend_riders(domain, "451 4.4.3 " + reply)
+
+    def candidates(
+        self, hosts: Iterable[tuple[int, str, str]], next_connection: Callable[[], int]
+    ) -> Iterator[tuple[str, str]]:
+        """The MX hosts to try, in order, as (host, address), while anything is left to send.
+
+        RFC 5321 5.1: each host in preference order until one accepts; a host that is this server
+        is skipped. Each host's attempt is announced (:meth:`announce`) with the id
+        ``next_connection()`` gives, just before the adapter's connect, when the SYN leaves.
+        """
+        for _preference, host, address in hosts:
+            if not self.waiting:
+                return
+            if self.loops_back(host, address):
+                continue
+            self.announce(host, next_connection())
+            yield host, address
 
     def loops_back(self, host: str, address: str) -> bool:
         """Whether MX ``host`` is this server itself (RFC 5321 5.1: a configuration error)."""

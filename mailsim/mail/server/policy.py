@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mailsim.mail.server.settings import ReplyFault
-from mailsim.protocol.smtp import MailParams, Reply, ServerPolicy, Session
+from mailsim.protocol.smtp import MailParams, Reply, ServerPolicy, Session, policy_reply
 
 if TYPE_CHECKING:
     from mailsim.mail.server.core import MailServerCore
@@ -88,11 +88,11 @@ class SessionPolicy(ServerPolicy):
         if core.is_local(address):
             if core.local_part(address) in core.users:
                 return None
-            return Reply.of(550, f"5.1.1 <{address}>: Recipient address rejected: User unknown")
+            return policy_reply(core.texts, "unknown_user", address=address)
         if self.submission and session.authenticated_user:
             return None
         # RFC 5321 7.1 / Postfix reject_unauth_destination: no open relay.
-        return Reply.of(550, f"5.7.1 <{address}>: Relay access denied")
+        return policy_reply(core.texts, "relay_denied", address=address)
 
     def check_sender(self, session: Session, address: str, params: MailParams) -> Reply | None:
         return None

@@ -14,7 +14,8 @@ layers:
 Every field is documented for teachers in ``docs/scenario-language.md``; a test keeps the two in
 step. Error messages talk to a student: what was found and what would be right.
 The modules follow the sections of a scenario file: ``fields`` (the scalar types and units),
-``servers``, ``network``, ``people``, ``faults``, ``sessions`` (telnet and trace), ``scenario``
+``servers``, ``network``, ``people``, ``faults``, ``sessions`` (telnet and trace), ``web``
+(web servers and downloads), ``scenario``
 (the whole), then ``references`` and ``shapes`` (checks across sections, and explanations of a
 list item whose kind could not be told), with ``issues`` for the problems they report.
 """
@@ -82,6 +83,11 @@ from mailsim.scenario.schema.sessions import (
 from mailsim.scenario.schema.shapes import (
     explain_shape,
 )
+from mailsim.scenario.schema.web import (
+    DownloadSpec,
+    WebFile,
+    WebServerSpec,
+)
 
 __all__ = [
     "DOCUMENTATION_RANGES",
@@ -95,6 +101,7 @@ __all__ = [
     "CommandTimeouts",
     "DnsConfig",
     "DnsRecord",
+    "DownloadSpec",
     "Fault",
     "FileAttachment",
     "FixedSize",
@@ -122,6 +129,8 @@ __all__ = [
     "TrafficGenerator",
     "UniformSize",
     "User",
+    "WebFile",
+    "WebServerSpec",
     "check_references",
     "explain_shape",
     "overlay",

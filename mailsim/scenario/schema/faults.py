@@ -15,6 +15,7 @@ from pydantic import (
 if TYPE_CHECKING:
     pass
 
+from mailsim.protocol.smtp_replies import COMMAND_REPLIES
 from mailsim.scenario.schema.fields import (
     Duration,
     Flag,
@@ -23,12 +24,29 @@ from mailsim.scenario.schema.fields import (
     Port,
     PositiveDuration,
     Probability,
-    Text,
+    ReplyText,
     _choice,
     _Section,
     _target,
     _whole,
 )
+
+
+def fault_code_problem(command: str, code: int) -> str | None:
+    """Why ``code`` cannot replace the reply to ``command``, or None when it can.
+
+    A fault answers with one of the error replies its step may get (RFC 5321 4.3.2, the table
+    :data:`~mailsim.protocol.smtp.COMMAND_REPLIES`): a greeting is 421 or 554, never 451.
+    ``command`` is CONNECT, HELO, EHLO, MAIL, RCPT, DATA or DOT (any case; ``dot`` too).
+    """
+    step = command.upper()
+    allowed = sorted(c for c in COMMAND_REPLIES[step] if c >= 400)
+    if code in allowed:
+        return None
+    what = {"CONNECT": "a greeting", "DOT": "the final dot"}.get(step, step)
+    listed = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
+    sources = "RFC 5321 4.3.2" + (", RFC 4954 6" if 530 in allowed else "")
+    return f"{code} is not a reply to {what}; a fault there is {listed} ({sources})"
 
 
 class LinkOutage(_Section):
@@ -89,7 +107,9 @@ class ReplySpec(_Section):
     code: Annotated[int, BeforeValidator(_whole(400, 599))] = Field(
         description="the reply code, 4xx (try later) or 5xx (permanent), like 451"
     )
-    text: Text | None = Field(default=None, description="the reply text, like '4.7.1 Greylisted'")
+    text: ReplyText | None = Field(
+        default=None, description="the reply text, like '4.7.1 Greylisted'"
+    )
     start: Duration = Field(default=0.0, alias="from", description="from when the fault applies")
     until: PositiveDuration | None = Field(default=None, description="until when (null: the end)")
     probability: Probability = Field(default=1.0, description="chance that a reply is replaced")

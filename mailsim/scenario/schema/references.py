@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mailsim.scenario.schema.scenario import Scenario
 
 from mailsim.mail.units import format_duration
+from mailsim.protocol.smtp_address import address_key
 from mailsim.scenario.schema.faults import (
     Fault,
     LinkOutage,
@@ -27,6 +28,7 @@ from mailsim.scenario.schema.faults import (
     ReplyFault,
     ReplySpec,
     ServiceStop,
+    fault_code_problem,
 )
 from mailsim.scenario.schema.fields import _NODE_NAME, PositiveDuration
 from mailsim.scenario.schema.issues import Issue, Loc
@@ -52,6 +54,8 @@ from mailsim.scenario.schema.servers import (
     overlay,
 )
 from mailsim.scenario.schema.sessions import TelnetSession
+from mailsim.scenario.schema.web import DownloadSpec, WebServerSpec
+from mailsim.scenario.schema.workload import check_workload
 
 
 @dataclass
@@ -84,6 +88,8 @@ class ScenarioParts:
     traffic: list[tuple[int, TrafficGenerator]] = field(default_factory=list)
     faults: list[tuple[int, Any]] = field(default_factory=list)
     telnet: list[tuple[int, TelnetSession]] = field(default_factory=list)
+    web_servers: list[tuple[int, WebServerSpec]] = field(default_factory=list)
+    downloads: list[tuple[int, DownloadSpec]] = field(default_factory=list)
 
     @classmethod
     def of(cls, scenario: Scenario) -> ScenarioParts:
@@ -100,12 +106,14 @@ class ScenarioParts:
             dns=scenario.dns,
             dns_records=list(enumerate(scenario.dns.records)),
             servers=scenario.servers,
-            user_addresses=[user.address.lower() for user in scenario.users],
+            user_addresses=[address_key(user.address) for user in scenario.users],
             users=list(enumerate(scenario.users)),
             messages=list(enumerate(scenario.messages)),
             traffic=list(enumerate(scenario.traffic)),
             faults=list(enumerate(scenario.faults)),
             telnet=list(enumerate(scenario.telnet)),
+            web_servers=list(enumerate(scenario.web_servers)),
+            downloads=list(enumerate(scenario.downloads)),
         )
 
     @classmethod
@@ -161,7 +169,7 @@ class ScenarioParts:
         user_addresses: list[str] | None = None
         if isinstance(raw_users, list) or raw_users is None:
             user_addresses = [
-                item["address"].lower()
+                address_key(item["address"])
                 for item in raw_users or []
                 if isinstance(item, dict) and isinstance(item.get("address"), str)
             ]
@@ -181,6 +189,8 @@ class ScenarioParts:
             traffic=items("traffic", TrafficGenerator)[0],
             faults=items("faults", Fault)[0],
             telnet=items("telnet", TelnetSession)[0],
+            web_servers=items("web_servers", WebServerSpec)[0],
+            downloads=items("downloads", DownloadSpec)[0],
         )
 
 
@@ -234,6 +244,31 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+def path_exists(
+    adjacent: Mapping[str, set[str]], kinds: Mapping[str, str], start: str, goal: str
+) -> bool:
+    """Whether links join ``start`` to ``goal`` through forwarding nodes only (routers and mail
+    servers; hosts and DNS servers never forward, as in :mod:`mailsim.net.routing`).
+
+    Args:
+        adjacent: each node's neighbours over the links.
+        kinds: each node's kind.
+    """
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        here = frontier.pop()
+        if here == goal:
+            return True
+        if here != start and kinds.get(here) not in FORWARDING_KINDS:
+            continue
+        for there in adjacent.get(here, ()):
+            if there not in seen:
+                seen.add(there)
+                frontier.append(there)
+    return False
+
+
 def check_references(parts: ScenarioParts) -> list[Issue]:
     """Every problem that ties two parts of a scenario together, in the order of the sections.
 
@@ -274,6 +309,8 @@ class _ReferenceChecker:
         self.check_traffic()
         self.check_faults()
         self.check_telnet()
+        self.check_web()
+        self.issues += check_workload(self.parts)
         return self.issues
 
     # --- helpers ------------------------------------------------------------------------------
@@ -296,7 +333,7 @@ class _ReferenceChecker:
     def known_user(self, address: str, loc: Loc) -> bool:
         """True if ``address`` is a user's; otherwise report it at ``loc`` with a suggestion."""
         addresses = self.parts.user_addresses
-        if addresses is None or address.lower() in addresses:
+        if addresses is None or address_key(address) in addresses:
             return True
         if not addresses:
             self.add(loc, f"unknown user '{address}'; there are no users yet (add a users section)")
@@ -324,19 +361,7 @@ class _ReferenceChecker:
 
     def reachable(self, start: str, goal: str) -> bool:
         """Whether a path joins ``start`` to ``goal``, passing only through forwarding nodes."""
-        seen = {start}
-        frontier = [start]
-        while frontier:
-            here = frontier.pop()
-            if here == goal:
-                return True
-            if here != start and self.kinds.get(here) not in FORWARDING_KINDS:
-                continue
-            for there in self.adjacent.get(here, ()):
-                if there not in seen:
-                    seen.add(there)
-                    frontier.append(there)
-        return False
+        return path_exists(self.adjacent, self.kinds, start, goal)
 
     # --- sections -----------------------------------------------------------------------------
 
@@ -501,7 +526,7 @@ class _ReferenceChecker:
         seen: dict[str, int] = {}
         for index, user in parts.users:
             loc: Loc = ("users", index)
-            key = user.address.lower()
+            key = address_key(user.address)
             if key in seen:
                 self.add(
                     (*loc, "address"),
@@ -593,7 +618,7 @@ class _ReferenceChecker:
                     f"got {format_duration(generator.stop)}",
                 )
             if generator.recipients is not None:
-                possible = len({address.lower() for address in generator.recipients})
+                possible = len({address_key(address) for address in generator.recipients})
             elif users is not None:
                 possible = len(set(users)) - 1
             else:
@@ -721,6 +746,9 @@ class _ReferenceChecker:
                 )
         if reply.port not in (25, 587):
             self.add((*loc, "port"), f"must be 25 or 587 (the SMTP ports), got {reply.port}")
+        problem = fault_code_problem(reply.command, reply.code)
+        if problem is not None:
+            self.add((*loc, "code"), problem)
         self.before_end(reply.start, (*loc, "from"), "the reply fault would never apply")
         if reply.until is not None and reply.until <= reply.start:
             self.add(
@@ -746,6 +774,44 @@ class _ReferenceChecker:
                 and not self.reachable(session.client, session.server)
             ):
                 self.add((*loc, "to"), f"{session.server} cannot be reached from {session.client}")
+
+    def check_web(self) -> None:
+        served: set[str] = set()
+        for index, spec in self.parts.web_servers:
+            loc: Loc = ("web_servers", index)
+            self.known_node(spec.node, (*loc, "node"))
+            if spec.node in served:
+                self.add(
+                    (*loc, "node"), f"{spec.node} already has a web server; list its files once"
+                )
+            served.add(spec.node)
+            seen: set[str] = set()
+            for number, file in enumerate(spec.files):
+                if file.path in seen:
+                    self.add((*loc, "files", number, "path"), f"{file.path} is listed twice")
+                seen.add(file.path)
+        for index, download in self.parts.downloads:
+            loc = ("downloads", index)
+            self.before_end(download.at, (*loc, "at"), "the download would never start")
+            client_ok = self.known_node(download.client, (*loc, "from"))
+            server_ok = self.known_node(download.server, (*loc, "server"))
+            if server_ok and download.server not in served and self.parts.web_servers is not None:
+                self.add(
+                    (*loc, "server"),
+                    f"{download.server} serves no files; list it under web_servers "
+                    "(nothing listens on its port 80)",
+                )
+            elif download.client == download.server:
+                self.add((*loc, "server"), "the files come from another node, not from 'from'")
+            elif (
+                client_ok
+                and server_ok
+                and self.network_known
+                and not self.reachable(download.client, download.server)
+            ):
+                self.add(
+                    (*loc, "server"), f"{download.server} cannot be reached from {download.client}"
+                )
 
 
 def _suggest_domain(domain: str, domains: Iterable[str]) -> str:

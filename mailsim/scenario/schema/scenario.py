@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationInfo,
     model_validator,
 )
 
+from mailsim.scenario.errors import Problem
+
 if TYPE_CHECKING:
     from mailsim.scenario.result import Result
 
+from mailsim.protocol.smtp_address import address_key
 from mailsim.scenario.schema.faults import Fault
 from mailsim.scenario.schema.fields import (
     NodeName,
@@ -29,6 +34,7 @@ from mailsim.scenario.schema.people import Message, TrafficGenerator, User
 from mailsim.scenario.schema.references import ScenarioParts, check_references
 from mailsim.scenario.schema.servers import ServerSettings, _ServersSection, overlay
 from mailsim.scenario.schema.sessions import TelnetSession, TraceOptions
+from mailsim.scenario.schema.web import Downloads, WebServers
 
 
 class Scenario(_Section):
@@ -70,9 +76,43 @@ class Scenario(_Section):
     telnet: Annotated[list[TelnetSession], BeforeValidator(_empty_if_null(list))] = Field(
         default_factory=list, description="scripted telnet sessions"
     )
+    web_servers: WebServers = Field(
+        default_factory=list, description="nodes that serve files over HTTP"
+    )
+    downloads: Downloads = Field(
+        default_factory=list, description="files fetched over HTTP at given times"
+    )
     trace: Annotated[TraceOptions, BeforeValidator(_empty_if_null(dict))] = Field(
         default_factory=TraceOptions, description="what to record"
     )
+    #: The stem of the file it was loaded from (a bundled scenario's name); set by the loader.
+    _source_stem: str | None = PrivateAttr(default=None)
+    #: What the loader warned about, as the file was written; see :attr:`warnings`.
+    _warnings: list[Problem] = PrivateAttr(default_factory=list)
+
+    def __eq__(self, other: object) -> bool:
+        # Two scenarios are equal when they say the same: where each was loaded from (its slug,
+        # the places of its warnings) is not part of what it says.
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """What the loader found valid but probably not meant, placed in the file like errors:
+        a recipient no user or domain of the scenario serves, a bare number where a unit is
+        expected (``latency: 60`` is 60 s), a mail server others cannot reach. Empty for a
+        scenario built in Python; not updated by later edits.
+        """
+        return list(self._warnings)
+
+    @property
+    def slug(self) -> str:
+        """The folder name of its runs (``runs/<slug>/``): the stem of the file it was loaded
+        from, so ``link-outage`` and ``path/x.yaml`` write ``runs/link-outage/`` and ``runs/x/``
+        whatever their ``name:`` says; for a scenario made from text or in Python, its name made
+        safe for a folder."""
+        return self._source_stem or folder_name(self.name)
 
     @model_validator(mode="after")
     def _tie_together(self, info: ValidationInfo) -> Scenario:
@@ -125,9 +165,9 @@ class Scenario(_Section):
         return self.server_for_domain(address.rsplit("@", 1)[-1])
 
     def user(self, address: str) -> User | None:
-        """The user with ``address`` (any case), or None."""
-        wanted = address.lower()
-        return next((user for user in self.users if user.address.lower() == wanted), None)
+        """The user with ``address`` (any case, quoted or not: ``"ann"@a.org`` is ``ann@a.org``)."""
+        wanted = address_key(address)
+        return next((user for user in self.users if address_key(user.address) == wanted), None)
 
     def settings_for(self, server: str) -> ServerSettings:
         """The settings of mail server ``server``: top-level ``servers`` with its overrides."""
@@ -148,3 +188,8 @@ class Scenario(_Section):
                         records.append(MxRecord(type="MX", name=domain, exchange=name))
                         covered.add(domain.lower())
         return records
+
+
+def folder_name(text: str) -> str:
+    """``text`` made safe as one folder name: runs of other characters become ``-``, lower case."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower() or "run"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -10,11 +10,6 @@ from pydantic import (
     Field,
     field_validator,
 )
-
-from mailsim.scenario.errors import shown
-
-if TYPE_CHECKING:
-    pass
 
 from mailsim.mail.retry import (
     DEFAULT_GIVE_UP_AFTER,
@@ -24,6 +19,8 @@ from mailsim.mail.retry import (
     make_retry_policy,
     parse_retry_rules,
 )
+from mailsim.mail.units import format_duration
+from mailsim.scenario.errors import shown
 from mailsim.scenario.schema.fields import (
     Duration,
     Flag,
@@ -32,9 +29,25 @@ from mailsim.scenario.schema.fields import (
     _choice,
     _empty_if_null,
     _fail,
+    _positive_duration,
     _Section,
     _whole,
 )
+
+#: The shortest wait before a message is tried again: a second. RFC 5321 4.5.4.1 asks for at
+#: least 30 minutes; a lesson may shorten it to seconds, but each try is a DNS lookup and a TCP
+#: connection, and a shorter wait lets one message stuck behind a dead link try millions of times.
+MIN_RETRY_WAIT = 1.0
+
+
+def _retry_wait(value: Any) -> float:
+    seconds = _positive_duration(value)
+    if seconds < MIN_RETRY_WAIT:
+        _fail(
+            f"must be at least {format_duration(MIN_RETRY_WAIT)} (each try is a DNS lookup and a "
+            f"connection; RFC 5321 4.5.4.1 suggests 30min), got {shown(value)}"
+        )
+    return seconds
 
 
 def _retry_rules(value: Any) -> tuple[RetryRule, ...]:
@@ -46,9 +59,19 @@ def _retry_rules(value: Any) -> tuple[RetryRule, ...]:
     if not isinstance(value, str):
         _fail(f"must be Exim retry rules as text, like '{EXIM_DEFAULT_RULES}', got {shown(value)}")
     try:
-        return parse_retry_rules(value)
+        rules = parse_retry_rules(value)
     except ValueError as error:
         _fail(str(error))
+    for rule in rules:
+        if rule.interval < MIN_RETRY_WAIT:
+            _fail(
+                f"retry rule '{rule}': the interval must be at least "
+                f"{format_duration(MIN_RETRY_WAIT)} (each try is a DNS lookup and a connection)"
+            )
+    return rules
+
+
+RetryWait = Annotated[float, BeforeValidator(_retry_wait)]
 
 
 RetryRules = Annotated[tuple[RetryRule, ...], BeforeValidator(_retry_rules)]
@@ -67,11 +90,9 @@ class RetrySettings(_Section):
     policy: Annotated[
         Literal["fixed", "postfix", "exim"], BeforeValidator(_choice("fixed", "postfix", "exim"))
     ] = Field(default="fixed", description="the retry schedule: fixed, postfix or exim")
-    interval: PositiveDuration = Field(
-        default=1800.0, description="fixed policy: the wait between tries"
-    )
+    interval: RetryWait = Field(default=1800.0, description="fixed policy: the wait between tries")
     jitter: Duration = Field(default=600.0, description="fixed policy: up to this much extra wait")
-    minimal_backoff_time: PositiveDuration = Field(
+    minimal_backoff_time: RetryWait = Field(
         default=300.0, description="postfix policy: the shortest wait"
     )
     maximal_backoff_time: PositiveDuration = Field(

@@ -12,7 +12,15 @@ from pydantic import (
 if TYPE_CHECKING:
     pass
 
-from mailsim.scenario.schema.fields import Duration, Flag, NodeName, Port, Text, _Section, _whole
+from mailsim.scenario.schema.fields import (
+    Duration,
+    Flag,
+    NodeName,
+    Port,
+    TypedLine,
+    _Section,
+    _whole,
+)
 
 
 class TelnetSession(_Section):
@@ -22,7 +30,7 @@ class TelnetSession(_Section):
     client: NodeName = Field(alias="from", description="the node the person sits at")
     server: NodeName = Field(alias="to", description="the node telnet connects to")
     port: Port = Field(default=25, description="the port telnet connects to")
-    lines: Annotated[list[Text], Field(min_length=1)] = Field(
+    lines: Annotated[list[TypedLine], Field(min_length=1)] = Field(
         description="the lines typed, in order, like ['HELO usa.com', 'QUIT']"
     )
     wait_for_reply: Flag = Field(

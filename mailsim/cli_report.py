@@ -67,9 +67,12 @@ def run_command(
     pcap = pcap or scenario.trace.pcap  # --pcap, or `trace: {pcap: true}` in the scenario
     err = Console(stderr=True, highlight=False)
     if (pcap or pcap_per_node) and trace != "full":
-        where = f"{source}: trace.pcap" if scenario.trace.pcap and not pcap_per_node else "--pcap"
+        if pcap_per_node and not pcap:
+            asked = "--pcap-per-node"
+        else:
+            asked = f"{source}: trace.pcap" if scenario.trace.pcap else "--pcap"
         err.print(
-            f"{where}: a pcap file needs every segment; use --trace full, not {trace}",
+            f"{asked}: a pcap file needs every segment; use --trace full, not {trace}",
             markup=False,
         )
         return 2

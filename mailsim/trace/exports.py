@@ -22,7 +22,8 @@ from mailsim.trace.books import (
     write_summary,
     write_summary_stream,
 )
-from mailsim.trace.transcript import TranscriptWriter, format_time, transcript
+from mailsim.trace.clock import format_time
+from mailsim.trace.transcript import TranscriptWriter, transcript
 
 Record = dict[str, Any]
 

@@ -164,7 +164,12 @@ class Recorder:
         self._sinks: list[tuple[Sink, Callable[[str], bool]]] = []
         self._routes: dict[str, tuple[Sink, ...]] = {}
         if keep:
-            self.subscribe(self.records.append, self.writes)
+            self.subscribe(self._keep, self.writes)
+
+    def _keep(self, record: Record) -> None:
+        # Looked up on every record, not bound once: a subclass may replace the list (the live
+        # recorder's writes each record it is given).
+        self.records.append(record)
 
     def writes(self, kind: str) -> bool:
         """Whether records of type ``kind`` are written (kept, streamed) at this level."""

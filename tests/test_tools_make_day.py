@@ -52,3 +52,15 @@ def test_the_command_line_refuses_a_day_too_small(tmp_path: Path, capsys) -> Non
         tool.main(["notes", "--messages", "1", "-o", str(tmp_path / "x.yaml")])
     assert exit.value.code == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_notes_over_several_days_keep_the_users_and_rate_of_one_day(tmp_path: Path) -> None:
+    tool = _tool()
+    path = tmp_path / "days.yaml"
+    assert tool.main(["notes", "--messages", "8000", "--days", "4", "-o", str(path)]) == 0
+    scenario = mailsim.load(str(path))
+    one_day = tool.notes_day(2_000)
+    assert scenario.duration == 4 * 86_400
+    assert len(scenario.users) == sum(site.users for site in one_day.sites) == 50
+    (traffic,) = scenario.traffic
+    assert traffic.rate * scenario.duration * len(scenario.users) == 8_000

@@ -129,7 +129,7 @@ def _connection_records(rng: random.Random) -> list[dict]:
                 break
             c = rng.choice(live)
             a, b = open_conns[c]
-            kind = rng.choice(["smtp.line", "pop3.line"])
+            kind = rng.choice(["smtp.line", "pop3.line", "http.line"])
             side = rng.choice("CS")
             end = a if side == "C" else b
             if end in closed[c] and a != b:
@@ -169,7 +169,7 @@ def test_the_transcript_written_as_it_goes_is_the_transcript_of_the_records(
     tmp_path: Path, seed: int
 ) -> None:
     records = _connection_records(random.Random(seed))
-    writer = TranscriptWriter(tmp_path / "transcript.txt")
+    writer = TranscriptWriter(tmp_path / "transcript.txt", end_time=records[-1]["t"])
     for record in records:
         if record["type"] in TRANSCRIPT_TYPES:
             writer(record)
@@ -178,7 +178,7 @@ def test_the_transcript_written_as_it_goes_is_the_transcript_of_the_records(
 
 
 def test_a_finished_connection_is_written_before_the_run_ends(tmp_path: Path) -> None:
-    writer = TranscriptWriter(tmp_path / "t.txt")
+    writer = TranscriptWriter(tmp_path / "t.txt", end_time=10.0)
     writer(
         {
             "t": 0.0,
@@ -203,11 +203,23 @@ def test_a_finished_connection_is_written_before_the_run_ends(tmp_path: Path) ->
     )
     writer({"t": 0.2, "type": "tcp.close", "conn": 1, "by": "a", "how": "fin"})
     writer._file.flush()
-    assert (tmp_path / "t.txt").read_text() == ""  # b may still send
+    assert "220 b" not in (tmp_path / "t.txt").read_text()  # b may still send
     writer({"t": 0.3, "type": "tcp.close", "conn": 1, "by": "b", "how": "fin"})
     writer._file.flush()
     assert "220 b" in (tmp_path / "t.txt").read_text()
     writer.close()
+
+
+def test_a_connection_open_at_the_end_is_marked_at_the_run_s_end(tmp_path: Path) -> None:
+    opened = {"t": 1.0, "type": "tcp.open", "conn": 7, "client": "a", "server": "b"}
+    opened |= {"cport": 1, "sport": 80}
+    writer = TranscriptWriter(tmp_path / "t.txt", end_time=3600.0)
+    writer(opened)
+    writer.close()
+    text = (tmp_path / "t.txt").read_text(encoding="utf-8")
+    assert text.startswith("# mailsim transcript: simulated time 00:00:00.000 is 2026-01-05")
+    assert "(HTTP)\n[01:00:00.000] -- still open when the run ended\n" in text
+    assert text == transcript([opened], end_time=3600.0)
 
 
 def _books_records() -> list[dict]:

@@ -58,6 +58,7 @@ class Day:
     attachments: tuple[str, ...] = ()
     random_link_faults: str | None = None
     check_mail_every: str = "1h"
+    days: int = 1
 
 
 BUSY_DAY = Day(
@@ -91,21 +92,30 @@ BUSY_DAY = Day(
 )
 
 
-def notes_day(messages: int, seed: int = 1) -> Day:
-    """The benchmarks' day: about ``messages`` 2 KB notes in 24 hours between India and the USA."""
+def notes_day(messages: int, seed: int = 1, days: int = 1) -> Day:
+    """The benchmarks' day: about ``messages`` 2 KB notes in 24 hours between India and the USA.
+
+    With ``days`` more than one, the same notes spread over that many days between as many
+    fewer users, so what is in flight at any moment is that of a ``messages / days`` day while
+    the total grows (the memory benchmark's check that memory follows what is in flight).
+    """
     if messages < 2:
         raise ValueError(f"--messages must be at least 2, got {messages}")
-    users = max(2, round(messages / NOTES_PER_USER))
+    if days < 1:
+        raise ValueError(f"--days must be at least 1, got {days}")
+    users = max(2, round(messages / NOTES_PER_USER / days))
+    span = "day" if days == 1 else f"{days}-day run"
     india = users // 2
     return Day(
         header=f"""\
-# A generated day: about {messages:,} notes of 2 KB between {{users}} users in India and the USA.
+# A generated {span}: about {messages:,} notes of 2 KB between {{users}} users in India and the USA.
 #
 # Written by tools/make_day.py for the scale benchmarks (benchmarks/bench_scale.py): every user
 # sends {NOTES_PER_USER} notes a day on average (a Poisson process) to users anywhere and checks
 # mail every hour over POP3; no attachments, no faults. Every protocol line is real.
 """,
-        name=f"A day of {messages} notes",
+        name=f"A day of {messages} notes" if days == 1 else f"{days} days of {messages} notes",
+        days=days,
         seed=seed,
         sites=(
             Site("India", "india.com", india, "60ms"),
@@ -123,7 +133,7 @@ def render(day: Day) -> str:
     lines = [day.header.format(users=users)]
     lines.append(f"name: {day.name}")
     lines.append(f"seed: {day.seed}")
-    lines.append("duration: 1d")
+    lines.append(f"duration: {day.days}d")
     lines.append("nodes:")
     lines.append("  core: {kind: router, site: Internet}")
     hosts = {site.name: site.users // day.users_per_host + 1 for site in day.sites}
@@ -177,13 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     notes = kinds.add_parser("notes", help="a two-country day of 2 KB notes for the benchmarks")
     notes.add_argument("--messages", type=int, required=True, help="about how many messages")
     notes.add_argument("--seed", type=int, default=1, help="the scenario's seed (default 1)")
+    notes.add_argument(
+        "--days", type=int, default=1, help="spread them over this many days (default 1)"
+    )
     notes.add_argument("-o", "--out", type=Path, required=True, help="the YAML file to write")
     args = parser.parse_args(argv)
     if args.kind == "busy-day":
         out, text = BUSY_DAY_PATH, render(BUSY_DAY)
     else:
         try:
-            text = render(notes_day(args.messages, args.seed))
+            text = render(notes_day(args.messages, args.seed, args.days))
         except ValueError as error:
             parser.error(str(error))
         out = args.out

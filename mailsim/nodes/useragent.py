@@ -315,7 +315,9 @@ class UserAgent:
         def handle(event: Any) -> None:
             if isinstance(event, pop3.MessageRetrieved):
                 self._keep(event.content)
-                if event.uid is not None:
+                if event.uid is not None and self.keep_on_server:
+                    # Only a user who leaves mail on the server needs to know what was read;
+                    # otherwise it was deleted, and the set would grow with the day's mail.
                     self._seen_uids.add(event.uid)
 
         yield from drive_client(

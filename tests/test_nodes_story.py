@@ -64,6 +64,14 @@ def test_relay_dialogue_is_the_tutorials(story: World) -> None:
     assert server[-1].startswith("221")
 
 
+def test_both_sides_of_the_relay_name_the_two_nodes(story: World) -> None:
+    # The client side once named the exchange by its MX host name (usa-mail.usa.com), which drew
+    # a third lane on the sequence chart; a line's ends are nodes, as on the server side.
+    conn = first(story, "tcp.open", client="india-mail", server="usa-mail")["conn"]
+    ends = {(r["side"], r["src"], r["dst"]) for r in of_type(story, "smtp.line", conn=conn)}
+    assert ends == {("C", "india-mail", "usa-mail"), ("S", "usa-mail", "india-mail")}
+
+
 def test_steves_inbox_holds_the_message(story: World) -> None:
     inbox = story.agents[STEVE].inbox
     assert len(inbox) == 1

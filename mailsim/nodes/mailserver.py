@@ -322,7 +322,13 @@ class MailServer:
                 continue
             session = job.session(host, conn.id)
             tracer = LineTracer(
-                self.trace, "smtp.line", conn.id, "C", self.node, host, self.settings.data_lines
+                self.trace,
+                "smtp.line",
+                conn.id,
+                "C",
+                self.node,
+                conn.remote_node,
+                self.settings.data_lines,
             )
             yield from drive_client(
                 conn,

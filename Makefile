@@ -56,7 +56,7 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(TSTAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH)
 
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .

@@ -37,9 +37,11 @@ USERS = 10
 BODY = "Do you have a Grammar Book?\nWhat about Atlas?"
 
 
-def established_world(*, strict: bool = False, check_every: float | None = 600.0) -> World:
-    """India and the USA, one mail server each, ten users on each side."""
-    world = World(seed=1, strict=strict)
+def established_world(
+    *, strict: bool = False, check_every: float | None = 600.0, **options: Any
+) -> World:
+    """India and the USA, one mail server each, ten users on each side (``options``: World's)."""
+    world = World(seed=1, strict=strict, **options)
     for name, kind, site in (
         ("india-pcs", "host", "India"),
         ("india-mail", "mailserver", "India"),

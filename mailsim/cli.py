@@ -143,6 +143,14 @@ def _figure_size_option(command: Any) -> Any:
     help="Also write pcap/<node>.pcap: the packets each node sent or was sent.",
 )
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (faster).")
+@click.option(
+    "--trace",
+    type=click.Choice(["full", "summary", "off"]),
+    default="full",
+    show_default=True,
+    help="How much to record: every line, only what summary.json and the timeline need "
+    "(no transcript, much faster), or nothing but summary.json.",
+)
 @_figure_size_option
 @click.option(
     "--mailboxes",
@@ -174,6 +182,7 @@ def run(
     pcap_filter: tuple[str, ...],
     pcap_per_node: bool,
     no_figures: bool,
+    trace: str,
     figure_size: str,
     mailboxes: str | None,
     mailbox_format: str,
@@ -205,6 +214,7 @@ def run(
             pcap_filter=pcap_filter or None,
             pcap_per_node=pcap_per_node,
             figures=not no_figures,
+            trace=trace,
             figure_size=figure_size,
             mailboxes=mailboxes,
             mailbox_format=mailbox_format,

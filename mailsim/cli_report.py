@@ -42,6 +42,7 @@ def run_command(
     pcap_filter: tuple[str, ...] | None = None,
     pcap_per_node: bool = False,
     figures: bool = True,
+    trace: str = "full",
     figure_size: str = "default",
     mailboxes: str | None = None,
     mailbox_format: str = "maildir",
@@ -49,27 +50,51 @@ def run_command(
     output_format: str = "table",
     demo: bool = False,
 ) -> int:
-    """Run, report and save; returns the exit code (0 ok, 1 books do not balance).
+    """Run, report and save; returns the exit code (0 ok, 1 books do not balance, 2 bad input).
+
+    The trace streams into the output folder as it is recorded, so memory follows what is in
+    flight however long the run; user agents keep no copies of the mail they read unless
+    ``mailboxes`` asks for them.
 
     Args:
         scenario: the loaded scenario; its warnings are printed on stderr first.
         source: the name or path the user gave.
+        trace: the trace level, ``full``, ``summary`` or ``off`` (see :func:`run_scenario`).
         mailboxes: also export every user's mailbox into this folder (:meth:`Result.
             export_mailboxes`), in ``mailbox_format``.
         output_format: "table" for people, "json" or "tsv" for programs.
     """
     pcap = pcap or scenario.trace.pcap  # --pcap, or `trace: {pcap: true}` in the scenario
     err = Console(stderr=True, highlight=False)
+    if (pcap or pcap_per_node) and trace != "full":
+        if pcap_per_node and not pcap:
+            asked = "--pcap-per-node"
+        else:
+            asked = f"{source}: trace.pcap" if scenario.trace.pcap else "--pcap"
+        err.print(
+            f"{asked}: a pcap file needs every segment; use --trace full, not {trace}",
+            markup=False,
+        )
+        return 2
     if not quiet:
         for warning in scenario.warnings:
             err.print(str(warning), markup=False)
     want_segments = True if pcap or pcap_per_node else None
+    out = Path(out_dir) if out_dir else Path("runs") / scenario.slug
+    options: dict[str, Any] = {
+        "seed": seed,
+        "until": until,
+        "segments": want_segments,
+        "trace": trace,
+        "out": out,
+        "inbox_kept": None if mailboxes is not None else 0,
+    }
     if quiet or output_format != "table":
-        result = run_scenario(scenario, seed=seed, until=until, segments=want_segments)
+        result = run_scenario(scenario, **options)
     else:
-        result = _run_with_progress(scenario, seed, until, want_segments, err)
-    out = result.save(
-        out_dir,
+        result = _run_with_progress(scenario, options, err)
+    result.save(
+        out,
         figures=figures,
         pcap=pcap,
         pcap_filter=pcap_filter,
@@ -119,9 +144,7 @@ def _holds_mail(path: Path) -> bool:
     return any((path / "new").iterdir()) if (path / "new").is_dir() else False
 
 
-def _run_with_progress(
-    scenario: Any, seed: int | None, until: float | None, segments: bool | None, err: Console
-) -> Result:
+def _run_with_progress(scenario: Any, options: dict[str, Any], err: Console) -> Result:
     """Run with a progress bar on stderr once the run has taken a second (transient)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -141,9 +164,7 @@ def _run_with_progress(
                 visible=True,
             )
 
-        return run_scenario(
-            scenario, seed=seed, until=until, segments=segments, progress=timed_progress(show)
-        )
+        return run_scenario(scenario, progress=timed_progress(show), **options)
 
 
 # --- for people ---------------------------------------------------------------------------------

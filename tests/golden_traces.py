@@ -16,15 +16,33 @@ import hashlib
 import io
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 GOLDEN = Path(__file__).with_name("golden") / "traces.json"
 #: Scenarios written only to reach paths the bundled ones do not (delay warnings, bounces,
-#: crashes with and without a durable queue, greylisting, riders, a lost final reply), pinned
-#: under the key ``golden_scenarios/<file stem>``.
+#: crashes with and without a durable queue, greylisting, riders, a lost final reply, every way
+#: the builder makes traffic, a small day of ``tools/make_day.py notes``), pinned under the key
+#: ``golden_scenarios/<file stem>``.
 EXTRA = Path(__file__).with_name("golden_scenarios")
+
+
+def _source(name: str) -> str:
+    return str(EXTRA / f"{name.partition('/')[2]}.yaml") if name.startswith("golden_") else name
+
+
+def _digests(result: Any, events: str, transcript: str) -> dict[str, Any]:
+    summary = json.dumps(result.summary(), sort_keys=True)
+    counts = Counter(record["type"] for record in result.records)
+    return {
+        "events_sha256": hashlib.sha256(events.encode()).hexdigest(),
+        "transcript_sha256": hashlib.sha256(transcript.encode()).hexdigest(),
+        "summary_sha256": hashlib.sha256(summary.encode()).hexdigest(),
+        "records": len(result.records),
+        "record_types": dict(sorted(counts.items())),
+    }
 
 
 def fingerprint(name: str) -> dict[str, Any]:
@@ -32,19 +50,22 @@ def fingerprint(name: str) -> dict[str, Any]:
     import mailsim
     from mailsim.trace.recorder import write_events
 
-    source = str(EXTRA / f"{name.partition('/')[2]}.yaml") if name.startswith("golden_") else name
-    result = mailsim.load(source).run()
+    result = mailsim.load(_source(name)).run()
     events = io.StringIO()
     write_events(result.records, events)
-    summary = json.dumps(result.summary(), sort_keys=True)
-    counts = Counter(record["type"] for record in result.records)
-    return {
-        "events_sha256": hashlib.sha256(events.getvalue().encode()).hexdigest(),
-        "transcript_sha256": hashlib.sha256(result.transcript().encode()).hexdigest(),
-        "summary_sha256": hashlib.sha256(summary.encode()).hexdigest(),
-        "records": len(result.records),
-        "record_types": dict(sorted(counts.items())),
-    }
+    return _digests(result, events.getvalue(), result.transcript())
+
+
+def streamed_fingerprint(name: str) -> dict[str, Any]:
+    """The same digests of a run that streamed its trace to files as it went, as ``mailsim
+    run`` does: the files must be the very bytes of a run that kept its trace in memory."""
+    import mailsim
+
+    out = Path(tempfile.mkdtemp(prefix="golden-stream-"))
+    result = mailsim.load(_source(name)).run(out=out)
+    events = (out / "events.jsonl").read_text(encoding="utf-8")
+    transcript = (out / "transcript.txt").read_text(encoding="utf-8")
+    return _digests(result, events, transcript)
 
 
 def bundled_names() -> list[str]:

@@ -12,10 +12,11 @@ and is tried again, as a real mail program does; a permanent refusal is reported
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import heapq
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailsim.mail.message import Attachment, addresses_of, compose, make_message_id
 from mailsim.net.tcp import ConnectError
@@ -35,6 +36,10 @@ from mailsim.protocol.smtp import (
 
 if TYPE_CHECKING:
     from mailsim.nodes.world import World
+
+
+def _draft_time(draft: PlannedDraft) -> float:
+    return draft.at
 
 
 @dataclass(frozen=True)
@@ -60,15 +65,38 @@ class Draft:
     attachments: tuple[Attachment, ...] = ()
     local_id: str | None = None
 
+    def written(self) -> Draft:
+        """The draft itself: it is written in full already (see :class:`PlannedDraft`)."""
+        return self
 
-@dataclass
+
+class PlannedDraft(Protocol):
+    """A message planned for time ``at`` whose text is made only when it is sent.
+
+    Generated traffic draws each message's recipients, text and attachments when the sender
+    gets to it, so a long day holds only the next message of each sender. A stream of planned
+    drafts may draw message k+1's time only after message k was written; the agent keeps to
+    that order (it writes each draft before it looks at the next).
+    """
+
+    @property
+    def at(self) -> float:
+        """When the user presses Send (simulated seconds)."""
+        ...
+
+    def written(self) -> Draft:
+        """The message in full."""
+        ...
+
+
+@dataclass(slots=True)
 class _Outgoing:
     msg: str
     envelope: Envelope
     tries: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class UserAgent:
     """One user's mail program on a host node.
 
@@ -82,7 +110,8 @@ class UserAgent:
         resubmit_every: how long a failed submission waits in the outbox before the next try.
         keep_on_server: leave retrieved messages on the server (no DELE).
         name: the display name in the From header (``James <james@india.com>``), or None.
-        inbox: every message retrieved so far, as bytes (for notebooks and tests).
+        inbox_kept: how many retrieved messages :attr:`inbox` keeps, the latest (None: all).
+        inbox: the messages retrieved so far, as bytes, oldest first (for notebooks and tests).
     """
 
     world: World
@@ -94,8 +123,10 @@ class UserAgent:
     resubmit_every: float = 300.0
     keep_on_server: bool = False
     name: str | None = None
+    inbox_kept: int | None = None
     inbox: list[bytes] = field(default_factory=list)
     _drafts: list[Draft] = field(default_factory=list)
+    _planned: list[Iterator[PlannedDraft]] = field(default_factory=list)
     _outbox: list[_Outgoing] = field(default_factory=list)
     _seen_uids: set[str] = field(default_factory=set)
 
@@ -114,26 +145,40 @@ class UserAgent:
         self._drafts.extend(drafts)
         self._drafts.sort(key=lambda d: d.at)
 
+    def plan(self, drafts: Iterator[PlannedDraft]) -> None:
+        """Add a stream of planned messages, in order of time (before the world starts)."""
+        self._planned.append(drafts)
+
     def start(self) -> None:
         """Start the sending and the mailbox-checking processes."""
         env = self.world.env
-        if self._drafts:
+        if self._drafts or self._planned:
             env.process(self._send_loop())
         if self.check_every:
             env.process(self._check_loop())
 
     # -- sending (steps 1 and 2) ---------------------------------------------------------------
 
+    def _upcoming(self) -> Iterator[PlannedDraft]:
+        """Every draft in order of time; on equal times, written ones before planned ones and
+        planned streams in the order they were added (a stable merge)."""
+        sources: list[Iterator[PlannedDraft]] = [iter(self._drafts), *self._planned]
+        self._drafts, self._planned = [], []
+        if len(sources) == 1:
+            return sources[0]
+        return heapq.merge(*sources, key=_draft_time)
+
     def _send_loop(self) -> Generator[Any, Any, None]:
         env = self.world.env
-        drafts = self._drafts
-        index = 0
+        upcoming = self._upcoming()
+        draft = next(upcoming, None)
         next_retry: float | None = None
-        while index < len(drafts) or self._outbox:
+        while draft is not None or self._outbox:
             fresh = False
-            while index < len(drafts) and drafts[index].at <= env.now:
-                self._outbox.append(self._compose(drafts[index]))
-                index += 1
+            while draft is not None and draft.at <= env.now:
+                # Written before the next is looked at: a planned stream draws in that order.
+                self._outbox.append(self._compose(draft.written()))
+                draft = next(upcoming, None)
                 fresh = True
             retry_due = next_retry is not None and env.now >= next_retry
             if self._outbox and (fresh or retry_due):
@@ -141,7 +186,7 @@ class UserAgent:
                 yield from self._submit()
                 next_retry = env.now + self.resubmit_every if self._outbox else None
                 continue
-            wake = [t for t in (next_retry, drafts[index].at if index < len(drafts) else None)]
+            wake = [t for t in (next_retry, draft.at if draft is not None else None)]
             yield env.timeout(max(0.0, min(t for t in wake if t is not None) - env.now))
 
     def _compose(self, draft: Draft) -> _Outgoing:
@@ -240,6 +285,14 @@ class UserAgent:
             yield env.timeout(max(0.0, checks * self.check_every - env.now))
             yield from self.check_mail()
 
+    def _keep(self, content: bytes) -> None:
+        """Keep a retrieved message in :attr:`inbox`, the oldest going beyond ``inbox_kept``."""
+        kept = self.inbox_kept
+        if kept is None or kept > 0:
+            self.inbox.append(content)
+            if kept is not None and len(self.inbox) > kept:
+                del self.inbox[0]
+
     def check_mail(self) -> Generator[Any, Any, None]:
         """Log in over POP3, retrieve everything new, delete it (unless kept), and QUIT."""
         world = self.world
@@ -261,8 +314,10 @@ class UserAgent:
 
         def handle(event: Any) -> None:
             if isinstance(event, pop3.MessageRetrieved):
-                self.inbox.append(event.content)
-                if event.uid is not None:
+                self._keep(event.content)
+                if event.uid is not None and self.keep_on_server:
+                    # Only a user who leaves mail on the server needs to know what was read;
+                    # otherwise it was deleted, and the set would grow with the day's mail.
                     self._seen_uids.add(event.uid)
 
         yield from drive_client(

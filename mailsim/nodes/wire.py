@@ -5,6 +5,10 @@ protocol line appears in the trace exactly once, stamped with its send time (the
 adds the travel time from the network's records). Long runs of message content (a base64 photo is
 thousands of lines) are shortened to the first ``data_lines`` lines, one marker saying how many
 were left out, and the last line; the bytes on the wire are not shortened, only their record.
+
+Lines are traced only through :func:`transmit`, and only while the sending end is open; the
+streaming transcript (``trace.transcript.TranscriptWriter``) relies on it to write a
+connection's block as soon as both ends have closed.
 """
 
 from __future__ import annotations
@@ -47,11 +51,16 @@ class LineTracer:
         self._fields: dict[str, Any] = {"conn": conn, "side": side, "src": src, "dst": dst}
 
     def sent(self, data: bytes) -> None:
-        """Record the lines of ``data`` (bytes just written to the connection)."""
-        if not data:
+        """Record the lines of ``data`` (bytes just written to the connection).
+
+        Nothing is decoded or split when the trace level writes no protocol lines.
+        """
+        if not data or not self.recorder.lines:
             return
         keep = self.data_lines
         count = data.count(b"\r\n") + (0 if data.endswith(b"\r\n") else 1)
+        emit_lines = self.recorder.emit_lines
+        kind, fields = self.record_type, self._fields
         if count > keep + 2:
             # A long block (message content): decode only the lines that are kept, the first
             # ``keep`` and the last, not the megabytes in between.
@@ -62,35 +71,11 @@ class LineTracer:
             body = data[:-2] if data.endswith(b"\r\n") else data
             last = body[body.rfind(b"\r\n") + 2 :].decode("latin-1")
             skipped = count - keep - 1
-            self._record(lines)
-            self._record([f"[... {skipped:,} more lines ...]"], elided=skipped)
-            self._record([last])
+            emit_lines(kind, fields, lines)
+            emit_lines(kind, fields, [f"[... {skipped:,} more lines ...]"], elided=skipped)
+            emit_lines(kind, fields, [last])
             return
-        self._record(split_lines(data))
-
-    def _record(self, lines: list[str], **extra: Any) -> None:
-        """One record per line, all stamped now.
-
-        The first goes through ``Recorder.emit`` (which stamps and, in strict mode, checks it);
-        the others copy it with their own line, which keeps a transcript of many short lines
-        cheap on the simulator's hot path.
-        """
-        if not lines:
-            return
-        recorder = self.recorder
-        kind, fields = self.record_type, self._fields
-        first = recorder.emit(kind, **fields, line=lines[0], **extra)
-        if len(lines) == 1:
-            return
-        if recorder.strict:
-            for line in lines[1:]:
-                recorder.emit(kind, **fields, line=line, **extra)
-            return
-        append = recorder.records.append
-        for line in lines[1:]:
-            record = first.copy()
-            record["line"] = line
-            append(record)
+        emit_lines(kind, fields, split_lines(data))
 
 
 def transmit(conn: Any, tracer: LineTracer, data: bytes) -> bool:

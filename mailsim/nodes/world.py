@@ -16,7 +16,7 @@ Scenarios build worlds through this API, and so can a notebook or a test directl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import simpy
@@ -29,11 +29,11 @@ from mailsim.net.network import Network
 from mailsim.net.topology import Topology
 from mailsim.nodes.mailserver import MailServer
 from mailsim.nodes.telnet import TelnetScript, TelnetSession
-from mailsim.nodes.useragent import Draft, UserAgent
+from mailsim.nodes.useragent import Draft, PlannedDraft, UserAgent
 from mailsim.nodes.web import Browser, Download, WebServer
 from mailsim.protocol.smtp import address_key, local_part
 from mailsim.rng import RandomStreams
-from mailsim.trace.exports import Books, reconcile
+from mailsim.trace.books import BOOK_TYPES, Books, Ledger
 from mailsim.trace.recorder import Recorder
 
 #: The DNS node added when none is given, and its links' latency to each mail server (seconds).
@@ -55,6 +55,11 @@ class World:
         data_lines: message lines kept in the trace per message (the rest is summarised).
         dns_node: the node that runs DNS; None adds a ``dns`` node linked to the first mail
             server (1 ms, 1 Gbit/s) when the world starts.
+        trace: the trace level, ``full``, ``summary`` or ``off`` (see ``trace.recorder``).
+        keep_trace: keep the records in ``recorder.records``; False when they are streamed to
+            files instead (``Recorder.stream_to``), so memory follows what is in flight.
+        inbox_kept: how many retrieved messages each user agent keeps in its ``inbox`` (the
+            latest; None keeps them all, 0 none: a long day need not hold every message read).
     """
 
     def __init__(
@@ -65,11 +70,19 @@ class World:
         strict: bool = False,
         data_lines: int = 20,
         dns_node: str | None = None,
+        trace: str = "full",
+        keep_trace: bool = True,
+        inbox_kept: int | None = None,
     ) -> None:
         #: The SimPy environment (the clock).
         self.env = simpy.Environment()
         #: The trace.
-        self.recorder = Recorder(lambda: self.env.now, segments=segments, strict=strict)
+        self.recorder = Recorder(
+            lambda: self.env.now, segments=segments, strict=strict, level=trace, keep=keep_trace
+        )
+        #: Every (message, recipient)'s fate, settled as the records come (at any trace level).
+        self.ledger = Ledger()
+        self.recorder.subscribe(self.ledger, BOOK_TYPES)
         #: Named random streams of ``seed``.
         self.streams = RandomStreams(seed)
         #: The seed.
@@ -80,6 +93,8 @@ class World:
         self.data_lines = data_lines
         #: The DNS node's name.
         self.dns_node = dns_node
+        #: Retrieved messages each user agent keeps (None: all).
+        self.inbox_kept = inbox_kept
         #: Mail servers by node (filled when the world starts).
         self.servers: dict[str, MailServer] = {}
         #: User agents by address (its address_key: lower case, quotes only where needed).
@@ -105,8 +120,10 @@ class World:
         #: How long a resolver waits for each DNS answer (seconds; glibc's 5 s).
         self.dns_timeout = 5.0
         self._server_specs: dict[str, dict[str, Any]] = {}
-        self._user_specs: list[dict[str, Any]] = []
+        self._server_of_domain: dict[str, str] = {}
+        self._user_specs: dict[str, dict[str, Any]] = {}  # by address_key
         self._drafts: dict[str, list[Draft]] = {}
+        self._planned: dict[str, list[Iterator[PlannedDraft]]] = {}
         self._telnet_scripts: list[TelnetScript] = []
         self._web_files: dict[str, dict[str, Attachment]] = {}
         self._downloads: list[Download] = []
@@ -148,14 +165,13 @@ class World:
             "domains": [d.lower() for d in written],
             "settings": settings or ServerSettings(),
         }
+        for domain in written:
+            # The first server named for a domain stays its final destination.
+            self._server_of_domain.setdefault(domain.lower(), node)
 
     def server_for_domain(self, domain: str) -> str | None:
         """The node of the server that is final destination for ``domain``, or None."""
-        domain = domain.lower()
-        for node, spec in self._server_specs.items():
-            if domain in spec["domains"]:
-                return node
-        return None
+        return self._server_of_domain.get(domain.lower())
 
     def add_user(
         self,
@@ -177,7 +193,10 @@ class World:
         home = self.server_for_domain(domain)
         if home is None:
             raise WorldError(f"user {address}: no mail server serves the domain {domain!r}")
-        self._user_specs.append(
+        if address_key(address) in self._user_specs:
+            raise WorldError(f"user {address}: already a user of this world")
+        self._user_specs.setdefault(
+            address_key(address),
             {
                 "address": address,
                 "password": password,
@@ -187,7 +206,7 @@ class World:
                 "home": home,
                 "keep_on_server": keep_on_server,
                 "name": name,
-            }
+            },
         )
 
     def send(
@@ -210,9 +229,7 @@ class World:
         named only in the envelope (RCPT TO), never in the headers. ``name`` is the message's
         local id (its Message-ID is ``<name@sender's domain>``); by default ``m1``, ``m2``, ...
         """
-        if not any(
-            address_key(spec["address"]) == address_key(sender) for spec in self._user_specs
-        ):
+        if address_key(sender) not in self._user_specs:
             raise WorldError(f"message at t={at}: {sender} is not a user of this world")
         draft = Draft(
             at=at,
@@ -226,6 +243,17 @@ class World:
             local_id=name,
         )
         self._drafts.setdefault(address_key(sender), []).append(draft)
+
+    def plan(self, sender: str, drafts: Iterator[PlannedDraft]) -> None:
+        """The user ``sender`` will write ``drafts``, drawn one by one as the clock reaches them.
+
+        ``drafts`` yields planned messages in order of time; each is written in full (its text
+        drawn, its attachments made) only when it is sent, so a day of a million messages is
+        not held in memory before it happens (``scenario.builder``'s traffic works this way).
+        """
+        if address_key(sender) not in self._user_specs:
+            raise WorldError(f"planned messages: {sender} is not a user of this world")
+        self._planned.setdefault(address_key(sender), []).append(drafts)
 
     def telnet(self, script: TelnetScript) -> None:
         """A student types ``script`` at a server."""
@@ -275,7 +303,7 @@ class World:
             server = MailServer(self, node, domains, users, settings)
             self.servers[node] = server
             server.start()
-        for spec in self._user_specs:
+        for spec in self._user_specs.values():
             agent = UserAgent(
                 self,
                 spec["host"],
@@ -285,9 +313,13 @@ class World:
                 check_every=spec["check_every"],
                 keep_on_server=spec["keep_on_server"],
                 name=spec["name"],
+                inbox_kept=self.inbox_kept,
             )
-            agent.write(self._drafts.get(address_key(spec["address"]), []))
-            self.agents[address_key(spec["address"])] = agent
+            key = address_key(spec["address"])
+            agent.write(self._drafts.pop(key, []))
+            for planned in self._planned.pop(key, []):
+                agent.plan(planned)
+            self.agents[key] = agent
             agent.start()
         for script in self._telnet_scripts:
             session = TelnetSession(self, script)
@@ -318,7 +350,7 @@ class World:
         """Each mail server as (node, domains as written, users as local part -> password,
         settings), in the order they were added."""
         users_by_server: dict[str, dict[str, str]] = {node: {} for node in self._server_specs}
-        for spec in self._user_specs:
+        for spec in self._user_specs.values():
             local = local_part(spec["address"])  # "john smith"@usa.com logs in as john smith
             users_by_server[spec["home"]][local] = spec["password"]
         return [
@@ -328,7 +360,7 @@ class World:
 
     def user_addresses(self) -> list[str]:
         """Every user's address, in the order they were added."""
-        return [spec["address"] for spec in self._user_specs]
+        return [spec["address"] for spec in self._user_specs.values()]
 
     def scheduled_faults(self) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         """The faults described so far, as (``Faults`` method name, args, keyword args)."""
@@ -424,5 +456,5 @@ class World:
         self.note_submit(item.id, node, item.sender, item.recipients, item.size, kind=kind)
 
     def books(self) -> Books:
-        """The books of the run so far (every accepted pair's fate; see ``trace.exports``)."""
-        return reconcile(self.recorder.records)
+        """The books of the run so far (every accepted pair's fate; see ``trace.books``)."""
+        return self.ledger.books()

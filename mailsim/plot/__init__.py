@@ -68,6 +68,7 @@ def render_all(
     *,
     dpi: float | None = None,
     size: str = "default",
+    sequence: bool = True,
 ) -> list[Path]:
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
@@ -84,18 +85,20 @@ def render_all(
         dpi: resolution; default: the look's (110 for "default", 120 for "slide", which makes
             the 16 x 9 in slide figures 1920 x 1080 pixels).
         size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
+        sequence: False leaves out the sequence chart (a summary trace has no protocol lines
+            to draw).
     """
     look = look_for(size)
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "sequence.png": sequence_diagram(
+    figures = {}
+    if sequence:
+        figures["sequence.png"] = sequence_diagram(
             records, hide_data=True, group_bursts=True, max_rows=SEQUENCE_MAX_ROWS, size=size
-        ),
-        "timeline.png": delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size),
-        "topology.png": topology_figure(records, size=size),
-    }
+        )
+    figures["timeline.png"] = delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size)
+    figures["topology.png"] = topology_figure(records, size=size)
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}
     if len(messages) > QUEUE_FIGURE_AFTER:
         figures["queues.png"] = queue_figure(records, size=size)

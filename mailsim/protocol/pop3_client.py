@@ -56,6 +56,14 @@ class _ServerReply:
     line: str  # the status line as received
     text: str  # after "+OK " / "-ERR "
     lines: tuple[bytes, ...]
+    body: bytes = b""  # a multi-line body un-stuffed, every line ending in CRLF
+
+
+def _unstuffed(block: bytes) -> bytes:
+    """A multi-line body without its byte-stuffing: the first '.' of each line that starts with
+    one goes (RFC 1939 section 3), by one bytes operation over the whole block."""
+    content = block.replace(b"\r\n.", b"\r\n")
+    return content[1:] if content.startswith(b".") else content
 
 
 # Verbs whose +OK reply is multi-line; LIST and UIDL only without an argument (RFC 1939 5, 7).
@@ -139,25 +147,11 @@ class POP3Client:
         self._events: deque[ClientEvent] = deque()
         self._out = bytearray()
         self._status: _ServerReply | None = None  # a +OK whose multi-line body is being read
-        self._body: list[bytes] = []
         self._plan: list[tuple[int, str | None]] = []  # (message number, uid) to retrieve
         self._position = 0
         self._pending: Command | None = None  # step-by-step: the command awaiting its reply
         self._closed: ConnectionLost | ConnectionClosed | None = None
         self._error: Exception | None = None
-        self._reply_handlers: dict[ClientState, Callable[[_ServerReply], str]] = {
-            _C.GREETING: self._on_greeting,
-            _C.USER: self._on_login_step,
-            _C.PASS: self._on_login_step,
-            _C.APOP: self._on_login_step,
-            _C.STAT: self._on_stat,
-            _C.UIDL: self._on_uidl,
-            _C.LIST: self._on_list,
-            _C.RETR: self._on_retr,
-            _C.DELE: self._on_dele,
-            _C.QUIT: self._on_quit,
-            _C.COMMAND: self._on_command_reply,
-        }
 
     # -- the h11-shaped surface --
 
@@ -196,7 +190,7 @@ class POP3Client:
             # READY and DONE expect no reply: leave any line buffered, only notice the close.
             reply = None if self.state in (_C.READY, _C.DONE) else self._read_reply()
             if reply is not None:
-                trigger = self._reply_handlers[self.state](reply)
+                trigger = _REPLY_HANDLERS[self.state](self, reply)
                 self._transition(trigger)
             elif self._lines.closed:
                 self._connection_ended()
@@ -296,28 +290,38 @@ class POP3Client:
 
     def _read_reply(self) -> _ServerReply | None:
         """The next complete reply (status line and any multi-line body), or None for now."""
-        while True:
-            got = self._lines.next_line()
-            if got is None:
-                return None
-            line, overlong = got
-            if overlong:
-                raise self._remote_error(
-                    f"server line longer than {CLIENT_LINE_LIMIT} octets in state {self.state.name}"
-                )
-            if self._status is None:
-                status = self._parse_status(line)
-                if not (status.ok and self._expects_multiline()):
-                    return status
-                self._status = status
-                self._body = []
-            elif line == b".":
-                status = self._status
-                self._status = None
-                return _ServerReply(status.ok, status.line, status.text, tuple(self._body))
-            else:
-                # RFC 1939 section 3: a line starting with '.' had one '.' added; take it off.
-                self._body.append(line[1:] if line.startswith(b".") else line)
+        if self._status is not None:
+            return self._read_body()
+        got = self._lines.next_line()
+        if got is None:
+            return None
+        line, overlong = got
+        if overlong:
+            raise self._remote_error(
+                f"server line longer than {CLIENT_LINE_LIMIT} octets in state {self.state.name}"
+            )
+        status = self._parse_status(line)
+        if not (status.ok and self._expects_multiline()):
+            return status
+        self._status = status
+        return self._read_body()
+
+    def _read_body(self) -> _ServerReply | None:
+        """The multi-line body of the reply whose status line came, or None for now."""
+        got = self._lines.next_block()
+        if got is None:
+            return None
+        block, overlong = got
+        if overlong:
+            raise self._remote_error(
+                f"server line longer than {CLIENT_LINE_LIMIT} octets in state {self.state.name}"
+            )
+        status, self._status = self._status, None
+        assert status is not None
+        body = _unstuffed(block)
+        return _ServerReply(
+            status.ok, status.line, status.text, tuple(body.split(b"\r\n")[:-1]), body
+        )
 
     def _parse_status(self, line: bytes) -> _ServerReply:
         text = line.decode("utf-8", "replace")
@@ -403,7 +407,7 @@ class POP3Client:
         if not reply.ok:
             self._events.append(RetrieveFailed(number, uid, reply.line))
             return self._next_message("-ERR")
-        content = b"".join(line + b"\r\n" for line in reply.lines)
+        content = reply.body
         self.retrieved += 1
         self._events.append(MessageRetrieved(number, uid, content))
         if self.delete_after_retrieve:
@@ -428,3 +432,21 @@ class POP3Client:
         self._events.append(Reply(reply.ok, reply.text, reply.lines))
         outcome = "+OK" if reply.ok else "-ERR"
         return f"{outcome} QUIT" if verb == "QUIT" else outcome
+
+
+#: POP3Client's handlers, one per state: plain functions called with the machine,
+#: so no machine holds bound methods of itself (a reference cycle per machine, which only the
+#: garbage collector would free).
+_REPLY_HANDLERS: dict[ClientState, Callable[[POP3Client, _ServerReply], str]] = {
+    _C.GREETING: POP3Client._on_greeting,
+    _C.USER: POP3Client._on_login_step,
+    _C.PASS: POP3Client._on_login_step,
+    _C.APOP: POP3Client._on_login_step,
+    _C.STAT: POP3Client._on_stat,
+    _C.UIDL: POP3Client._on_uidl,
+    _C.LIST: POP3Client._on_list,
+    _C.RETR: POP3Client._on_retr,
+    _C.DELE: POP3Client._on_dele,
+    _C.QUIT: POP3Client._on_quit,
+    _C.COMMAND: POP3Client._on_command_reply,
+}

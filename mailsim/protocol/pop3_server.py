@@ -310,22 +310,6 @@ class POP3Server:
         self._listing: tuple[MaildropMessage, ...] = ()
         self._marked: set[int] = set()  # 0-based indices marked by DELE
         self._closed: ConnectionClosed | None = None
-        self._handlers: dict[str, Callable[[str], _Answer | None]] = {
-            "USER": self._user_command,
-            "PASS": self._pass_command,
-            "APOP": self._apop_command,
-            "CAPA": self._capa_command,
-            "STLS": self._stls_command,
-            "QUIT": self._quit_command,
-            "STAT": self._stat_command,
-            "LIST": self._list_command,
-            "RETR": self._retr_command,
-            "DELE": self._dele_command,
-            "RSET": self._rset_command,
-            "NOOP": self._noop_command,
-            "TOP": self._top_command,
-            "UIDL": self._uidl_command,
-        }
         greeting = banner if apop_timestamp is None else f"{banner} {apop_timestamp}"
         self._out += status_line(True, greeting)
 
@@ -443,13 +427,13 @@ class POP3Server:
         verb = word.upper()
         self._events.append(Command(verb, arg))
         allowed = SERVER_TRANSITIONS[self.state]
-        handler = self._handlers.get(verb)
+        handler = _COMMANDS.get(verb)
         if handler is None:
             answer: _Answer | None = _err(f"unknown command {word[:8]!r}" if word else "no command")
         elif verb not in allowed:
             answer = _err(self._out_of_state(verb))
         else:
-            answer = handler(arg)
+            answer = handler(self, arg)
         self._answer(verb, answer)
 
     def _out_of_state(self, verb: str) -> str:
@@ -696,3 +680,24 @@ class POP3Server:
             return _err(f"number of lines must be a decimal number, got {args[1][:40]!r}")
         content = self._listing[index].content
         return _Answer(True, "top of message follows", multiline_body(top_of(content, lines)))
+
+
+#: POP3Server's handlers, one per verb: plain functions called with the machine,
+#: so no machine holds bound methods of itself (a reference cycle per machine, which only the
+#: garbage collector would free).
+_COMMANDS: dict[str, Callable[[POP3Server, str], _Answer | None]] = {
+    "USER": POP3Server._user_command,
+    "PASS": POP3Server._pass_command,
+    "APOP": POP3Server._apop_command,
+    "CAPA": POP3Server._capa_command,
+    "STLS": POP3Server._stls_command,
+    "QUIT": POP3Server._quit_command,
+    "STAT": POP3Server._stat_command,
+    "LIST": POP3Server._list_command,
+    "RETR": POP3Server._retr_command,
+    "DELE": POP3Server._dele_command,
+    "RSET": POP3Server._rset_command,
+    "NOOP": POP3Server._noop_command,
+    "TOP": POP3Server._top_command,
+    "UIDL": POP3Server._uidl_command,
+}

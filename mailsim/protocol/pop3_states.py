@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from mailsim.protocol._common import State
+
 
 class Sentinel(enum.Enum):
     """What ``next_event()`` answers when it has no event to give."""
@@ -27,7 +29,7 @@ PAUSED: Final = Sentinel.PAUSED
 # --- states and the transition tables -----------------------------------------------------------
 
 
-class Pop3State(enum.Enum):
+class Pop3State(State):
     """The states of a POP3 server session (RFC 1939 section 3)."""
 
     #: Greeted; waiting for USER, APOP, CAPA or QUIT.
@@ -101,7 +103,7 @@ SERVER_TRANSITIONS: Final[dict[Pop3State, dict[str, Pop3State]]] = {
 }
 
 
-class ClientState(enum.Enum):
+class ClientState(State):
     """The states of a POP3 client session: each live one names the reply it awaits."""
 
     #: Connected; waiting for the server's greeting.

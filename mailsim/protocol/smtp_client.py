@@ -292,22 +292,6 @@ class SMTPClient:
         self._eof = False
         self._out = bytearray()
         self._events: deque[ClientEvent] = deque()
-        self._handlers: dict[ClientState, Callable[[Reply], None]] = {
-            ClientState.AWAIT_GREETING: self._on_greeting,
-            ClientState.EHLO_SENT: self._on_ehlo_reply,
-            ClientState.HELO_SENT: self._on_helo_reply,
-            ClientState.AUTH_PLAIN_SENT: self._on_auth_done,
-            ClientState.AUTH_LOGIN_SENT: self._on_login_challenge,
-            ClientState.AUTH_USER_SENT: self._on_login_challenge,
-            ClientState.AUTH_PASSWORD_SENT: self._on_auth_done,
-            ClientState.IDLE: self._on_unsolicited,
-            ClientState.MAIL_SENT: self._on_mail_reply,
-            ClientState.RCPT_SENT: self._on_rcpt_reply,
-            ClientState.DATA_SENT: self._on_data_reply,
-            ClientState.CONTENT_SENT: self._on_final_reply,
-            ClientState.RSET_SENT: self._on_rset_reply,
-            ClientState.QUIT_SENT: self._on_quit_reply,
-        }
 
     # -- the application's side --------------------------------------------------------------
 
@@ -389,7 +373,7 @@ class SMTPClient:
             elif reply.code == 421 and "421" in CLIENT_TRANSITIONS[self.state]:
                 self._lost(reply, "421")
             else:
-                self._handlers[self.state](reply)
+                _REPLY_HANDLERS[self.state](self, reply)
         return events.popleft()
 
     def data_to_send(self) -> bytes:
@@ -731,6 +715,27 @@ class SMTPClient:
     def _on_quit_reply(self, reply: Reply) -> None:
         self._go("reply")
         self._events.append(Closed())
+
+
+#: SMTPClient's handlers, one per state: plain functions called with the machine,
+#: so no machine holds bound methods of itself (a reference cycle per machine, which only the
+#: garbage collector would free).
+_REPLY_HANDLERS: dict[ClientState, Callable[[SMTPClient, Reply], None]] = {
+    ClientState.AWAIT_GREETING: SMTPClient._on_greeting,
+    ClientState.EHLO_SENT: SMTPClient._on_ehlo_reply,
+    ClientState.HELO_SENT: SMTPClient._on_helo_reply,
+    ClientState.AUTH_PLAIN_SENT: SMTPClient._on_auth_done,
+    ClientState.AUTH_LOGIN_SENT: SMTPClient._on_login_challenge,
+    ClientState.AUTH_USER_SENT: SMTPClient._on_login_challenge,
+    ClientState.AUTH_PASSWORD_SENT: SMTPClient._on_auth_done,
+    ClientState.IDLE: SMTPClient._on_unsolicited,
+    ClientState.MAIL_SENT: SMTPClient._on_mail_reply,
+    ClientState.RCPT_SENT: SMTPClient._on_rcpt_reply,
+    ClientState.DATA_SENT: SMTPClient._on_data_reply,
+    ClientState.CONTENT_SENT: SMTPClient._on_final_reply,
+    ClientState.RSET_SENT: SMTPClient._on_rset_reply,
+    ClientState.QUIT_SENT: SMTPClient._on_quit_reply,
+}
 
 
 _CLIENT_OVER = frozenset({ClientState.CLOSED, ClientState.ERROR})

@@ -500,21 +500,6 @@ class SMTPServer:
         self._rcpts: list[str] = []
         self._rcpt_params: list[RcptParams] = []
         self._refused_rcpts = 0
-        self._commands: dict[str, Callable[[str], None]] = {
-            "EHLO": self._on_ehlo,
-            "HELO": self._on_helo,
-            "MAIL": self._on_mail,
-            "RCPT": self._on_rcpt,
-            "DATA": self._on_data,
-            "RSET": self._on_rset,
-            "NOOP": self._on_noop,
-            "VRFY": self._on_vrfy,
-            "EXPN": self._on_expn,
-            "HELP": self._on_help,
-            "QUIT": self._on_quit,
-            "AUTH": self._on_auth,
-            "STARTTLS": self._on_starttls,
-        }
         # RFC 5321 3.1: the greeting is the server's first move.
         if greeting is not None:
             self._out += greeting.to_bytes()
@@ -828,7 +813,7 @@ class SMTPServer:
         if self.state is ServerState.NO_SERVICE and verb != "QUIT":
             self._error("no_service")  # RFC 5321 3.1: 503 to anything but QUIT
             return verb
-        handler = self._commands.get(verb)
+        handler = _COMMANDS.get(verb)
         if handler is None or (verb == "STARTTLS" and not self.policy.tls_offered):
             if verb in _NOT_IMPLEMENTED or verb == "STARTTLS":
                 self._error("not_implemented")
@@ -847,7 +832,7 @@ class SMTPServer:
         if ("AUTH PLAIN" if verb == "AUTH" else verb) not in row:
             self._sequence_error(verb)
             return verb
-        handler(arg)
+        handler(self, arg)
         return verb
 
     def _sequence_error(self, verb: str) -> None:
@@ -1169,6 +1154,26 @@ class SMTPServer:
             self._reply(235, self.texts.auth_ok)
         else:
             self._error("auth_failed")
+
+
+#: SMTPServer's handlers, one per verb: plain functions called with the machine,
+#: so no machine holds bound methods of itself (a reference cycle per machine, which only the
+#: garbage collector would free).
+_COMMANDS: dict[str, Callable[[SMTPServer, str], None]] = {
+    "EHLO": SMTPServer._on_ehlo,
+    "HELO": SMTPServer._on_helo,
+    "MAIL": SMTPServer._on_mail,
+    "RCPT": SMTPServer._on_rcpt,
+    "DATA": SMTPServer._on_data,
+    "RSET": SMTPServer._on_rset,
+    "NOOP": SMTPServer._on_noop,
+    "VRFY": SMTPServer._on_vrfy,
+    "EXPN": SMTPServer._on_expn,
+    "HELP": SMTPServer._on_help,
+    "QUIT": SMTPServer._on_quit,
+    "AUTH": SMTPServer._on_auth,
+    "STARTTLS": SMTPServer._on_starttls,
+}
 
 
 _AUTH_STATES = frozenset(

@@ -18,8 +18,10 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from mailsim.protocol._common import State
 
-class ServerState(enum.Enum):
+
+class ServerState(State):
     """Where an SMTP server is in the session (names from ``reference/PROTOCOLS.md``)."""
 
     #: Connection open, greeting not yet written (left at once by the constructor).
@@ -53,7 +55,7 @@ class ServerState(enum.Enum):
     ERROR = "ERROR"
 
 
-class ClientState(enum.Enum):
+class ClientState(State):
     """Where an SMTP client is in the session."""
 
     #: Connection open; waiting for the server's greeting.

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
 
-from mailsim.mail.message import attachment_from_file, synthetic_attachment
+from mailsim.mail.message import Attachment, attachment_from_file, synthetic_attachment
 from mailsim.mail.server import ReplyFault, ServerSettings
 from mailsim.nodes.telnet import TelnetScript
+from mailsim.nodes.useragent import Draft, PlannedDraft
 from mailsim.nodes.web import Download
 from mailsim.nodes.world import World
 from mailsim.protocol.smtp import ServerLimits, address_key
 from mailsim.scenario import schema
-
-if TYPE_CHECKING:
-    from mailsim.mail.message import Attachment
 
 #: Words for generated message bodies (deterministic filler of a requested size).
 _FILLER = tuple(
@@ -36,6 +36,9 @@ def build_world(
     seed: int | None = None,
     segments: bool | None = None,
     strict: bool = False,
+    trace: str = "full",
+    keep_trace: bool = True,
+    inbox_kept: int | None = None,
 ) -> World:
     """The world a scenario describes, not yet started.
 
@@ -44,15 +47,19 @@ def build_world(
         seed: overrides the scenario's seed.
         segments: overrides ``trace.segments`` (a pcap export needs them).
         strict: check every trace record against its documented fields.
+        trace, keep_trace, inbox_kept: as for :class:`World`.
     """
-    trace = scenario.trace
-    want_segments = trace.segments or trace.pcap if segments is None else segments
+    options = scenario.trace
+    want_segments = options.segments or options.pcap if segments is None else segments
     world = World(
         seed=scenario.seed if seed is None else seed,
         segments=want_segments,
         strict=strict,
-        data_lines=trace.data_lines if trace.data_lines is not None else 10**9,
+        data_lines=options.data_lines if options.data_lines is not None else 10**9,
         dns_node=scenario.dns_node,
+        trace=trace,
+        keep_trace=keep_trace,
+        inbox_kept=inbox_kept,
     )
     world.dns_timeout = scenario.dns.timeout
     for name, node in scenario.nodes.items():
@@ -80,21 +87,15 @@ def build_world(
             server=user.submission_server,
             name=user.name,
         )
+    scripted: dict[str, list[_ScriptedMessage]] = {}
     for index, message in enumerate(scenario.messages):
-        world.send(
-            message.at,
-            message.sender,
-            message.to,
-            message.subject,
-            message.body,
-            cc=message.cc,
-            bcc=message.bcc,
-            html=message.html,
-            attachments=[
-                _attachment(spec, world.streams.get("attachment", "message", index))
-                for spec in message.attachments
-            ],
+        scripted.setdefault(address_key(message.sender), []).append(
+            _ScriptedMessage(world, index, message)
         )
+    for messages in scripted.values():
+        # In order of time, and in the scenario's order at equal times (a stable sort).
+        in_order: list[PlannedDraft] = sorted(messages, key=_at)
+        world.plan(messages[0].message.sender, iter(in_order))
     for index, generator in enumerate(scenario.traffic):
         _add_traffic(world, scenario, index, generator)
     for fault in scenario.faults:
@@ -258,39 +259,167 @@ def _draw_size(
     return max(1, int(size))
 
 
+@dataclass(frozen=True, slots=True)
+class _ScriptedMessage:
+    """One of the scenario's ``messages``, written (its attachments made) when it is sent."""
+
+    world: World
+    index: int
+    message: schema.Message
+
+    @property
+    def at(self) -> float:
+        return self.message.at
+
+    def written(self) -> Draft:
+        message = self.message
+        rng = self.world.streams.get("attachment", "message", self.index)
+        return Draft(
+            at=message.at,
+            to=tuple(message.to),
+            cc=tuple(message.cc),
+            bcc=tuple(message.bcc),
+            subject=message.subject,
+            body=message.body,
+            html=message.html,
+            attachments=tuple(_attachment(spec, rng) for spec in message.attachments),
+        )
+
+
+def _at(planned: PlannedDraft) -> float:
+    return planned.at
+
+
+class _AllBut(Sequence[str]):
+    """``addresses`` without the one at ``skip``, as a view (no copy of a long list per sender).
+
+    ``random.sample`` draws the same from it as from the list it stands for.
+    """
+
+    __slots__ = ("_addresses", "_skip")
+
+    def __init__(self, addresses: Sequence[str], skip: int) -> None:
+        self._addresses = addresses
+        self._skip = skip
+
+    def __len__(self) -> int:
+        return len(self._addresses) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._addresses[index + (index >= self._skip)]
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedNote:
+    """A generated message whose time is drawn; the rest is drawn when it is written."""
+
+    at: float
+    source: _TrafficOfOneSender
+
+    def written(self) -> Draft:
+        return self.source.write(self.at)
+
+
+class _TrafficOfOneSender:
+    """One sender's Poisson traffic, drawn message by message as the simulation reaches it.
+
+    The draws are those the builder once made all at once, in the same order on the sender's
+    own stream (gap, recipients, size, text, attachment for each message, then the next gap),
+    so the messages are the same, byte for byte; only now a day of a million messages is never
+    held in memory. The stream is drawn at most one message ahead: the next time is drawn only
+    after the message before it was written (the user agent writes each before it looks further).
+    """
+
+    __slots__ = ("_count", "_pending", "_pool", "_rng", "_spec", "_stop", "_t", "sender")
+
+    def __init__(
+        self,
+        rng: random.Random,
+        spec: schema.TrafficGenerator,
+        sender: str,
+        pool: Sequence[str],
+        stop: float,
+    ) -> None:
+        self.sender = sender
+        self._rng = rng
+        self._spec = spec
+        self._pool = pool
+        self._stop = stop
+        self._t = spec.start
+        self._count = 0
+        self._pending: _PlannedNote | None = None
+
+    def __iter__(self) -> Iterator[_PlannedNote]:
+        return self
+
+    def __next__(self) -> _PlannedNote:
+        if self._pending is not None:
+            self.write(self._pending.at)  # keep the stream's order if a note was skipped
+        self._t += self._rng.expovariate(self._spec.rate)
+        if self._t >= self._stop:
+            raise StopIteration
+        self._count += 1
+        self._pending = _PlannedNote(self._t, self)
+        return self._pending
+
+    def write(self, at: float) -> Draft:
+        """The pending note in full: its recipients, text and attachment drawn now."""
+        self._pending = None
+        rng, spec, pool = self._rng, self._spec, self._pool
+        rcpts = rng.sample(pool, min(spec.recipients_per_message, len(pool)))
+        body = _filler_text(_draw_size(spec.size, rng), rng)
+        attachments: tuple[Attachment, ...] = ()
+        if spec.attachment_probability and rng.random() < spec.attachment_probability:
+            size = _draw_size(spec.attachment_size, rng)
+            attachments = (synthetic_attachment(spec.attachment_kind, size, rng),)
+        return Draft(
+            at=at,
+            to=tuple(rcpts),
+            subject=f"Note {self._count} from {self.sender.partition('@')[0]}",
+            body=body,
+            attachments=attachments,
+        )
+
+
+def _pool_without(addresses: list[str], by_key: dict[str, list[int]], sender: str) -> Sequence[str]:
+    """``addresses`` without ``sender``'s mailbox (by :func:`address_key`), as a view when it is
+    there once."""
+    key = address_key(sender)
+    where = by_key.get(key, [])
+    if not where:
+        return addresses
+    if len(where) == 1:
+        return _AllBut(addresses, where[0])
+    return [a for a in addresses if address_key(a) != key]
+
+
 def _add_traffic(
     world: World, scenario: schema.Scenario, index: int, spec: schema.TrafficGenerator
 ) -> None:
     """Poisson traffic: each sender's gaps are exponential with mean 1/rate (one stream each)."""
     everyone = [user.address for user in scenario.users]
     senders = spec.senders or everyone
+    recipients = list(spec.recipients or everyone)
+    by_key: dict[str, list[int]] = {}  # where each mailbox is in the recipient list
+    for position, address in enumerate(recipients):
+        by_key.setdefault(address_key(address), []).append(position)
     stop = scenario.duration if spec.stop is None else min(spec.stop, scenario.duration)
     for sender in senders:
-        rng = world.streams.get("traffic", index, sender.lower())
-        pool = [a for a in (spec.recipients or everyone) if address_key(a) != address_key(sender)]
+        pool = _pool_without(recipients, by_key, sender)
         if not pool:
             continue
-        t = spec.start
-        count = 0
-        while True:
-            t += rng.expovariate(spec.rate)
-            if t >= stop:
-                break
-            count += 1
-            rcpts = rng.sample(pool, min(spec.recipients_per_message, len(pool)))
-            body = _filler_text(_draw_size(spec.size, rng), rng)
-            attachments = []
-            if spec.attachment_probability and rng.random() < spec.attachment_probability:
-                size = _draw_size(spec.attachment_size, rng)
-                attachments.append(synthetic_attachment(spec.attachment_kind, size, rng))
-            world.send(
-                t,
-                sender,
-                rcpts,
-                f"Note {count} from {sender.partition('@')[0]}",
-                body,
-                attachments=attachments,
-            )
+        rng = world.streams.get("traffic", index, sender.lower())
+        world.plan(sender, _TrafficOfOneSender(rng, spec, sender, pool, stop))
 
 
 def _add_fault(world: World, fault: object) -> None:

@@ -825,6 +825,10 @@ class _Flow(_CongestionControl):
     def seq_of(self, offset: int) -> int:
         return (self.isn + 1 + offset) & _SEQ_MASK
 
+    def ack_seq(self) -> int:
+        """The seq a pure ACK from this side carries now: SND.NXT, past a FIN already sent."""
+        return (self.seq_of(self.nxt) + (1 if self.fin_seg is not None else 0)) & _SEQ_MASK
+
     def received_seq(self, now: float) -> int:
         """The receiver's cumulative ACK number for this flow as of ``now``.
 
@@ -883,7 +887,7 @@ class _Flow(_CongestionControl):
                 return
             # A pure ACK carries SND.NXT as of when it is sent (RFC 9293 3.10.7.4), so read it
             # then: if this side sent its own FIN meanwhile, the ACK's seq is past that FIN.
-            seq = (back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0)) & _SEQ_MASK
+            seq = back.ack_seq()
             recorder.emit(
                 "tcp.segment",
                 conn=conn,
@@ -909,7 +913,7 @@ class _Flow(_CongestionControl):
         def send(_event: Event | None = None) -> None:
             if seg.arrive != at or self.dst._error is not None:
                 return  # a failure took the segment back, or the receiver is gone
-            seq = (back.seq_of(back.nxt) + (1 if back.fin_seg is not None else 0)) & _SEQ_MASK
+            seq = back.ack_seq()
             ack = self.received_seq(self.env._now)
             route = seg.route
             fields: dict[str, Any] = {}

@@ -169,7 +169,32 @@ def _head_bytes(first: str, headers: Headers) -> bytes:
     return "\r\n".join(lines).encode("latin-1")
 
 
-class HTTPServer:
+class _Endpoint:
+    """The byte plumbing both sides share: bytes in, bytes out, the state table's moves."""
+
+    def __init__(self) -> None:
+        self.state = HTTPState.IDLE
+        self._buffer = bytearray()
+        self._out = bytearray()
+        self._peer_closed = False
+
+    def _go(self, trigger: str) -> None:
+        self.state = TRANSITIONS[self.state][trigger]
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` means it closed its side."""
+        if data:
+            self._buffer += data
+        else:
+            self._peer_closed = True
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write to the peer now."""
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+
+class HTTPServer(_Endpoint):
     """The server side: reads requests, writes the responses the application gives it.
 
     Feed bytes with :meth:`receive_data` (``b""`` when the client closed), take :class:`Request`
@@ -179,27 +204,9 @@ class HTTPServer:
     """
 
     def __init__(self, server_name: str = "mailsim") -> None:
+        super().__init__()
         self.server_name = server_name
-        self.state = HTTPState.IDLE
-        self._buffer = bytearray()
-        self._out = bytearray()
         self._pending: deque[Request] = deque()
-        self._peer_closed = False
-
-    def _go(self, trigger: str) -> None:
-        self.state = TRANSITIONS[self.state][trigger]
-
-    def receive_data(self, data: bytes) -> None:
-        """Bytes from the client; ``b""`` means it closed its side."""
-        if data:
-            self._buffer += data
-        else:
-            self._peer_closed = True
-
-    def data_to_send(self) -> bytes:
-        """The bytes to write to the client now."""
-        out, self._out = bytes(self._out), bytearray()
-        return out
 
     def next_event(self) -> Request | ConnectionClosed | _NeedData:
         """The next request, :class:`ConnectionClosed`, or NEED_DATA."""
@@ -280,7 +287,7 @@ class HTTPServer:
         self.state = HTTPState.ERROR
 
 
-class HTTPClient:
+class HTTPClient(_Endpoint):
     """The client side: writes requests, reads responses in the same order.
 
     ``request(...)`` queues a GET; with ``pipelining`` every queued request is written at once,
@@ -290,18 +297,12 @@ class HTTPClient:
     """
 
     def __init__(self, host: str, *, pipelining: bool = False) -> None:
+        super().__init__()
         self.host = host
         self.pipelining = pipelining
-        self.state = HTTPState.IDLE
         self._queue: deque[Request] = deque()
         self._sent: deque[Request] = deque()
-        self._buffer = bytearray()
-        self._out = bytearray()
-        self._peer_closed = False
         self._closing = False
-
-    def _go(self, trigger: str) -> None:
-        self.state = TRANSITIONS[self.state][trigger]
 
     def request(self, target: str, *, method: str = "GET", close: bool = False) -> None:
         """Queue a request for ``target``; ``close`` asks the server to close afterwards."""
@@ -322,18 +323,6 @@ class HTTPClient:
             self._out += _head_bytes(f"{request.method} {request.target} HTTP/1.1", request.headers)
             self._sent.append(request)
             self._go("request")
-
-    def receive_data(self, data: bytes) -> None:
-        """Bytes from the server; ``b""`` means it closed."""
-        if data:
-            self._buffer += data
-        else:
-            self._peer_closed = True
-
-    def data_to_send(self) -> bytes:
-        """The bytes to write to the server now."""
-        out, self._out = bytes(self._out), bytearray()
-        return out
 
     def next_event(self) -> Response | ConnectionClosed | _NeedData:
         """The next complete response, :class:`ConnectionClosed`, or NEED_DATA."""

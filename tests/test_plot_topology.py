@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 from plot_traces import (
     LINK_DOWN_AT,
@@ -13,8 +15,10 @@ from plot_traces import (
     link_outage,
 )
 
+import mailsim
 from mailsim.plot import PlotError, read_topology, topology_figure
 from mailsim.plot.topology import node_positions
+from mailsim.scenario.catalog import bundled
 
 
 def _edges(fig):
@@ -132,3 +136,53 @@ def test_a_route_never_passes_through_a_dns_node_or_a_host() -> None:
     topology = read_topology(rec.records)
     assert topology.route("india-mail", "usa-mail") == ["india-mail", "usa-mail"]
     assert topology.route("india-mail", "dns") == ["india-mail", "dns"]
+
+
+# --- labels that cover nothing, for every bundled scenario --------------------------------------
+
+
+@cache
+def _scenario_records(name: str) -> tuple[dict, ...]:
+    # The summary trace keeps net.*, link.* and node.* records: all the topology reads.
+    return tuple(mailsim.load(name).run(trace="summary").records)
+
+
+def _label_boxes(fig):
+    """(what, bbox in pixels) of every text on the picture, and of every node marker."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    texts = [
+        (repr(t.get_text()), t.get_window_extent(renderer))
+        for t in ax.texts
+        if t.get_visible() and t.get_text().strip()
+    ]
+    nodes = [
+        (f"node {m.get_label()}", m.get_window_extent(renderer))
+        for m in ax.lines
+        if m.get_gid() in ("node", "node-down")
+    ]
+    return texts, nodes
+
+
+def _overlap(a, b) -> bool:
+    # One pixel of slack: boxes that only touch do not collide.
+    return a.x0 + 1 < b.x1 and b.x0 + 1 < a.x1 and a.y0 + 1 < b.y1 and b.y0 + 1 < a.y1
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+@pytest.mark.parametrize("name", [name for name, _ in bundled()])
+def test_no_label_covers_another_label_or_a_node(name: str, size: str) -> None:
+    fig = topology_figure(list(_scenario_records(name)), size=size)
+    keep(fig, f"topology_{name}_{size}")
+    texts, nodes = _label_boxes(fig)
+    clashes = [
+        f"{what} / {other}"
+        for i, (what, box) in enumerate(texts)
+        for other, other_box in texts[i + 1 :] + nodes
+        if _overlap(box, other_box)
+    ]
+    assert not clashes, clashes
+    inside = fig.bbox
+    outside = [w for w, b in texts if b.x0 < inside.x0 or b.x1 > inside.x1 or b.y0 < inside.y0]
+    assert not outside, outside

@@ -6,10 +6,9 @@ outages, ``tcp.open`` the connections. :func:`read_topology` builds a :class:`To
 other figures share (lane order of the sequence diagram, outage shading of the timeline, routes of
 the animation).
 
-Layout rule of the figure: sites are columns from left to right in order of first appearance,
-except that a site called India is always leftmost and a site called USA rightmost (the story's
-geography); within a site, hosts sit at the outer edge, mail and DNS servers in the middle and
-routers toward the neighbouring sites, so routers end up between the sites they join.
+Where the nodes go is :mod:`mailsim.plot.topology_layout` (sites in a row, or around a hub
+site); where the labels go is :mod:`mailsim.plot.placement` (measured, so none covers another
+label or a node); this module reads the trace and draws.
 """
 
 from __future__ import annotations
@@ -35,11 +34,14 @@ from mailsim.plot._style import (
     look_for,
     new_figure,
 )
+from mailsim.plot.placement import LabelPlacer, Spot
+from mailsim.plot.topology_layout import node_positions as node_positions
 
 if TYPE_CHECKING:
     import networkx as nx
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 Record = dict[str, Any]
 
@@ -273,57 +275,49 @@ def _outage_key(kind: str, rec: Record) -> tuple[Any, ...]:
     return (rec["node"],)
 
 
-def node_positions(topo: Topology) -> dict[str, tuple[float, float]]:
-    """Where each node goes on the topology figure (and the animation), in data units.
-
-    Columns per site: hosts outermost, then DNS and mail servers, then routers toward the middle
-    of the picture (mirrored for the sites right of the centre). Kinds are also staggered
-    vertically (servers above, hosts below, routers on the centre line) so that a straight link
-    from a host to a router does not run through the server column.
-    """
-    sites = topo.sites()
-    center = (len(sites) - 1) / 2
-    stagger = {"host": -0.9, "dns": 1.8, "mailserver": 0.9, "router": 0.0}
-    positions: dict[str, tuple[float, float]] = {}
-    x0 = 0.0
-    for site_index, site in enumerate(sites):
-        members = [n for n in topo.nodes.values() if n.site == site]
-        ranks = sorted({_column_rank(n.kind) for n in members})
-        if site_index > center:
-            ranks = ranks[::-1]
-        columns = {rank: x0 + i for i, rank in enumerate(ranks)}
-        for rank in ranks:
-            stacked = [n for n in members if _column_rank(n.kind) == rank]
-            by_kind: dict[str, list[NodeInfo]] = {}
-            for node in stacked:
-                by_kind.setdefault(node.kind, []).append(node)
-            for kind, nodes in by_kind.items():
-                base = stagger.get(kind, 0.0)
-                spread = 1.6 if kind == "router" else 1.0
-                for i, node in enumerate(nodes):
-                    offset = (i - (len(nodes) - 1) / 2) * spread
-                    # Several hosts fan downwards, several servers upwards, routers both ways.
-                    if kind == "host":
-                        offset = -i * spread
-                    elif kind in ("mailserver", "dns"):
-                        offset = i * spread
-                    positions[node.name] = (columns[rank], base + offset)
-        x0 += len(ranks) + 0.6
-    return positions
-
-
-def _column_rank(kind: str) -> int:
-    # DNS and mail servers share a column.
-    return {"host": 0, "dns": 1, "mailserver": 1, "router": 2}.get(kind, 1)
+def _latency_text(link: LinkInfo) -> str:
+    ms = link.latency * 1000
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.3g} ms"
 
 
 def _link_label(link: LinkInfo) -> str:
-    ms = link.latency * 1000
-    latency = f"{ms:.0f} ms" if ms >= 10 else f"{ms:.3g} ms"
-    text = f"{latency}\n{link.bandwidth / 1e6:.4g} Mbit/s"
+    text = f"{_latency_text(link)}\n{link.bandwidth / 1e6:.4g} Mbit/s"
     if link.loss:
         text += f"\nloss {link.loss:.2%}"
     return text
+
+
+def _group_label(group: Sequence[LinkInfo]) -> str:
+    """One label for links of a site that are all alike (a LAN): said once, not on every link."""
+    link = group[0]
+    text = f"{len(group)} links, each\n{_latency_text(link)}, {link.bandwidth / 1e6:.4g} Mbit/s"
+    if link.loss:
+        text += f", loss {link.loss:.2%}"
+    return text
+
+
+def _alike_groups(topo: Topology, links: Iterable[LinkInfo]) -> list[list[LinkInfo]]:
+    """Links inside one site that share an end node and their latency, rate and loss.
+
+    A router with five office PCs on it has five such links; labelling each would stack five
+    equal labels on each other, so the figure labels the group once.
+    """
+    groups: dict[tuple[str, str, float, float, float], list[LinkInfo]] = {}
+    for link in links:
+        a, b = topo.nodes.get(link.a), topo.nodes.get(link.b)
+        if a is None or b is None or a.site != b.site:
+            continue
+        for end in (link.a, link.b):
+            key = (a.site, end, link.latency, link.bandwidth, link.loss)
+            groups.setdefault(key, []).append(link)
+    chosen: list[list[LinkInfo]] = []
+    used: set[frozenset[str]] = set()
+    for group in sorted(groups.values(), key=len, reverse=True):
+        group = [link for link in group if link.key not in used]
+        if len(group) >= 2:
+            chosen.append(group)
+            used.update(link.key for link in group)
+    return chosen
 
 
 def draw_network(
@@ -338,50 +332,20 @@ def draw_network(
     """Draw nodes, links and site bands of ``topo`` on ``ax``; return the artists by name.
 
     Returned dict: ``"links"`` maps each link's node pair to its Line2D (gid ``link``),
-    ``"nodes"`` maps node names to their marker Line2D (gid ``node``). Links down at ``at`` are
-    grey and dashed (gid ``link-down``); nodes down at ``at`` are grey with a dashed edge. Links
-    to a DNS server are thin, dotted and unlabelled (gid ``dns-link``): every mail server has
-    one, and their labels would cover the links that carry the mail.
+    ``"nodes"`` maps node names to their marker Line2D (gid ``node``, label the node's name).
+    Links down at ``at`` are grey and dashed (gid ``link-down``); nodes down at ``at`` are grey
+    with a dashed edge. Links to a DNS server are thin, dotted and unlabelled (gid ``dns-link``):
+    every mail server has one, and their labels would cover the links that carry the mail. Links
+    of a site that are all alike (a LAN) get one label for the group (gid ``link-group-label``).
+    Every label is placed where it covers no other label and no node (:mod:`placement`).
     """
-    from matplotlib.patches import FancyBboxPatch
-
     dns_nodes = {name for name, node in topo.nodes.items() if node.kind == "dns"}
-
     down_links, down_nodes, down_services = (
         topo.down_at(at) if at is not None else (set(), set(), set())
     )
-    sites = topo.sites()
-    # Site bands behind everything.
-    for index, site in enumerate(sites):
-        xs = [positions[n.name][0] for n in topo.nodes.values() if n.site == site]
-        ys = [positions[n.name][1] for n in topo.nodes.values() if n.site == site]
-        if not xs:
-            continue
-        band = FancyBboxPatch(
-            (min(xs) - 0.5, min(ys) - 0.75),
-            max(xs) - min(xs) + 1.0,
-            max(ys) - min(ys) + 1.95,
-            boxstyle="round,pad=0.02,rounding_size=0.2",
-            facecolor=SITE_COLOURS[index % len(SITE_COLOURS)],
-            edgecolor="none",
-            zorder=0,
-        )
-        ax.add_patch(band)
-        ax.text(
-            (min(xs) + max(xs)) / 2,
-            max(ys) + 1.05,
-            site,
-            ha="center",
-            va="bottom",
-            fontsize=look.title + 1,
-            fontweight="bold",
-            color="#444444",
-            zorder=1,
-        )
+    drawn = [link for link in topo.links if link.a in positions and link.b in positions]
     links: dict[frozenset[str], Any] = {}
-    for link in topo.links:
-        if link.a not in positions or link.b not in positions:
-            continue
+    for link in drawn:
         (xa, ya), (xb, yb) = positions[link.a], positions[link.b]
         down = link.key in down_links
         to_dns = bool(link.key & dns_nodes)
@@ -395,20 +359,6 @@ def draw_network(
         )
         line.set_gid("link-down" if down else ("dns-link" if to_dns else "link"))
         links[link.key] = line
-        if labels and not to_dns:
-            text = _link_label(link) + ("\nDOWN" if down else "")
-            ax.text(
-                (xa + xb) / 2,
-                (ya + yb) / 2,
-                text,
-                ha="center",
-                va="center",
-                fontsize=look.small,
-                color=ERROR_COLOUR if down else "#222222",
-                linespacing=1.1,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-                zorder=3,
-            )
     nodes: dict[str, Any] = {}
     for node in topo.nodes.values():
         x, y = positions[node.name]
@@ -417,53 +367,264 @@ def draw_network(
             [x],
             [y],
             marker="s" if node.kind in ("mailserver", "dns") else "o",
-            markersize=22 * look.scale,
+            markersize=NODE_SIZE * look.scale,
             markerfacecolor="#e0e0e0" if down else KIND_COLOURS.get(node.kind, "#cccccc"),
             markeredgecolor=ERROR_COLOUR if down else "#333333",
             markeredgewidth=look.line(1.5),
             linestyle="none",
             zorder=4,
+            label=node.name,
         )
         marker.set_gid("node-down" if down else "node")
         nodes[node.name] = marker
-        if labels:
-            caption = f"{node.name}\n{node.ip}" if node.ip else node.name
-            # Servers sit on top of the picture: their names go above them, clear of the links
-            # that leave them downwards; other names go below.
-            above = node.kind in ("mailserver", "dns")
-            ax.text(
-                x,
-                y + 0.32 * look.scale if above else y - 0.32 * look.scale,
-                caption,
-                ha="center",
-                va="bottom" if above else "top",
-                fontsize=look.small + 0.5,
-                color="#888888" if down else "#111111",
-                zorder=5,
-                linespacing=1.1,
-            )
-            notes = [f"port {port} down" for (n, port) in sorted(down_services) if n == node.name]
-            if down:
-                notes.insert(0, "DOWN")
-            if notes:
-                ax.text(
-                    x,
-                    y - 0.3 if above else y + 0.3,
-                    ", ".join(notes),
-                    ha="center",
-                    va="top" if above else "bottom",
-                    fontsize=look.small,
-                    color=ERROR_COLOUR,
-                    fontweight="bold",
-                    zorder=5,
-                )
+    _set_limits(ax, positions, labels)
+    placer = LabelPlacer(ax) if labels else None
+    if placer is not None:
+        for marker in nodes.values():
+            placer.block(marker.get_window_extent(placer.renderer))
+        for link in drawn:
+            placer.block_segment(positions[link.a], positions[link.b])
+        owned = _node_labels(ax, topo, positions, placer, look, down_nodes, down_services)
+        owned += _link_labels(ax, topo, positions, placer, look, drawn, down_links, dns_nodes)
+    else:
+        owned = []
+    _site_bands(ax, topo, positions, placer, look, owned)
+    return {"links": links, "nodes": nodes}
+
+
+#: Size of a node marker in points in the default look.
+NODE_SIZE = 22.0
+
+
+#: Data units left beside a column of stacked nodes at the picture's edge, for their labels.
+SIDE_ROOM = 2.6
+
+
+def _limits(
+    positions: dict[str, tuple[float, float]], labels: bool = True
+) -> tuple[float, float, float, float]:
+    """Data limits (x0, x1, y0, y1) with room for the labels beside the outermost nodes."""
     xs = [p[0] for p in positions.values()] or [0.0]
     ys = [p[1] for p in positions.values()] or [0.0]
-    ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
-    ax.set_ylim(min(ys) - 1.0, max(ys) + 1.5)
+    # Nodes stacked in one column get their labels beside them: leave room for those outside.
+    columns = [x for x in xs if sum(1 for other in xs if abs(other - x) < 1e-9) > 1]
+    edge = labels and columns and (min(columns) == min(xs) or max(columns) == max(xs))
+    side = SIDE_ROOM if edge else 0.0
+    return min(xs) - 0.7 - side, max(xs) + 0.7 + side, min(ys) - 1.0, max(ys) + 1.5
+
+
+def _set_limits(ax: Axes, positions: dict[str, tuple[float, float]], labels: bool) -> None:
+    x0, x1, y0, y1 = _limits(positions, labels)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.set_aspect("equal", adjustable="box")
     ax.axis("off")
-    return {"links": links, "nodes": nodes}
+
+
+def _node_labels(
+    ax: Axes,
+    topo: Topology,
+    positions: dict[str, tuple[float, float]],
+    placer: LabelPlacer,
+    look: Look,
+    down_nodes: set[str],
+    down_services: set[tuple[str, int]],
+) -> list[tuple[str, Text]]:
+    """Name and address of every node: above a server, below the others, beside when crowded.
+
+    Returns (site, label) pairs, so the site's band can be drawn around its labels too.
+    """
+    owned: list[tuple[str, Text]] = []
+    xs = [p[0] for p in positions.values()]
+    middle = (min(xs) + max(xs)) / 2
+    gap = NODE_SIZE * look.scale / 2 + 3  # points from the node's centre to its label
+    # Servers and routers first: their labels matter more than those of the many hosts.
+    order = sorted(topo.nodes.values(), key=lambda n: n.kind == "host")
+    for node in order:
+        x, y = positions[node.name]
+        down = node.name in down_nodes
+        caption = f"{node.name}\n{node.ip}" if node.ip else node.name
+        text = ax.text(
+            x,
+            y,
+            caption,
+            fontsize=look.small + 0.5,
+            color="#888888" if down else "#111111",
+            zorder=5,
+            linespacing=1.1,
+        )
+        text.set_gid("node-label")
+        above = Spot(x, y, 0, gap, "center", "bottom")
+        below = Spot(x, y, 0, -gap, "center", "top")
+        outer = -1 if x < middle else 1
+        outside = Spot(x, y, outer * gap, 0, "left" if outer > 0 else "right", "center")
+        inside = Spot(x, y, -outer * gap, 0, "right" if outer > 0 else "left", "center")
+        # A node with a neighbour right under or over it (a column of hosts) is named beside.
+        stacked = any(
+            other != node.name and abs(ox - x) < 1e-9 and abs(oy - y) < 1.5
+            for other, (ox, oy) in positions.items()
+        )
+        if stacked:
+            spots = [outside, inside, below, above]
+        elif node.kind in ("mailserver", "dns"):
+            spots = [above, below, outside, inside]
+        else:
+            spots = [below, above, outside, inside]
+        placer.place(text, spots)
+        owned.append((node.site, text))
+        notes = [f"port {port} down" for (n, port) in sorted(down_services) if n == node.name]
+        if down:
+            notes.insert(0, "DOWN")
+        if notes:
+            note = ax.text(
+                x,
+                y,
+                ", ".join(notes),
+                fontsize=look.small,
+                color=ERROR_COLOUR,
+                fontweight="bold",
+                zorder=5,
+            )
+            note.set_gid("node-note")
+            placer.place(note, [below, above, inside, outside])
+            owned.append((node.site, note))
+    return owned
+
+
+def _link_labels(
+    ax: Axes,
+    topo: Topology,
+    positions: dict[str, tuple[float, float]],
+    placer: LabelPlacer,
+    look: Look,
+    drawn: Sequence[LinkInfo],
+    down_links: set[frozenset[str]],
+    dns_nodes: set[str],
+) -> list[tuple[str, Text]]:
+    """Latency and rate on each link (once for a group of alike links), on the line if it fits.
+
+    Returns (site, label) pairs for the labels of links inside one site.
+    """
+    owned: list[tuple[str, Text]] = []
+    labelled = [link for link in drawn if not link.key & dns_nodes]
+    groups = _alike_groups(topo, [link for link in labelled if link.key not in down_links])
+    grouped = {link.key for group in groups for link in group}
+    index = {link.key: i for i, link in enumerate(drawn)}
+    style: dict[str, Any] = {
+        "fontsize": look.small,
+        "linespacing": 1.1,
+        "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        "zorder": 3,
+    }
+    for link in labelled:
+        if link.key in grouped:
+            continue
+        down = link.key in down_links
+        text = ax.text(
+            0,
+            0,
+            _link_label(link) + ("\nDOWN" if down else ""),
+            color=ERROR_COLOUR if down else "#222222",
+            **style,
+        )
+        text.set_gid("link-label")
+        placer.place(text, _along(positions, link, look), own_segment=index[link.key])
+        a, b = topo.nodes.get(link.a), topo.nodes.get(link.b)
+        if a is not None and b is not None and a.site == b.site:
+            owned.append((a.site, text))
+    for group in groups:
+        text = ax.text(0, 0, _group_label(group), color="#222222", **style)
+        text.set_gid("link-group-label")
+        middle = sorted(group, key=lambda link: positions[link.a][1] + positions[link.b][1])
+        middle = middle[len(middle) // 2 :] + middle[: len(middle) // 2][::-1]
+        spots = [spot for link in middle for spot in _along(positions, link, look)]
+        ends = [positions[n] for link in group for n in (link.a, link.b)]
+        gap = NODE_SIZE * look.scale / 2 + 3
+        cx = sum(x for x, _ in ends) / len(ends)
+        for extra in (0, 12, 24, 36):
+            spots.append(Spot(cx, min(y for _, y in ends), 0, -gap - extra, "center", "top"))
+            spots.append(Spot(cx, max(y for _, y in ends), 0, gap + extra, "center", "bottom"))
+        placer.place(text, spots)
+        owned.append((topo.nodes[group[0].a].site, text))
+    return owned
+
+
+def _along(positions: dict[str, tuple[float, float]], link: LinkInfo, look: Look) -> list[Spot]:
+    """Candidate spots for a link's label: on the line from its middle outwards, then beside."""
+    (xa, ya), (xb, yb) = positions[link.a], positions[link.b]
+    spots = [
+        Spot(xa + (xb - xa) * f, ya + (yb - ya) * f) for f in (0.5, 0.4, 0.6, 0.3, 0.7, 0.25, 0.75)
+    ]
+    gap = NODE_SIZE * look.scale / 2 + 2  # clear of the markers at the link's ends
+    mx, my = (xa + xb) / 2, (ya + yb) / 2
+    spots += [Spot(mx, my, 0, gap, "center", "bottom"), Spot(mx, my, 0, -gap, "center", "top")]
+    return spots
+
+
+def _site_bands(
+    ax: Axes,
+    topo: Topology,
+    positions: dict[str, tuple[float, float]],
+    placer: LabelPlacer | None,
+    look: Look,
+    owned: Sequence[tuple[str, Text]],
+) -> None:
+    """A coloured band behind each site's nodes and their labels, with the site's name on top."""
+    from matplotlib.patches import FancyBboxPatch
+
+    to_data = ax.transData.inverted()
+    label_boxes: dict[str, list[Any]] = {}
+    if placer is not None:
+        for site, text in owned:
+            label_boxes.setdefault(site, []).append(text.get_window_extent(placer.renderer))
+    for index, site in enumerate(topo.sites()):
+        members = [n.name for n in topo.nodes.values() if n.site == site]
+        if not members:
+            continue
+        xs = [positions[n][0] for n in members]
+        ys = [positions[n][1] for n in members]
+        x0, x1, y0, y1 = min(xs) - 0.5, max(xs) + 0.5, min(ys) - 0.6, max(ys) + 0.6
+        for box in label_boxes.get(site, []):
+            if box is not None:
+                (bx0, by0), (bx1, by1) = to_data.transform([(box.x0, box.y0), (box.x1, box.y1)])
+                x0, x1 = min(x0, bx0 - 0.1), max(x1, bx1 + 0.1)
+                y0, y1 = min(y0, by0 - 0.1), max(y1, by1 + 0.1)
+        mid = (x0 + x1) / 2
+        title = ax.text(
+            mid,
+            y1,
+            site,
+            ha="center",
+            va="bottom",
+            fontsize=look.title + 1,
+            fontweight="bold",
+            color="#444444",
+            zorder=1,
+        )
+        title.set_gid("site-label")
+        if placer is not None:
+            box = placer.place(
+                title,
+                [
+                    Spot(mid, y1, 0, 0, "center", "bottom"),
+                    Spot(x0, y1, 4, 0, "left", "bottom"),
+                    Spot(x1, y1, -4, 0, "right", "bottom"),
+                ],
+            )
+            y1 = max(y1, to_data.transform([(box.x1, box.y1)])[0][1])
+        else:
+            y1 += 0.4
+        band = FancyBboxPatch(
+            (x0, y0),
+            x1 - x0,
+            y1 - y0,
+            boxstyle="round,pad=0.02,rounding_size=0.2",
+            facecolor=SITE_COLOURS[index % len(SITE_COLOURS)],
+            edgecolor="none",
+            zorder=0,
+        )
+        band.set_gid("site")
+        ax.add_patch(band)
 
 
 def connection_route(records: Sequence[Record], topo: Topology, conn: int) -> list[str]:
@@ -539,15 +700,18 @@ def topology_figure(
     if at is not None:
         title += f"\nstate at t = {clock(at)}"
     positions = node_positions(topo)
-    xs = [p[0] for p in positions.values()] or [0.0]
-    ys = [p[1] for p in positions.values()] or [0.0]
+    x0, x1, y0, y1 = _limits(positions)
     legend_room = 0.55 * look.scale  # inches below the picture for the legend
-    notes_room = 0.35 * look.scale if at is None and topo.outages else 0.0
+    notes = _outage_notes(topo) if at is None else []
+    # Inches for the lines of the footnote, from their type size.
+    notes_room = len(notes) * look.small * NOTE_SPACING * 1.2 / 72 + 0.1 if notes else 0.0
     if look.slide:
         fig = new_figure(*SLIDE_INCHES)
     else:
-        width = max(6.0, 1.7 * (max(xs) - min(xs) + 1.4))
-        height = max(3.8, 1.5 * (max(ys) - min(ys) + 2.4)) + legend_room + notes_room
+        # Inches per data unit; a big network is drawn smaller, so it stays a screen wide.
+        per_unit = min(1.0, DEFAULT_MAX_WIDTH / (1.7 * (x1 - x0)))
+        width = max(6.0, 1.7 * per_unit * (x1 - x0))
+        height = max(3.8, 1.5 * per_unit * (y1 - y0 - 0.1)) + legend_room + notes_room
         fig = new_figure(width, height)
     fh = fig.get_size_inches()[1]
     bottom = (legend_room + notes_room + 0.1) / fh
@@ -572,24 +736,65 @@ def topology_figure(
             seg.set_gid("route")
     if at is None:
         _mark_failing_links(ax, topo, positions, look)
-    _legend(fig, topo, drawn, route_colour if route else None, look, (notes_room + 0.05) / fh)
-    if at is None and topo.outages:
-        lines = []
-        for outage in topo.outages:
-            end = clock(outage.end) if outage.end is not None else "end of run"
-            length = f" ({human_duration(outage.end - outage.start)})" if outage.end else ""
-            lines.append(f"{outage.label} down {clock(outage.start)} – {end}{length}")
-        shown = lines[:4] + ([f"... and {len(lines) - 4} more"] if len(lines) > 4 else [])
-        fig.text(
+    _legend(fig, topo, drawn, route_colour if route else None, look, (notes_room + 0.1) / fh)
+    if notes:
+        footnote = fig.text(
             0.02,
-            0.02,
-            "Outages during the run: " + "; ".join(shown),
+            0.1 / fh,
+            "\n".join(notes),
             fontsize=look.small,
             color=ERROR_COLOUR,
             va="bottom",
-            wrap=True,
+            linespacing=NOTE_SPACING,
         )
+        footnote.set_gid("outages")
     return fig
+
+
+#: Widest default-size topology figure, inches: a network wider than this is drawn smaller.
+DEFAULT_MAX_WIDTH = 18.0
+
+#: Lines of the outage footnote at most (the last one counts the outages it leaves out), the
+#: outage spans named on one line at most, and the footnote's line spacing.
+OUTAGE_LINES = 4
+SPANS_PER_LINE = 2
+NOTE_SPACING = 1.3
+
+
+def _outage_notes(topo: Topology) -> list[str]:
+    """The footnote: one line per link or node that went down, at most :data:`OUTAGE_LINES`.
+
+    A line names the first spans and counts the rest; when more links and nodes failed than
+    there are lines, the last line says how many outages of how many others it leaves out.
+    """
+    by_what: dict[str, list[Outage]] = {}
+    for outage in topo.outages:
+        by_what.setdefault(outage.label, []).append(outage)
+    lines = []
+    for label, outages in by_what.items():
+        spans = [_span(o) for o in outages[:SPANS_PER_LINE]]
+        more = len(outages) - len(spans)
+        times = f" {len(outages)} times" if len(outages) > 1 else ""
+        lines.append(
+            f"{label} down{times} " + "; ".join(spans) + (f"; and {more} more" if more else "")
+        )
+    if len(lines) > OUTAGE_LINES:
+        rest = list(by_what.values())[OUTAGE_LINES - 1 :]
+        count = sum(len(outages) for outages in rest)
+        lines = [
+            *lines[: OUTAGE_LINES - 1],
+            f"... and {count} more outage{'s' if count > 1 else ''} of {len(rest)} more "
+            "links and nodes (the timeline shows them all)",
+        ]
+    if lines:
+        lines[0] = "Outages during the run: " + lines[0]
+    return lines
+
+
+def _span(outage: Outage) -> str:
+    end = clock(outage.end) if outage.end is not None else "end of run"
+    length = f" ({human_duration(outage.end - outage.start)})" if outage.end else ""
+    return f"{clock(outage.start)} – {end}{length}"
 
 
 def _mark_failing_links(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import pytest
@@ -17,6 +18,7 @@ from plot_traces import (
 
 import mailsim
 from mailsim.plot import PlotError, read_topology, topology_figure
+from mailsim.plot._style import ERROR_COLOUR
 from mailsim.plot.topology import node_positions
 from mailsim.scenario.catalog import bundled
 
@@ -186,3 +188,74 @@ def test_no_label_covers_another_label_or_a_node(name: str, size: str) -> None:
     inside = fig.bbox
     outside = [w for w, b in texts if b.x0 < inside.x0 or b.x1 > inside.x1 or b.y0 < inside.y0]
     assert not outside, outside
+
+
+def test_the_links_of_a_lan_are_labelled_once_per_site() -> None:
+    fig = topology_figure(list(_scenario_records("busy-day")), size="slide")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # India and the USA have five office PCs on their LAN router, the UK three, Brazil two.
+    assert texts.count("5 links, each\n2 ms, 100 Mbit/s") == 2
+    assert texts.count("3 links, each\n2 ms, 100 Mbit/s") == 1
+    assert texts.count("2 links, each\n2 ms, 100 Mbit/s") == 1
+    assert "2 ms\n100 Mbit/s" not in texts
+
+
+def _segment_crosses(box, a, b) -> bool:
+    """True when the segment a-b (pixels) passes through ``box``: sampled finely enough."""
+    steps = 200
+    return any(
+        box.contains(a[0] + (b[0] - a[0]) * i / steps, a[1] + (b[1] - a[1]) * i / steps)
+        for i in range(1, steps)
+    )
+
+
+@pytest.mark.parametrize("name", ["busy-day", "persistent-connection"])
+def test_no_backbone_link_runs_through_another_site(name: str) -> None:
+    records = list(_scenario_records(name))
+    topo = read_topology(records)
+    fig = topology_figure(records, size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    bands = {band.get_label(): band.get_window_extent(renderer) for band in
+             artists_with_gid(fig, "site")}  # fmt: skip
+    assert set(bands) == set(topo.sites())
+    lines = artists_with_gid(fig, "link") + artists_with_gid(fig, "link-fails")
+    crossings = []
+    for line in lines:
+        sites = {topo.nodes[n].site for n in line.get_label().split("|")}
+        a, b = line.get_transform().transform(line.get_xydata())
+        for site, box in bands.items():
+            if site not in sites and _segment_crosses(box, a, b):
+                crossings.append(f"{line.get_label()} crosses {site}")
+    assert not crossings, crossings
+
+
+def test_the_outage_footnote_is_a_few_legible_lines_clear_of_the_legend() -> None:
+    from mailsim.plot._style import LOOKS
+
+    for size in ("default", "slide"):
+        fig = topology_figure(list(_scenario_records("busy-day")), size=size)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (note,) = artists_with_gid(fig, "outages")
+        (legend,) = artists_with_gid(fig, "legend")
+        lines = note.get_text().split("\n")
+        assert 1 < len(lines) <= 4
+        # busy-day's four links fail eleven times: every outage is named or counted.
+        named = note.get_text().count(" – ")
+        counted = sum(int(n) for n in re.findall(r"and (\d+) more", note.get_text()))
+        outages = read_topology(_scenario_records("busy-day")).outages
+        assert named + counted == len(outages) > named, note.get_text()
+        assert note.get_fontsize() >= LOOKS[size].small
+        box, legend_box = note.get_window_extent(renderer), legend.get_window_extent(renderer)
+        assert box.y1 < legend_box.y0 and box.x1 <= fig.bbox.x1 and box.y0 >= 0
+
+
+def test_a_node_that_goes_down_during_the_run_is_ringed_and_in_the_legend() -> None:
+    fig = topology_figure(list(_scenario_records("bounce-after-days")), size="slide")
+    (ring,) = artists_with_gid(fig, "node-fails")
+    assert ring.get_markeredgecolor() == ERROR_COLOUR
+    (legend,) = artists_with_gid(fig, "legend")
+    assert "node that goes down during the run" in [t.get_text() for t in legend.get_texts()]
+    fig.canvas.draw()
+    assert legend.get_window_extent(fig.canvas.get_renderer()).x1 <= fig.bbox.x1

@@ -331,7 +331,8 @@ def draw_network(
 ) -> dict[str, Any]:
     """Draw nodes, links and site bands of ``topo`` on ``ax``; return the artists by name.
 
-    Returned dict: ``"links"`` maps each link's node pair to its Line2D (gid ``link``),
+    Returned dict: ``"links"`` maps each link's node pair to its Line2D (gid ``link``, label
+    ``a|b``; each site's band is a patch with gid ``site`` and the site as label),
     ``"nodes"`` maps node names to their marker Line2D (gid ``node``, label the node's name).
     Links down at ``at`` are grey and dashed (gid ``link-down``); nodes down at ``at`` are grey
     with a dashed edge. Links to a DNS server are thin, dotted and unlabelled (gid ``dns-link``):
@@ -358,6 +359,7 @@ def draw_network(
             zorder=1.5 if to_dns else 2,
         )
         line.set_gid("link-down" if down else ("dns-link" if to_dns else "link"))
+        line.set_label(f"{link.a}|{link.b}")
         links[link.key] = line
     nodes: dict[str, Any] = {}
     for node in topo.nodes.values():
@@ -437,7 +439,7 @@ def _node_labels(
     owned: list[tuple[str, Text]] = []
     xs = [p[0] for p in positions.values()]
     middle = (min(xs) + max(xs)) / 2
-    gap = NODE_SIZE * look.scale / 2 + 3  # points from the node's centre to its label
+    gap = NODE_SIZE * look.scale / 2 + 6  # points from the node's centre to its label (and ring)
     # Servers and routers first: their labels matter more than those of the many hosts.
     order = sorted(topo.nodes.values(), key=lambda n: n.kind == "host")
     for node in order:
@@ -624,6 +626,7 @@ def _site_bands(
             zorder=0,
         )
         band.set_gid("site")
+        band.set_label(site)
         ax.add_patch(band)
 
 
@@ -714,13 +717,16 @@ def topology_figure(
         height = max(3.8, 1.5 * per_unit * (y1 - y0 - 0.1)) + legend_room + notes_room
         fig = new_figure(width, height)
     fh = fig.get_size_inches()[1]
-    bottom = (legend_room + notes_room + 0.1) / fh
+    if topo.nodes:
+        route_shown = route_colour if route else None
+        legend_room = _legend(fig, topo, at, route_shown, look, (notes_room + 0.1) / fh)
+    bottom = (legend_room + notes_room + 0.2) / fh
     ax = fig.add_axes((0.02, bottom, 0.96, 1 - bottom - 0.5 * look.scale / fh))
     ax.set_title(title, fontsize=look.title)
     if not topo.nodes:
         empty_note(ax, "the trace has no net.node records, so there is no topology to draw")
         return fig
-    drawn = draw_network(ax, topo, positions, at=at, look=look)
+    draw_network(ax, topo, positions, at=at, look=look)
     for u, v in itertools.pairwise(route):
         if u in positions and v in positions:
             (xa, ya), (xb, yb) = positions[u], positions[v]
@@ -736,7 +742,7 @@ def topology_figure(
             seg.set_gid("route")
     if at is None:
         _mark_failing_links(ax, topo, positions, look)
-    _legend(fig, topo, drawn, route_colour if route else None, look, (notes_room + 0.1) / fh)
+        _mark_failing_nodes(ax, topo, positions, look)
     if notes:
         footnote = fig.text(
             0.02,
@@ -814,17 +820,62 @@ def _mark_failing_links(
                 zorder=2.2,
             )
             line.set_gid("link-fails")
+            line.set_label(f"{link.a}|{link.b}")
+
+
+def _mark_failing_nodes(
+    ax: Axes, topo: Topology, positions: dict[str, tuple[float, float]], look: Look
+) -> None:
+    """Around each node that goes down during the run, a red ring (gid ``node-fails``)."""
+    failing = {o.what[0] for o in topo.outages if o.kind == "node"}
+    for name in sorted(failing & positions.keys()):
+        x, y = positions[name]
+        (ring,) = ax.plot(
+            [x],
+            [y],
+            marker="s" if topo.nodes[name].kind in ("mailserver", "dns") else "o",
+            markersize=(NODE_SIZE + 7) * look.scale,
+            markerfacecolor="none",
+            markeredgecolor=ERROR_COLOUR,
+            markeredgewidth=look.line(2.2),
+            linestyle="none",
+            zorder=3.9,
+        )
+        ring.set_gid("node-fails")
+
+
+def _lines_shown(topo: Topology, at: float | None) -> set[str]:
+    """The kinds of line the picture will have (the gids draw_network and the markers give)."""
+    dns_nodes = {name for name, node in topo.nodes.items() if node.kind == "dns"}
+    down_links = topo.down_at(at)[0] if at is not None else set()
+    shown = set()
+    for link in topo.links:
+        if link.key in down_links:
+            shown.add("link-down")
+        else:
+            shown.add("dns-link" if link.key & dns_nodes else "link")
+    if at is None:
+        keys = {link.key for link in topo.links}
+        if any(o.kind == "link" and frozenset(o.what) in keys for o in topo.outages):
+            shown.add("link-fails")
+        if any(o.kind == "node" and o.what[0] in topo.nodes for o in topo.outages):
+            shown.add("node-fails")
+    return shown
 
 
 def _legend(
     fig: Figure,
     topo: Topology,
-    drawn: dict[str, Any],
+    at: float | None,
     route_colour: str | None,
     look: Look,
     bottom: float,
-) -> None:
-    """What the shapes and lines mean, for the kinds and lines this picture has."""
+) -> float:
+    """What the shapes and lines mean, for the kinds and lines this picture has.
+
+    Drawn before the network, at ``bottom`` (a fraction of the figure's height), in one row or,
+    when that is wider than the figure, in two. Returns the height it takes, in inches.
+    """
     from matplotlib.lines import Line2D
 
     names = {"host": "host", "mailserver": "mail server", "router": "router", "dns": "DNS server"}
@@ -844,7 +895,7 @@ def _legend(
                     label=name,
                 )
             )
-    gids = {line.get_gid() for line in drawn["links"].values()}
+    gids = _lines_shown(topo, at)
     if "link" in gids:
         handles.append(
             Line2D([], [], color="#333333", linewidth=look.line(1.5), label="link (latency, rate)")
@@ -863,7 +914,7 @@ def _legend(
                 label=f"link to the DNS server (MX lookups{each})",
             )
         )
-    if any(line.get_gid() == "link-fails" for line in fig.axes[0].lines):
+    if "link-fails" in gids:
         handles.append(
             Line2D(
                 [],
@@ -874,6 +925,20 @@ def _legend(
                 label="goes down during the run",
             )
         )
+    if "node-fails" in gids:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                markersize=11 * look.scale,
+                markerfacecolor="none",
+                markeredgecolor=ERROR_COLOUR,
+                markeredgewidth=look.line(2.2),
+                linestyle="none",
+                label="node that goes down during the run",
+            )
+        )
     if "link-down" in gids:
         handles.append(
             Line2D([], [], color="#b0b0b0", linestyle="--", linewidth=look.line(1.5), label="down")
@@ -882,14 +947,21 @@ def _legend(
         handles.append(
             Line2D([], [], color=route_colour, linewidth=6 * look.scale, alpha=0.45, label="route")
         )
-    legend = fig.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, bottom),
-        ncol=len(handles),
-        fontsize=look.small,
-        frameon=False,
-        handlelength=2.5,
-        columnspacing=1.6,
-    )
-    legend.set_gid("legend")
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for rows in (1, 2):
+        legend = fig.legend(
+            handles=handles,
+            loc="lower center",
+            bbox_to_anchor=(0.5, bottom),
+            ncol=-(-len(handles) // rows),
+            fontsize=look.small,
+            frameon=False,
+            handlelength=2.5,
+            columnspacing=1.6,
+        )
+        legend.set_gid("legend")
+        box = legend.get_window_extent(renderer)
+        if box.width <= 0.98 * fig.bbox.width or rows == 2:
+            break
+        legend.remove()
+    return float(box.height / fig.dpi)

@@ -667,8 +667,11 @@ def topology_figure(
 ) -> Figure:
     """The network of the trace: sites left to right, links labelled with latency and bandwidth.
 
-    A legend says what the shapes and lines mean (host, mail server, router, DNS server; a link,
-    a link to the DNS server, a link that is down, the route of a connection).
+    A site joined to three or more others (a core router) sits in the middle with the others on
+    both sides; alike links of a site (a LAN) are labelled once; no label covers another or a
+    node. A legend says what the shapes and lines mean (host, mail server, router, DNS server; a
+    link, a link to the DNS server, a link or node that goes down during the run, a link that is
+    down, the route of a connection).
 
     Args:
         records: trace records (``Recorder.records`` or ``load_events(path)``).

@@ -1,0 +1,677 @@
+"""The message sequence chart's model: what it shows and where, read from the trace, not drawn.
+
+:func:`build_chart` turns the trace into arrows (one per protocol line, ``smtp.line``,
+``pop3.line``, ``http.line``; optionally the TCP handshake and FIN), marks (a failed connect,
+``tcp.fail``) and connection spans; :func:`plan_chart` chooses what fits; :func:`layout` gives
+each its rows. :mod:`mailsim.plot.sequence` draws the result.
+
+**Arrival times.** The trace records when a line was sent, not when it arrived. The arrival is
+approximated as send time + half the connection's handshake round trip, measured from its
+``tcp.open`` to its ``tcp.established``; without a handshake in the trace, the propagation delay of
+the shortest path from ``net.link`` is used, and without a topology the arrow is drawn flat.
+Serialisation time of long lines is not shown.
+
+**The time scale.** Within a stretch of activity time is to scale: one scale for the whole chart,
+chosen so the chart has about 1.6 text rows per line, but never so large that the longest
+one-way flight spans more than 3.5 rows (an intercontinental dialogue next to LAN sessions).
+Two rules keep the chart readable, and both are visible on it. First, lines sent closer together
+than one text row (a burst of data lines, a multi-line reply written at once, a LAN session) are
+spread one row apart, so there the chart runs slower than the clock. Second, an idle gap longer
+than ten rows, and longer than three times the longest flight (Steve reading his mail three
+hours later, a 35-minute retry wait), is cut out and replaced by a short grey band with a
+zig-zag edge that says how long the gap was. DNS queries are not drawn.
+
+**Choosing what fits.** :func:`plan_chart` asks :func:`mailsim.plot.sequence_plan.choose` for
+the plan whose layout fills at most the rows it has: the connections that teach most in full,
+the next as boxes between their two lanes, the rest folded into the grey bands, which say in
+words what they stand for. With ``group_bursts``, the lines one side sends at one instant (a
+multi-line EHLO reply, pipelined MAIL, RCPT and DATA) are one arrow.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailsim.plot._style import short_text
+from mailsim.plot.sequence_plan import (
+    BOX,
+    FOLDED,
+    FULL,
+    Plan,
+    Story,
+    box_label,
+    choose,
+    estimate,
+    fold_key,
+    sentence,
+    stories,
+)
+from mailsim.plot.topology import Topology
+from mailsim.trace.connections import Connection, connections
+
+Record = dict[str, Any]
+
+#: Average rows per line the time scale aims at.
+ROWS_PER_LINE = 1.6
+#: An idle gap longer than this many rows (at the chosen scale) is cut out.
+BREAK_AFTER_ROWS = 10.0
+#: The longest one-way flight is drawn over at most this many rows.
+MAX_FLIGHT_ROWS = 3.5
+#: (rows per line, rows of the longest flight) tried in turn before a chart that does not fit
+#: draws less: lines closer together, and flatter arrows so that their labels stay apart.
+SQUEEZE = ((ROWS_PER_LINE, MAX_FLIGHT_ROWS), (1.25, 2.5), (1.0, 1.8), (0.8, 1.4))
+#: Labels are cut to this many characters.
+LABEL_CHARS = 52
+
+_REPLY_CODE = re.compile(r"^([2-5])\d\d[ -]")
+
+
+@dataclass
+class Arrow:
+    """One arrow of the chart: a protocol line, a run of collapsed data lines, or a TCP segment."""
+
+    t_send: float
+    t_arrive: float
+    src: str
+    dst: str
+    label: str
+    proto: str  #: "smtp", "pop3" or "tcp"
+    gid: str  #: "smtp-line", "pop3-line", "smtp-data", "pop3-data" or "tcp-segment"
+    conn: int
+    error: bool = False
+    count: int = 1  #: protocol lines this arrow stands for
+    y_send: float = 0.0
+    y_arrive: float = 0.0
+
+
+@dataclass
+class Mark:
+    """A point on a lane: a failed connection (X)."""
+
+    t: float
+    node: str
+    label: str
+    conn: int
+    y: float = 0.0
+
+
+@dataclass
+class Box:
+    """A whole connection drawn as one box between its two lanes (``sequence_plan.BOX``)."""
+
+    conn: int
+    client: str
+    server: str
+    t0: float
+    t1: float
+    label: list[str]
+    proto: str
+    y0: float = 0.0
+    y1: float = 0.0
+
+    @property
+    def rows(self) -> float:
+        """Rows it takes at least: one per line of its label, and a little room."""
+        return max(BOX_MIN_ROWS, len(self.label) + 0.6)
+
+
+@dataclass
+class Fold:
+    """A connection that is not drawn but counted in the band at its time."""
+
+    t: float
+    connection: Connection
+    story: Story | None = None
+
+
+@dataclass
+class Chart:
+    """Everything the chart shows, in time order, before layout."""
+
+    arrows: list[Arrow] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    folds: list[Fold] = field(default_factory=list)
+    #: conn -> (client, server, open time, end time, protocol)
+    spans: dict[int, tuple[str, str, float, float, str]] = field(default_factory=dict)
+    lanes: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _is_error(proto: str, side: str, line: str) -> bool:
+    if side != "S":
+        return False
+    if proto == "pop3":
+        return line.startswith("-ERR")
+    if proto == "http":
+        return line.startswith("HTTP/") and line[9:10] in ("4", "5")
+    match = _REPLY_CODE.match(line + " ")
+    return match is not None and str(match.group(1)) in "45"
+
+
+def one_way_delays(records: Sequence[Record], topo: Topology) -> dict[int, float]:
+    """Per connection: half the handshake round trip, or the path delay from the topology."""
+    opened: dict[int, Record] = {}
+    delays: dict[int, float] = {}
+    for rec in records:
+        if rec["type"] == "tcp.open":
+            opened[rec["conn"]] = rec
+        elif rec["type"] == "tcp.established" and rec["conn"] in opened:
+            delays[rec["conn"]] = max(0.0, (rec["t"] - opened[rec["conn"]]["t"]) / 2)
+    for conn, rec in opened.items():
+        if conn not in delays:
+            path_delay = topo.one_way_latency(rec["client"], rec["server"], rec["t"])
+            if path_delay is not None:
+                delays[conn] = path_delay
+    return delays
+
+
+def build_chart(
+    records: Sequence[Record],
+    topo: Topology,
+    *,
+    connection: int | None,
+    window: tuple[float, float] | None,
+    hide_data: bool,
+    show_tcp: bool,
+    group_bursts: bool,
+) -> Chart:
+    chart = Chart()
+    delays = one_way_delays(records, topo)
+    t0, t1 = window if window is not None else (-math.inf, math.inf)
+
+    def wanted(rec: Record) -> bool:
+        if connection is not None and rec.get("conn") != connection:
+            return False
+        return bool(t0 <= rec["t"] <= t1)
+
+    def delay_of(conn: int, src: str, dst: str, t: float) -> float:
+        if conn in delays:
+            return delays[conn]
+        path_delay = topo.one_way_latency(src, dst, t)
+        delays[conn] = path_delay or 0.0
+        return delays[conn]
+
+    opened: dict[int, Record] = {}
+    established: dict[int, float] = {}
+    # Per connection: is the client sending SMTP data / is the server sending a POP3 message?
+    in_data: dict[int, bool] = {}
+    pop_verb: dict[int, str] = {}
+    in_body: dict[int, bool] = {}
+    pending_run: dict[int, Arrow] = {}
+    protocol: dict[int, str] = {}
+
+    def flush_run(conn: int) -> None:
+        run = pending_run.pop(conn, None)
+        if run is not None:
+            noun = "data" if run.proto == "smtp" else "message"
+            run.label = f"… {run.count} {noun} line{'s' if run.count != 1 else ''} …"
+            chart.arrows.append(run)
+
+    for rec in records:
+        kind = rec["type"]
+        if kind == "tcp.open":
+            opened[rec["conn"]] = rec
+        if kind == "tcp.established":
+            established[rec["conn"]] = rec["t"]
+        if not kind.startswith(("smtp.", "pop3.", "http.", "tcp.")) or not wanted(rec):
+            continue
+        conn = rec["conn"]
+        if kind in ("smtp.line", "pop3.line", "http.line"):
+            proto = kind.split(".")[0]
+            protocol.setdefault(conn, proto)
+            # Folded header lines start with a tab, which fonts cannot draw: show spaces.
+            side, line = rec["side"], rec["line"].expandtabs(4)
+            delay = delay_of(conn, rec["src"], rec["dst"], rec["t"])
+            body = False
+            if proto == "smtp":
+                if side == "C" and in_data.get(conn):
+                    if line == ".":
+                        in_data[conn] = False
+                    else:
+                        body = True
+                elif side == "S" and line.startswith("354"):
+                    in_data[conn] = True
+            elif proto == "pop3":
+                if side == "C":
+                    pop_verb[conn] = line.split(" ", 1)[0].upper()
+                elif in_body.get(conn):
+                    if line == ".":
+                        in_body[conn] = False
+                    else:
+                        body = True
+                elif line.startswith("+OK") and pop_verb.get(conn) in ("RETR", "TOP"):
+                    in_body[conn] = True
+            if body and hide_data:
+                run = pending_run.get(conn)
+                if run is None:
+                    pending_run[conn] = Arrow(
+                        rec["t"],
+                        rec["t"] + delay,
+                        rec["src"],
+                        rec["dst"],
+                        "",
+                        proto,
+                        f"{proto}-data",
+                        conn,
+                    )
+                else:
+                    run.count += 1
+                    run.t_arrive = rec["t"] + delay
+                continue
+            flush_run(conn)
+            chart.arrows.append(
+                Arrow(
+                    rec["t"],
+                    rec["t"] + delay,
+                    rec["src"],
+                    rec["dst"],
+                    short_text(line, LABEL_CHARS) if line else "(empty line)",
+                    proto,
+                    f"{proto}-line",
+                    conn,
+                    error=_is_error(proto, side, line),
+                )
+            )
+        elif kind == "tcp.fail":
+            opening = opened.get(conn)
+            if opening is None:
+                continue
+            reason = rec.get("reason", "failed")
+            chart.marks.append(
+                Mark(
+                    rec["t"],
+                    opening["client"],
+                    f"conn {conn}: connect to {opening['server']}:{opening['sport']} failed"
+                    f" ({reason})",
+                    conn,
+                )
+            )
+            chart.spans[conn] = (
+                opening["client"],
+                opening["server"],
+                opening["t"],
+                rec["t"],
+                "fail",
+            )
+            if show_tcp:
+                delay = delay_of(conn, opening["client"], opening["server"], opening["t"])
+                chart.arrows.append(
+                    Arrow(
+                        opening["t"],
+                        opening["t"] + max(delay, 1e-3),
+                        opening["client"],
+                        opening["server"],
+                        "SYN (no answer)" if reason == "timeout" else "SYN",
+                        "tcp",
+                        "tcp-segment",
+                        conn,
+                        error=True,
+                    )
+                )
+        elif kind == "tcp.close":
+            flush_run(conn)
+            opening = opened.get(conn)
+            if opening is None:
+                continue
+            start = opening["t"]
+            proto = protocol.get(conn) or {110: "pop3", 80: "http"}.get(opening["sport"], "smtp")
+            chart.spans[conn] = (opening["client"], opening["server"], start, rec["t"], proto)
+            if show_tcp:
+                closer = rec["by"]
+                other = opening["server"] if closer == opening["client"] else opening["client"]
+                delay = delay_of(conn, closer, other, rec["t"])
+                chart.arrows.append(
+                    Arrow(
+                        rec["t"],
+                        rec["t"] + delay,
+                        closer,
+                        other,
+                        "FIN" if rec.get("how") == "fin" else "RST",
+                        "tcp",
+                        "tcp-segment",
+                        conn,
+                        error=rec.get("how") != "fin",
+                    )
+                )
+        elif kind == "tcp.established" and show_tcp and conn in opened:
+            opening = opened[conn]
+            client, server, t_open = opening["client"], opening["server"], opening["t"]
+            delay = (rec["t"] - t_open) / 2
+            for t_send, src, dst, label in (
+                (t_open, client, server, "SYN"),
+                (t_open + delay, server, client, "SYN-ACK"),
+                (rec["t"], client, server, "ACK"),
+            ):
+                chart.arrows.append(
+                    Arrow(t_send, t_send + delay, src, dst, label, "tcp", "tcp-segment", conn)
+                )
+    for conn in list(pending_run):
+        flush_run(conn)
+    # Connections still open at the end of the trace (or of the window).
+    last_t = max((a.t_arrive for a in chart.arrows), default=0.0)
+    for conn, opening in opened.items():
+        if conn in chart.spans or not any(a.conn == conn for a in chart.arrows):
+            continue
+        proto = protocol.get(conn, "smtp")
+        chart.spans[conn] = (opening["client"], opening["server"], opening["t"], last_t, proto)
+    chart.arrows.sort(key=lambda a: a.t_send)
+    if group_bursts:
+        chart.arrows = _group_bursts(chart.arrows)
+    return chart
+
+
+def set_lanes(chart: Chart, topo: Topology) -> None:
+    names: list[str] = []
+    for arrow in chart.arrows:
+        names += [arrow.src, arrow.dst]
+    for mark in chart.marks:
+        names.append(mark.node)
+        _, server, *_ = chart.spans[mark.conn]
+        names.append(server)
+    for box in chart.boxes:
+        names += [box.client, box.server]
+    chart.lanes = topo.lane_order(names)
+
+
+def _group_bursts(arrows: list[Arrow]) -> list[Arrow]:
+    """Join the lines one side of a connection sent at one instant into one arrow.
+
+    A multi-line reply (``250-india.com`` ... ``250 DSN``) becomes ``250-india.com … (7 lines)``;
+    pipelined commands (RFC 2920) become ``MAIL FROM:<...> · RCPT TO:<...> · DATA``. Runs of
+    collapsed data lines stay apart, as do error replies from the lines before them.
+    """
+    grouped: list[Arrow] = []
+    last: dict[int, Arrow] = {}
+    members: dict[int, list[str]] = {}
+    for arrow in arrows:
+        previous = last.get(arrow.conn)
+        joinable = (
+            previous is not None
+            and previous.gid.endswith("-line")
+            and arrow.gid.endswith("-line")
+            and previous.src == arrow.src
+            and math.isclose(previous.t_send, arrow.t_send, abs_tol=1e-9)
+            and previous.error == arrow.error
+        )
+        if previous is not None and joinable:
+            previous.count += 1
+            previous.t_arrive = max(previous.t_arrive, arrow.t_arrive)
+            members[id(previous)].append(arrow.label)
+            continue
+        grouped.append(arrow)
+        last[arrow.conn] = arrow
+        members[id(arrow)] = [arrow.label]
+    for arrow in grouped:
+        labels = members[id(arrow)]
+        if len(labels) == 1:
+            continue
+        if (
+            all(_REPLY_CODE.match(label + " ") for label in labels)
+            and len({label[:3] for label in labels}) == 1
+        ):
+            arrow.label = f"{short_text(labels[0], LABEL_CHARS - 12)} … ({len(labels)} lines)"
+        elif _REPLY_CODE.match(labels[0] + " "):
+            # Replies to pipelined commands: the codes, then the last reply in full.
+            codes = [" ".join(label.split(" ")[:2]) for label in labels[:-1]]
+            arrow.label = short_text(" · ".join([*codes, labels[-1]]), LABEL_CHARS)
+        else:
+            # Pipelined commands: the first in full (without ESMTP parameters), then verbs.
+            first = re.sub(r"(<[^>]*>) .*$", r"\1", labels[0])
+            verbs = [label.split(":", 1)[0] for label in labels[1:]]
+            arrow.label = short_text(" · ".join([first, *verbs]), LABEL_CHARS)
+    return grouped
+
+
+def _apply(
+    chart: Chart,
+    plan: Plan,
+    found: dict[int, Connection],
+    told: dict[int, Story],
+    by_conn: dict[int, list[Arrow]] | None = None,
+) -> Chart:
+    """The chart as ``plan`` draws it: arrows and marks of FULL connections, boxes, folds.
+
+    ``by_conn`` (the chart's arrows by connection, in time order) saves a pass over every
+    arrow when the planner tries many plans.
+    """
+    full = set(plan.at(FULL))
+    if by_conn is None:
+        arrows = [a for a in chart.arrows if a.conn in full]
+    else:
+        arrows = sorted((a for conn in full for a in by_conn.get(conn, ())), key=lambda a: a.t_send)
+    boxes = []
+    for conn in plan.at(BOX):
+        connection = found[conn]
+        boxes.append(
+            Box(
+                conn,
+                connection.client,
+                connection.server,
+                connection.opened,
+                connection.end,
+                box_label(connection, told.get(conn)),
+                "http" if conn in told and told[conn].http else connection.protocol,
+            )
+        )
+    folds = [Fold(found[c].opened, found[c], told.get(c)) for c in plan.at(FOLDED)]
+    return Chart(
+        arrows=arrows,
+        marks=[m for m in chart.marks if m.conn in full],
+        boxes=boxes,
+        folds=sorted(folds, key=lambda f: f.t),
+        spans={c: span for c, span in chart.spans.items() if c in full},
+        note=plan.note,
+    )
+
+
+@dataclass
+class Break:
+    """A grey band between rows ``y0`` and ``y1``: a cut-out idle gap standing for ``t1 - t0``
+    (``idle``), or a place where folded connections happened; ``lines`` says what they were."""
+
+    y0: float
+    y1: float
+    t0: float
+    t1: float
+    idle: bool = True
+    lines: list[str] = field(default_factory=list)
+
+
+#: Rows of a band's first line (the gap's length), and of each sentence below it.
+BAND_ROWS = 1.5
+BAND_LINE_ROWS = 1.0
+#: Rows kept free above a band (for labels of what is still in flight) and below it (for the
+#: "conn N" label of what comes next).
+BAND_ABOVE = 0.7
+BAND_BELOW = 1.0
+#: The same beside a box, whose edge is all that needs room.
+BAND_BY_BOX = 0.4
+#: A box is at least this many rows high, to hold its label; while only boxes are open, the
+#: rows advance this much from one box's start or end to the next.
+BOX_MIN_ROWS = 2.0
+BOX_STEP_ROWS = 0.5
+
+
+#: Sentences a band holds at most; the rest are counted in one last line.
+BAND_MAX_LINES = 4
+
+
+def _sentences(folds: list[Fold]) -> list[str]:
+    """The folded connections of one band, counted together by kind, in order of first time."""
+    groups: dict[tuple[str, ...], list[Connection]] = {}
+    told: dict[int, Story] = {}
+    for fold in folds:
+        groups.setdefault(fold_key(fold.connection, fold.story), []).append(fold.connection)
+        if fold.story is not None:
+            told[fold.connection.conn] = fold.story
+    lines = [sentence(group, told) for group in groups.values()]
+    if len(lines) > BAND_MAX_LINES:
+        rest = sum(len(group) for group in list(groups.values())[BAND_MAX_LINES - 1 :])
+        lines = [*lines[: BAND_MAX_LINES - 1], f"… and {rest:,} more connections"]
+    return lines
+
+
+def layout(
+    chart: Chart, rows_per_line: float = ROWS_PER_LINE, max_flight_rows: float = MAX_FLIGHT_ROWS
+) -> tuple[list[Break], float, list[tuple[float, float]]]:
+    """Give every arrow, mark and box its rows; returns the bands, the total rows and the ticks.
+
+    The rows of an anchor (a send, a mark, a box's start or end) follow the previous one by
+    ``dt * scale`` rows, at least one row, or by a band when ``dt`` is an idle gap (module
+    docstring) or folded connections happened in between.
+    """
+    anchors: list[tuple[float, int, Any]] = []
+    for index, arrow in enumerate(chart.arrows):
+        anchors.append((arrow.t_send, index, arrow))
+    offset = len(chart.arrows)
+    for index, mark in enumerate(chart.marks):
+        anchors.append((mark.t, offset + index, mark))
+    offset += len(chart.marks)
+    for index, box in enumerate(chart.boxes):
+        anchors.append((box.t0, offset + 2 * index, ("start", box)))
+        anchors.append((box.t1, offset + 2 * index + 1, ("end", box)))
+    anchors.sort(key=lambda a: (a[0], a[1]))
+    if not anchors:
+        return [], 0.0, []
+    times = [a[0] for a in anchors]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    flights = [a.t_arrive - a.t_send for a in chart.arrows] or [0.0]
+    max_flight = max(flights)
+    # However few rows the chart has, a wait much longer than any flight or any boxed
+    # connection is idle (a chart of boxes has no flights to go by).
+    idle_cap = max(3 * max_flight, 3 * max([b.t1 - b.t0 for b in chart.boxes] + [0.0]), 5.0)
+    # Find the scale: rows per second such that the active (non-idle) time fills the target
+    # number of rows; a gap is idle when it would take more than BREAK_AFTER_ROWS rows. Iterate,
+    # since the scale decides which gaps are idle and the idle gaps decide the scale.
+    target = rows_per_line * len(anchors)
+    scale = target / max(sum(gaps), 1e-9)
+    for _ in range(12):
+        limit = min(max(BREAK_AFTER_ROWS / scale, 3 * max_flight), idle_cap)
+        active = sum(g for g in gaps if g <= limit)
+        new_scale = target / active if active > 0 else scale
+        # Never stretch so much that the longest flight fills more than MAX_FLIGHT_ROWS rows (a
+        # slow intercontinental dialogue next to fast LAN sessions would take all the room).
+        if max_flight > 0:
+            new_scale = min(new_scale, max_flight_rows / max_flight)
+        if math.isclose(new_scale, scale, rel_tol=1e-6):
+            break
+        scale = new_scale
+    limit = min(max(BREAK_AFTER_ROWS / scale, 3 * max_flight), idle_cap)
+    breaks: list[Break] = []
+    ticks: list[tuple[float, float]] = []
+    folds = list(chart.folds)
+    y = 0.0
+    lowest = 0.0  # the lowest row anything drawn so far reaches
+
+    def band(start: float, t0: float, t1: float, idle: bool, folded: list[Fold]) -> float:
+        lines = _sentences(folded)
+        height = (BAND_ROWS if idle else 0.6) + BAND_LINE_ROWS * len(lines)
+        breaks.append(Break(start, start + height, t0, t1, idle, lines))
+        return start + height
+
+    # While only boxes are open, time inside them is not to scale: a box is as high as its
+    # label, so a chart of boxes shows how many connections there were in a few rows.
+    by_conn: dict[int, list[float]] = {}
+    for arrow in chart.arrows:
+        by_conn.setdefault(arrow.conn, []).extend((arrow.t_send, arrow.t_arrive))
+    talking: list[list[float]] = []  # merged, sorted spans of the connections drawn in full
+    for a, b in sorted((min(ts), max(ts)) for ts in by_conn.values()):
+        if talking and a <= talking[-1][1]:
+            talking[-1][1] = max(talking[-1][1], b)
+        else:
+            talking.append([a, b])
+    starts = [span[0] for span in talking]
+
+    def only_boxes(t0: float, t1: float) -> bool:
+        index = bisect.bisect_left(starts, t1) - 1  # the last span starting before t1
+        return index < 0 or talking[index][1] <= t0
+
+    previous_t: float | None = None
+    previous_item: Any = None
+    open_boxes = 0
+    for t, _, item in anchors:
+        # Folded connections wait for a band until no box is open, so no band cuts through one.
+        folded = [f for f in folds if f.t < t] if not open_boxes else []
+        folds = folds[len(folded) :]
+        if previous_t is None:
+            if folded:  # what happened before the first thing drawn
+                y = band(-0.4, folded[0].t, t, False, folded) + BAND_BELOW
+        else:
+            dt = t - previous_t
+            boxed = (open_boxes or isinstance(item, tuple)) and only_boxes(previous_t, t)
+            if open_boxes and boxed and not folded:
+                y += BOX_STEP_ROWS  # never cut a gap out of an open box
+            elif dt > limit or folded:
+                # The band starts below everything still in flight and leaves a row after it
+                # for the connection labels. A band for folded connections cuts the time it
+                # covers out, too, so it says how long that was unless it was a moment.
+                above = BAND_BY_BOX if isinstance(previous_item, tuple) else BAND_ABOVE
+                below = BAND_BY_BOX if isinstance(item, tuple) else BAND_BELOW
+                start = max(y, lowest) + above
+                cut = dt > limit or dt > 3 * max_flight + 1.0
+                y = band(start, previous_t, t, cut, folded) + below
+            elif boxed:
+                y += BOX_STEP_ROWS
+            else:
+                y += max(dt * scale, 1.0)
+        if isinstance(item, Arrow):
+            item.y_send = y
+            item.y_arrive = y + (item.t_arrive - item.t_send) * scale
+            lowest = max(lowest, item.y_arrive)
+        elif isinstance(item, Mark):
+            item.y = y
+            lowest = max(lowest, y)
+        else:
+            end, box = item
+            if end == "start":
+                box.y0 = y
+                open_boxes += 1
+            else:
+                open_boxes -= 1
+                y = max(y, box.y0 + box.rows)
+                box.y1 = y
+                lowest = max(lowest, y)
+        ticks.append((y, t))
+        previous_t, previous_item = t, item
+    if folds:  # what happened after the last thing drawn
+        band(max(y, lowest) + BAND_ABOVE, folds[0].t, folds[-1].t, False, folds)
+    ends = [y] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
+    total = max(ends + [gap.y1 for gap in breaks]) + 1.0
+    return breaks, total, ticks
+
+
+def plan_chart(
+    chart: Chart, records: Sequence[Record], topo: Topology, budget: float, pinned: int | None
+) -> tuple[Chart, tuple[list[Break], float, list[tuple[float, float]]]]:
+    """The plan (:func:`sequence_plan.choose`) whose layout fills at most ``budget`` rows."""
+    drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
+    found = {conn: c for conn, c in connections(records).items() if conn in drawn}
+    told = stories(records)
+    by_conn: dict[int, list[Arrow]] = {}
+    for arrow in chart.arrows:
+        by_conn.setdefault(arrow.conn, []).append(arrow)
+    counts = {conn: len(arrows) for conn, arrows in by_conn.items()}
+    tightest = SQUEEZE[-1]
+
+    def fits(levels: dict[int, str]) -> bool:
+        if estimate(levels, found, counts, BOX_MIN_ROWS) > budget:
+            return False  # cannot fit however tightly drawn: do not lay it out
+        trial = _apply(chart, Plan(levels), found, told, by_conn)
+        return layout(trial, *tightest)[1] <= budget
+
+    plan = choose(found, told, fits, pinned)
+    chosen = _apply(chart, plan, found, told, by_conn)
+    set_lanes(chosen, topo)
+    # Drawn as loosely as still fits: time runs slower where it must, lines stay a row apart.
+    for rows_per_line, flight_rows in SQUEEZE:
+        laid_out = layout(chosen, rows_per_line, flight_rows)
+        if laid_out[1] <= budget:
+            break
+    return chosen, laid_out

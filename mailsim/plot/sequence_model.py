@@ -34,7 +34,7 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,60 @@ class Fold:
     t: float
     connection: Connection
     story: Story | None = None
+    #: Folds with the same key are counted in one sentence (:func:`sequence_plan.fold_key`).
+    key: tuple[str, ...] = ()
+
+
+class Folds:
+    """The folded connections in time order: every candidate, less those a plan draws.
+
+    The planner tries hundreds of plans of a busy day's thousands of connections; each trial
+    shares the one sorted list and names only the few it draws, so a trial's layout costs what
+    it draws, not what it folds.
+    """
+
+    def __init__(self, every: Sequence[Fold] = (), drawn: frozenset[int] = frozenset()):
+        self.every = list(every)
+        self.times = [fold.t for fold in self.every]
+        self.drawn = drawn
+
+    def without(self, drawn: Iterable[int]) -> Folds:
+        """The same candidates, less ``drawn``."""
+        other = Folds.__new__(Folds)
+        other.every, other.times, other.drawn = self.every, self.times, frozenset(drawn)
+        return other
+
+    def before(self, t: float, lo: int) -> int:
+        """The index past the last candidate from ``lo`` on that happened before ``t``."""
+        return bisect.bisect_left(self.times, t, lo)
+
+    def between(self, lo: int, hi: int) -> list[Fold]:
+        """The folded connections among candidates ``lo`` to ``hi``."""
+        return [f for f in self.every[lo:hi] if f.connection.conn not in self.drawn]
+
+    def span(self, lo: int, hi: int) -> tuple[float, float] | None:
+        """When the first and the last folded connection among candidates ``lo`` to ``hi``
+        opened; None when all of them are drawn."""
+        every, drawn = self.every, self.drawn
+        first = next((i for i in range(lo, hi) if every[i].connection.conn not in drawn), None)
+        if first is None:
+            return None
+        last = next(
+            i for i in range(hi - 1, first - 1, -1) if every[i].connection.conn not in drawn
+        )
+        return self.times[first], self.times[last]
+
+    def lines_between(self, lo: int, hi: int) -> int:
+        """How many sentences a band of candidates ``lo`` to ``hi`` has (:func:`_sentences`),
+        counted without writing them: one a kind, at most :data:`BAND_MAX_LINES`."""
+        keys: set[tuple[str, ...]] = set()
+        for i in range(lo, hi):
+            fold = self.every[i]
+            if fold.connection.conn not in self.drawn:
+                keys.add(fold.key)
+                if len(keys) >= BAND_MAX_LINES:
+                    break
+        return len(keys)
 
 
 @dataclass
@@ -137,7 +191,7 @@ class Chart:
     arrows: list[Arrow] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
-    folds: list[Fold] = field(default_factory=list)
+    folds: Folds = field(default_factory=Folds)
     #: conn -> (client, server, open time, end time, protocol)
     spans: dict[int, tuple[str, str, float, float, str]] = field(default_factory=dict)
     lanes: list[str] = field(default_factory=list)
@@ -155,8 +209,27 @@ def _is_error(proto: str, side: str, line: str) -> bool:
     return match is not None and str(match.group(1)) in "45"
 
 
-def one_way_delays(records: Sequence[Record], topo: Topology) -> dict[int, float]:
+class _Latencies:
+    """Path delays from the topology, each worked out once per pair of nodes and state of the
+    network (what is down): a busy day's thousand failed connects share a handful of routes."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.known: dict[tuple[Any, ...], float | None] = {}
+
+    def __call__(self, a: str, b: str, t: float) -> float | None:
+        links, nodes, services = self.topo.down_at(t)
+        key = (a, b, frozenset(links), frozenset(nodes), frozenset(services))
+        if key not in self.known:
+            self.known[key] = self.topo.one_way_latency(a, b, t)
+        return self.known[key]
+
+
+def one_way_delays(
+    records: Sequence[Record], topo: Topology, latency: _Latencies | None = None
+) -> dict[int, float]:
     """Per connection: half the handshake round trip, or the path delay from the topology."""
+    latency = latency or _Latencies(topo)
     opened: dict[int, Record] = {}
     delays: dict[int, float] = {}
     for rec in records:
@@ -166,7 +239,7 @@ def one_way_delays(records: Sequence[Record], topo: Topology) -> dict[int, float
             delays[rec["conn"]] = max(0.0, (rec["t"] - opened[rec["conn"]]["t"]) / 2)
     for conn, rec in opened.items():
         if conn not in delays:
-            path_delay = topo.one_way_latency(rec["client"], rec["server"], rec["t"])
+            path_delay = latency(rec["client"], rec["server"], rec["t"])
             if path_delay is not None:
                 delays[conn] = path_delay
     return delays
@@ -183,7 +256,8 @@ def build_chart(
     group_bursts: bool,
 ) -> Chart:
     chart = Chart()
-    delays = one_way_delays(records, topo)
+    latency = _Latencies(topo)
+    delays = one_way_delays(records, topo, latency)
     t0, t1 = window if window is not None else (-math.inf, math.inf)
 
     def wanted(rec: Record) -> bool:
@@ -194,7 +268,7 @@ def build_chart(
     def delay_of(conn: int, src: str, dst: str, t: float) -> float:
         if conn in delays:
             return delays[conn]
-        path_delay = topo.one_way_latency(src, dst, t)
+        path_delay = latency(src, dst, t)
         delays[conn] = path_delay or 0.0
         return delays[conn]
 
@@ -356,8 +430,9 @@ def build_chart(
         flush_run(conn)
     # Connections still open at the end of the trace (or of the window).
     last_t = max((a.t_arrive for a in chart.arrows), default=0.0)
+    talked = {a.conn for a in chart.arrows}
     for conn, opening in opened.items():
-        if conn in chart.spans or not any(a.conn == conn for a in chart.arrows):
+        if conn in chart.spans or conn not in talked:
             continue
         proto = protocol.get(conn, "smtp")
         chart.spans[conn] = (opening["client"], opening["server"], opening["t"], last_t, proto)
@@ -429,23 +504,46 @@ def _group_bursts(arrows: list[Arrow]) -> list[Arrow]:
     return grouped
 
 
+@dataclass
+class _Parts:
+    """The chart's arrows, marks and spans by connection, and every connection as a fold, so
+    that a trial plan picks out what it draws without a pass over everything."""
+
+    arrows: dict[int, list[Arrow]]
+    marks: dict[int, list[tuple[int, Mark]]]  #: with each mark's place in the chart's order
+    spans: dict[int, int]  #: each span's place in the chart's order
+    folds: Folds
+
+    @classmethod
+    def of(cls, chart: Chart, found: dict[int, Connection], told: dict[int, Story]) -> _Parts:
+        arrows: dict[int, list[Arrow]] = {}
+        for arrow in chart.arrows:
+            arrows.setdefault(arrow.conn, []).append(arrow)
+        marks: dict[int, list[tuple[int, Mark]]] = {}
+        for index, mark in enumerate(chart.marks):
+            marks.setdefault(mark.conn, []).append((index, mark))
+        spans = {conn: index for index, conn in enumerate(chart.spans)}
+        every = [Fold(c.opened, c, told.get(n), fold_key(c, told.get(n))) for n, c in found.items()]
+        every.sort(key=lambda f: f.t)
+        return cls(arrows, marks, spans, Folds(every))
+
+
 def _apply(
     chart: Chart,
     plan: Plan,
     found: dict[int, Connection],
     told: dict[int, Story],
-    by_conn: dict[int, list[Arrow]] | None = None,
+    parts: _Parts,
 ) -> Chart:
     """The chart as ``plan`` draws it: arrows and marks of FULL connections, boxes, folds.
 
-    ``by_conn`` (the chart's arrows by connection, in time order) saves a pass over every
-    arrow when the planner tries many plans.
+    ``plan.levels`` need name only the connections drawn (FULL or BOX): the rest are folded.
     """
     full = set(plan.at(FULL))
-    if by_conn is None:
-        arrows = [a for a in chart.arrows if a.conn in full]
-    else:
-        arrows = sorted((a for conn in full for a in by_conn.get(conn, ())), key=lambda a: a.t_send)
+    arrows = sorted(
+        (a for conn in full for a in parts.arrows.get(conn, ())), key=lambda a: a.t_send
+    )
+    marks = [m for _, m in sorted(pair for conn in full for pair in parts.marks.get(conn, ()))]
     boxes = []
     for conn in plan.at(BOX):
         connection = found[conn]
@@ -460,13 +558,16 @@ def _apply(
                 "http" if conn in told and told[conn].http else connection.protocol,
             )
         )
-    folds = [Fold(found[c].opened, found[c], told.get(c)) for c in plan.at(FOLDED)]
+    drawn = [conn for conn, level in plan.levels.items() if level != FOLDED]
     return Chart(
         arrows=arrows,
-        marks=[m for m in chart.marks if m.conn in full],
+        marks=marks,
         boxes=boxes,
-        folds=sorted(folds, key=lambda f: f.t),
-        spans={c: span for c, span in chart.spans.items() if c in full},
+        folds=parts.folds.without(drawn),
+        spans={
+            c: chart.spans[c]
+            for c in sorted(full & parts.spans.keys(), key=parts.spans.__getitem__)
+        },
         note=plan.note,
     )
 
@@ -508,7 +609,7 @@ def _sentences(folds: list[Fold]) -> list[str]:
     groups: dict[tuple[str, ...], list[Connection]] = {}
     told: dict[int, Story] = {}
     for fold in folds:
-        groups.setdefault(fold_key(fold.connection, fold.story), []).append(fold.connection)
+        groups.setdefault(fold.key, []).append(fold.connection)
         if fold.story is not None:
             told[fold.connection.conn] = fold.story
     lines = [sentence(group, told) for group in groups.values()]
@@ -519,13 +620,18 @@ def _sentences(folds: list[Fold]) -> list[str]:
 
 
 def layout(
-    chart: Chart, rows_per_line: float = ROWS_PER_LINE, max_flight_rows: float = MAX_FLIGHT_ROWS
+    chart: Chart,
+    rows_per_line: float = ROWS_PER_LINE,
+    max_flight_rows: float = MAX_FLIGHT_ROWS,
+    *,
+    words: bool = True,
 ) -> tuple[list[Break], float, list[tuple[float, float]]]:
     """Give every arrow, mark and box its rows; returns the bands, the total rows and the ticks.
 
     The rows of an anchor (a send, a mark, a box's start or end) follow the previous one by
     ``dt * scale`` rows, at least one row, or by a band when ``dt`` is an idle gap (module
-    docstring) or folded connections happened in between.
+    docstring) or folded connections happened in between. Without ``words`` (a trial of the
+    planner, which needs only the rows) the bands' sentences are counted, not written.
     """
     anchors: list[tuple[float, int, Any]] = []
     for index, arrow in enumerate(chart.arrows):
@@ -566,12 +672,15 @@ def layout(
     limit = min(max(BREAK_AFTER_ROWS / scale, 3 * max_flight), idle_cap)
     breaks: list[Break] = []
     ticks: list[tuple[float, float]] = []
-    folds = list(chart.folds)
+    folds = chart.folds
+    next_fold = 0  # the first candidate fold not yet in a band
     y = 0.0
     lowest = 0.0  # the lowest row anything drawn so far reaches
 
-    def band(start: float, t0: float, t1: float, idle: bool, folded: list[Fold]) -> float:
-        lines = _sentences(folded)
+    def band(start: float, t0: float, t1: float, idle: bool, lo: int, hi: int) -> float:
+        # A trial needs only how many sentences there are: writing them is most of its cost.
+        count = None if words else folds.lines_between(lo, hi)
+        lines = _sentences(folds.between(lo, hi)) if count is None else [""] * count
         height = (BAND_ROWS if idle else 0.6) + BAND_LINE_ROWS * len(lines)
         breaks.append(Break(start, start + height, t0, t1, idle, lines))
         return start + height
@@ -598,11 +707,13 @@ def layout(
     open_boxes = 0
     for t, _, item in anchors:
         # Folded connections wait for a band until no box is open, so no band cuts through one.
-        folded = [f for f in folds if f.t < t] if not open_boxes else []
-        folds = folds[len(folded) :]
+        lo = hi = next_fold
+        if not open_boxes:
+            hi = next_fold = folds.before(t, lo)
+        folded = folds.span(lo, hi)
         if previous_t is None:
             if folded:  # what happened before the first thing drawn
-                y = band(-0.4, folded[0].t, t, False, folded) + BAND_BELOW
+                y = band(-0.4, folded[0], t, False, lo, hi) + BAND_BELOW
         else:
             dt = t - previous_t
             boxed = (open_boxes or isinstance(item, tuple)) and only_boxes(previous_t, t)
@@ -616,7 +727,7 @@ def layout(
                 below = BAND_BY_BOX if isinstance(item, tuple) else BAND_BELOW
                 start = max(y, lowest) + above
                 cut = dt > limit or dt > 3 * max_flight + 1.0
-                y = band(start, previous_t, t, cut, folded) + below
+                y = band(start, previous_t, t, cut, lo, hi) + below
             elif boxed:
                 y += BOX_STEP_ROWS
             else:
@@ -640,8 +751,9 @@ def layout(
                 lowest = max(lowest, y)
         ticks.append((y, t))
         previous_t, previous_item = t, item
-    if folds:  # what happened after the last thing drawn
-        band(max(y, lowest) + BAND_ABOVE, folds[0].t, folds[-1].t, False, folds)
+    rest = folds.span(next_fold, len(folds.every))
+    if rest:  # what happened after the last thing drawn
+        band(max(y, lowest) + BAND_ABOVE, *rest, False, next_fold, len(folds.every))
     ends = [y] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
     total = max(ends + [gap.y1 for gap in breaks]) + 1.0
     return breaks, total, ticks
@@ -654,20 +766,18 @@ def plan_chart(
     drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
     found = {conn: c for conn, c in connections(records).items() if conn in drawn}
     told = stories(records)
-    by_conn: dict[int, list[Arrow]] = {}
-    for arrow in chart.arrows:
-        by_conn.setdefault(arrow.conn, []).append(arrow)
-    counts = {conn: len(arrows) for conn, arrows in by_conn.items()}
+    parts = _Parts.of(chart, found, told)
+    counts = {conn: len(arrows) for conn, arrows in parts.arrows.items()}
     tightest = SQUEEZE[-1]
 
     def fits(levels: dict[int, str]) -> bool:
         if estimate(levels, found, counts, BOX_MIN_ROWS) > budget:
             return False  # cannot fit however tightly drawn: do not lay it out
-        trial = _apply(chart, Plan(levels), found, told, by_conn)
-        return layout(trial, *tightest)[1] <= budget
+        trial = _apply(chart, Plan(levels), found, told, parts)
+        return layout(trial, *tightest, words=False)[1] <= budget
 
     plan = choose(found, told, fits, pinned)
-    chosen = _apply(chart, plan, found, told, by_conn)
+    chosen = _apply(chart, plan, found, told, parts)
     set_lanes(chosen, topo)
     # Drawn as loosely as still fits: time runs slower where it must, lines stay a row apart.
     for rows_per_line, flight_rows in SQUEEZE:

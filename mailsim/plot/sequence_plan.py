@@ -133,51 +133,54 @@ def choose(
     Args:
         found: the connections the chart's selection holds, by id.
         stories: what each teaches (:class:`Story`), by id.
-        fits: whether a chart with these levels fits its rows (the caller lays it out).
+        fits: whether a chart that draws these connections at these levels (FULL or BOX; the
+            rest folded) fits its rows (the caller lays it out). Each try names only what it
+            draws, so a try costs what it draws, not the thousands of connections of a busy day.
         pinned: a connection always drawn in full (the highlighted event's).
     """
     order = ranked(found, stories)
-    wanted = set(order)
-    everything = {conn: FULL if conn in wanted else FOLDED for conn in found}
+    everything = dict.fromkeys(order, FULL)
     if fits(everything):
         return _plan(found, stories, everything)
-    levels = dict.fromkeys(found, FOLDED)
-    if pinned in levels:
-        levels[pinned] = FULL
+    drawn: dict[int, str] = {}
+    if pinned in found:
+        drawn[pinned] = FULL
     tries = [conn for conn in order if conn != pinned][:MAX_TRIES]
     # A failed connect is one mark, no smaller as a box: it is drawn in full or not at all.
     for conn in tries:
         # A folded neighbour costs a band's sentence: try the connection with the connections
         # open at the same time (James's submission beside the relay it starts) drawn too.
-        for group in ([conn], [conn, *_beside(found, levels, tries, conn)]):
-            before = {c: levels[c] for c in group}
+        for group in ([conn], [conn, *_beside(found, drawn, tries, conn)]):
             for c in group:
-                levels[c] = FULL if found[c].failed else BOX
-            if fits(levels):
+                drawn[c] = FULL if found[c].failed else BOX
+            if fits(drawn):
                 break
-            levels.update(before)
+            for c in group:
+                del drawn[c]
     for conn in tries:
-        if levels[conn] == BOX:
-            levels[conn] = FULL
-            if not fits(levels):
-                levels[conn] = BOX
-    return _plan(found, stories, levels)
+        if drawn.get(conn) == BOX:
+            drawn[conn] = FULL
+            if not fits(drawn):
+                drawn[conn] = BOX
+    return _plan(found, stories, drawn)
 
 
 def _beside(
-    found: dict[int, Connection], levels: dict[int, str], tries: list[int], conn: int
+    found: dict[int, Connection], drawn: dict[int, str], tries: list[int], conn: int
 ) -> list[int]:
     """The folded connections among ``tries`` open while ``conn`` is, give or take a second."""
     t0, t1 = found[conn].opened - 1.0, found[conn].end + 1.0
     return [
         c
         for c in tries
-        if c != conn and levels[c] == FOLDED and found[c].opened <= t1 and found[c].end >= t0
+        if c != conn and c not in drawn and found[c].opened <= t1 and found[c].end >= t0
     ]
 
 
-def _plan(found: dict[int, Connection], stories: dict[int, Story], levels: dict[int, str]) -> Plan:
-    return Plan(dict(levels), note=describe(found, stories, levels))
+def _plan(found: dict[int, Connection], stories: dict[int, Story], drawn: dict[int, str]) -> Plan:
+    """The plan of every connection in ``found``: as ``drawn`` says, else folded."""
+    levels = {conn: drawn.get(conn, FOLDED) for conn in found}
+    return Plan(levels, note=describe(found, stories, levels))
 
 
 def estimate(

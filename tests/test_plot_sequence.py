@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.colors import to_rgba
+from matplotlib.text import Text
 from plot_traces import (
     TUTORIAL_DATA_LINES,
     TUTORIAL_DIALOGUE,
@@ -204,3 +205,55 @@ def test_draws_into_a_given_axes():
     # Greeting, USER, +OK, PASS, +OK, STAT, +OK (7); RETR, +OK (2); 7 message lines and "." (8);
     # DELE, +OK, QUIT, +OK (4): 21 lines.
     assert len(artists_with_gid(fig, "pop3-line")) == 21
+
+
+def _extent(artist, fig):
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_title_and_legend_have_their_own_lines_above_the_lane_headers(size):
+    fig = sequence_diagram(james_to_steve(), size=size)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    (title_text,) = [
+        t for t in ax.get_children() if isinstance(t, Text) and t.get_text() == ax.get_title("left")
+    ]
+    title = _extent(title_text, fig)
+    legend_box = _extent(ax.get_legend(), fig)
+    headers = [_extent(h.get_bbox_patch(), fig) for h in artists_with_gid(fig, "lane")]
+    assert headers
+    for header in headers:
+        assert not _overlap(header, title)
+        assert not _overlap(header, legend_box)
+        # Every header is inside the axes, below the legend's line.
+        assert header.y1 <= legend_box.y0 + 0.5
+    assert title.y0 >= legend_box.y1 - 0.5  # the title on a line above the legend
+    # The title says what the chart is of, not only what kind of chart it is.
+    assert ax.get_title(loc="left") == "Message sequence chart of 3 connections"
+
+
+def test_a_run_record_names_the_scenario_in_the_title():
+    records = [{"t": 0.0, "type": "run", "scenario": "james-to-steve"}, *james_to_steve()]
+    fig = sequence_diagram(records)
+    assert fig.axes[0].get_title(loc="left") == "Message sequence chart of james-to-steve"
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_no_line_strikes_through_a_message_label(size):
+    # Slanted arrows one row apart overlap in time, so some line passes where each level label
+    # sits: the label's background is opaque and drawn above every arrow, so none crosses it.
+    fig = sequence_diagram(james_to_steve(), size=size)
+    arrows = [*artists_with_gid(fig, "smtp-line"), *artists_with_gid(fig, "pop3-line")]
+    labels = [*artists_with_gid(fig, "smtp-line-label"), *artists_with_gid(fig, "pop3-line-label")]
+    assert arrows and len(labels) == len(arrows)
+    for label in labels:
+        patch = label.get_bbox_patch()
+        assert patch is not None
+        assert to_rgba(patch.get_facecolor())[3] == 1.0
+        assert patch.get_alpha() in (None, 1.0)
+        assert label.get_zorder() > max(a.get_zorder() for a in arrows)

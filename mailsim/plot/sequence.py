@@ -90,6 +90,13 @@ ROW_HEIGHT = 0.2
 SLIDE_ROW_FACTOR = 0.72
 #: Time labels on the left axis are at least this many rows apart.
 TICK_ROWS = 0.9
+#: Rows from row 0 up to the bottom of the lane headers, and their height in ems of the lane
+#: font (two lines 1.2 apart, and the box's padding of 0.3 em above and below).
+HEADER_BASE_ROWS = 1.2
+HEADER_EMS = 3.0
+#: Lines above the chart, in ems of their type: the title, and the legend's row below it.
+TITLE_LINE_EMS = 1.6
+LEGEND_LINE_EMS = 2.4
 #: The glow under a highlighted arrow or across the chart at a highlighted moment.
 HIGHLIGHT_COLOUR = "#ffd21f"
 
@@ -193,8 +200,11 @@ def sequence_diagram(
         group_bursts=group_bursts,
     )
     row_height = ROW_HEIGHT * look.scale * (SLIDE_ROW_FACTOR if look.slide else 1.0)
-    header_rows = 3.2
-    left, right, top = 1.25 * look.scale, 0.3, 0.55 * look.scale
+    # The lane headers (two lines of bold type in a box) sit inside the axes, above row 0.
+    header_rows = HEADER_BASE_ROWS + HEADER_EMS * look.font / 72 / row_height + 0.3
+    left, right = 1.25 * look.scale, 0.3
+    # Above the axes: the title, and below it the legend, each on a line of its own.
+    top = (TITLE_LINE_EMS * look.title + LEGEND_LINE_EMS * look.small) / 72 + 0.1
     bottom = 0.25
     note_room = 0.4 * look.scale  # for the note of what was left out, when there is one
     budget = math.inf if max_rows is None else max_rows
@@ -207,7 +217,7 @@ def sequence_diagram(
     else:
         set_lanes(chart, topo)
         breaks, total_rows, ticks = layout(chart)
-    title = "Message sequence chart"
+    title = _title(records, window) if connection is None else "Message sequence chart"
     if connection is not None:
         title += f" — connection {connection}"
     if window is not None:
@@ -234,7 +244,8 @@ def sequence_diagram(
             total_rows = max(total_rows, (fh - top - bottom) / row_height - header_rows - 0.5)
     else:
         fig = ax.get_figure()  # type: ignore[assignment]
-    ax.set_title(title, fontsize=look.title, loc="left")
+    # The title sits a legend's line above the axes; the legend takes that line.
+    ax.set_title(title, fontsize=look.title, loc="left", pad=LEGEND_LINE_EMS * look.small)
     if not chart.arrows and not chart.marks and not chart.boxes:
         empty_note(
             ax,
@@ -298,6 +309,19 @@ def sequence_diagram(
         )
         note.set_gid("left-out")
     return fig
+
+
+def _title(records: Sequence[Record], window: tuple[float, float] | None) -> str:
+    """What the chart is of: the scenario a ``run`` record names, else how many connections
+    (in the ``window``) it chose from."""
+    for rec in records:
+        if rec["type"] == "run" and rec.get("scenario"):
+            return f"Message sequence chart of {rec['scenario']}"
+    t0, t1 = window if window is not None else (-math.inf, math.inf)
+    opened = sum(1 for rec in records if rec["type"] == "tcp.open" and t0 <= rec["t"] <= t1)
+    if not opened:
+        return "Message sequence chart"
+    return f"Message sequence chart of {opened:,} connection{'s' if opened != 1 else ''}"
 
 
 def _highlighted_arrow(chart: Chart, rec: Record) -> Arrow | None:
@@ -564,7 +588,9 @@ def _draw_arrow(ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look) -> N
         fontweight="bold" if arrow.error or collapsed else "normal",
         color=ERROR_COLOUR if arrow.error else "#111111",
         fontfamily="DejaVu Sans Mono",
-        bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.7},
+        # Opaque, above every arrow: no line strikes through the text (arrows one row apart
+        # overlap in time, so some line always passes where a level label sits).
+        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 1.0},
         zorder=6,
     )
     label.set_gid(f"{arrow.gid}-label")
@@ -620,7 +646,7 @@ def _draw_legend(ax: Axes, chart: Chart, look: Look) -> None:
         if isinstance(handle, Line2D):
             handle.set_linewidth(look.line(1.5))
             handle.set_markersize(7 * look.scale)
-    ax.legend(
+    legend = ax.legend(
         handles=handles,
         loc="lower right",
         bbox_to_anchor=(1.0, 1.0),
@@ -630,3 +656,4 @@ def _draw_legend(ax: Axes, chart: Chart, look: Look) -> None:
         borderaxespad=0.1,
         handlelength=2.2,
     )
+    legend.set_gid("legend")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from plot_traces import (
     GIVE_UP_AFTER,
@@ -14,7 +16,7 @@ from plot_traces import (
 
 from mailsim.plot import delivery_timeline, journeys
 from mailsim.plot._style import time_unit
-from mailsim.plot.timeline import short_reason
+from mailsim.plot.timeline import rhythm, short_reason
 
 
 def _points(fig, name):
@@ -74,9 +76,9 @@ def test_bounce_after_five_days_on_a_log_time_axis():
     assert 180 <= _points(fig, "temporary") <= 245
     assert _points(fig, "expired") == 1
     assert _points(fig, "bounced") == 1
-    # The bounce notice is its own row, delivered to James and fetched by him.
+    # The bounce notice is its own row, named for what it is, delivered to James and fetched.
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == ["msg-1 → steve@usa.com", "msg-1.dsn → james@india.com (DSN)"]
+    assert labels == ["msg-1 → steve@usa.com", "bounce report (DSN) → james@india.com"]
     assert _points(fig, "fetched") == 1
     tick_labels = {t.get_text() for t in fig.axes[0].get_xticklabels()}
     assert {"1 min", "1 h", "1 d", "4 d"} <= tick_labels
@@ -132,3 +134,59 @@ def test_max_rows_keeps_the_most_retried_pairs_and_says_so():
     fig = delivery_timeline(records, max_rows=3)
     assert len(artists_with_gid(fig, "timeline-row")) == 3
     assert "3 of 7, the most retried" in fig.axes[0].get_title(loc="left")
+
+
+def _texts(fig, gid="timeline-label"):
+    return [t for t in fig.axes[0].texts if t.get_gid() == gid]
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_five_days_of_steady_retries_are_ticks_with_their_rhythm_then_the_bounce(size):
+    records = bounce_after_days()
+    fig = delivery_timeline(records, size=size)
+    keep(fig, f"timeline_bounce_{size}")
+    tries = sum(1 for r in records if r["type"] == "mail.attempt")
+    # Too dense for triangles: one thin tick per attempt, not one solid orange bar.
+    (ticks,) = artists_with_gid(fig, "timeline-temporary")
+    (journey, _) = journeys(records)
+    failed = [a for a in journey.attempts if a.outcome == "temporary"]
+    assert len(failed) >= tries - 1  # (a last try may be the one the bounce reports)
+    assert len(ticks.get_offsets()) == len(failed)
+    assert set(ticks.get_paths()[0].vertices[:, 0]) == {0.0}  # a vertical tick
+    labels = [t.get_text() for t in _texts(fig)]
+    # Tries every 30 to 40 minutes.
+    assert any(re.fullmatch(rf"connect timeout: {tries} tries, every ~3\d min", x) for x in labels)
+    assert "gave up after 5 d: bounced" in labels
+    # The report is named as one, and the legend names only what can be seen.
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows[1] == "bounce report (DSN) → james@india.com"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "submitted",
+        "queued",
+        "attempt: temporary failure",
+        "delivered to mailbox",
+        "fetched by the user",
+        "bounced",
+        "node down",
+    ]
+    # Labels stay inside the picture and apart.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in _texts(fig)]
+    for box in boxes:
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert not boxes[0].overlaps(boxes[1])
+
+
+def test_a_few_tries_keep_their_triangles_and_count():
+    fig = delivery_timeline(link_outage(), size="slide")
+    labels = [t.get_text() for t in _texts(fig)]
+    assert any(label.startswith("connect timeout (×") for label in labels), labels
+    assert all("tries, every" not in label for label in labels)
+
+
+def test_rhythm_is_the_usual_gap_rounded_as_people_say_it():
+    assert rhythm([0.0, 2100.0, 4230.0, 6300.0]) == "every ~35 min"
+    assert rhythm([0.0, 20.0, 40.0, 61.0]) == "every ~20 s"
+    assert rhythm([0.0, 3900.0, 7800.0]) == "every ~1 h 5 min"

@@ -15,6 +15,8 @@ journey without being an attempt.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from mailsim.plot._style import (
     STATUS_COLOURS,
     Look,
     empty_note,
+    human_duration,
     look_for,
     new_figure,
     short_text,
@@ -69,7 +72,10 @@ class Journey:
     msg: str
     rcpt: str
     sender: str = ""
-    kind: str = "mail"  #: "mail" or "dsn" (a bounce notice)
+    kind: str = "mail"  #: "mail" or "dsn" (a delivery status notification)
+    #: What a DSN reports: "bounce" (a ``mail.bounce`` names it), "delay" (sent with a
+    #: ``mail.warn``) or "" (not known, or not a DSN).
+    report: str = ""
     submitted: float | None = None
     queued: list[tuple[float, str]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
@@ -160,6 +166,8 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
     open_attempt: dict[tuple[str, str], Attempt] = {}
     tcp_fail: dict[int, str] = {}
     where_queued: dict[tuple[str, str], str] = {}
+    bounce_reports: set[str] = set()
+    warned_at: set[float] = set()
 
     def pair(msg: str, rcpt: str) -> Journey:
         key = (msg, rcpt)
@@ -233,6 +241,8 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
             elif kind == "mail.bounce":
                 resolve(key, "permanent", rec.get("reply", ""))
                 journey.bounced = t
+                if rec.get("dsn"):
+                    bounce_reports.add(str(rec["dsn"]))
                 journey.bounce_reply = rec.get("reply", "")
             elif kind == "mail.reject":
                 resolve(key, "permanent", rec.get("reply", ""))
@@ -245,8 +255,16 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
                 journey.lost_cause = str(rec.get("cause", ""))
             elif kind == "mail.warn":
                 journey.warned.append(t)
+                warned_at.add(t)
             elif kind == "mail.duplicate":
                 journey.duplicates.append(t)
+    for journey in pairs.values():
+        if journey.kind != "dsn":
+            continue
+        if journey.msg in bounce_reports:
+            journey.report = "bounce"
+        elif journey.submitted in warned_at:  # a warning is submitted when it is decided
+            journey.report = "delay"
     return list(pairs.values())
 
 
@@ -285,6 +303,21 @@ _MARKERS: dict[str, dict[str, Any]] = {
     "temporary": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["temporary"], "zorder": 6},
     "permanent": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["permanent"], "zorder": 6},
     "pending": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["pending"], "zorder": 6},
+    # Tries too close together for triangles: one thin tick each (see DENSE_GAP).
+    "temporary-tick": {
+        "marker": "|",
+        "s": 70,
+        "color": OUTCOME_COLOURS["temporary"],
+        "linewidths": 0.9,
+        "zorder": 6,
+    },
+    "permanent-tick": {
+        "marker": "|",
+        "s": 70,
+        "color": OUTCOME_COLOURS["permanent"],
+        "linewidths": 0.9,
+        "zorder": 6,
+    },
     "delivered": {"marker": "*", "s": 150, "color": STATUS_COLOURS["delivered"], "zorder": 7},
     "fetched": {"marker": "D", "s": 46, "color": "#1f5fa8", "zorder": 7},
     "expired": {"marker": "d", "s": 60, "color": "#8c564b", "zorder": 7},
@@ -302,6 +335,8 @@ _LEGEND_NAMES = {
     "temporary": "attempt: temporary failure",
     "permanent": "attempt: permanent failure",
     "pending": "attempt: no outcome yet",
+    "temporary-tick": "attempt: temporary failure",
+    "permanent-tick": "attempt: permanent failure",
     "delivered": "delivered to mailbox",
     "fetched": "fetched by the user",
     "expired": "expired (gave up)",
@@ -322,6 +357,10 @@ def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
     chosen = sorted(order[:keep])
     return [rows[i] for i in chosen]
 
+
+#: A run of failed tries whose usual gap is under this many triangle widths is drawn as thin
+#: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
+DENSE_GAP = 1.5
 
 #: Inches of one row of the timeline in the default look (the slide look scales it).
 ROW_INCHES = 0.42
@@ -417,15 +456,22 @@ def delivery_timeline(
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
     _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time, look)
     points: dict[str, list[tuple[float, float]]] = {}
+    dpi = fig.dpi
+
+    def pt_of(x: float) -> float:
+        """Points from the figure's left edge (the x limits and the axes' width are final)."""
+        return float(ax.transData.transform((x, 0.0))[0]) * 72.0 / dpi
+
     for row, journey in enumerate(rows):
-        _draw_row(ax, row, journey, x_of, x_hi, points, look)
+        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of)
     for name, pts in points.items():
-        style = dict(_MARKERS[name])
+        style = dict(_MARKERS[name.removesuffix("-covered")])
         style["s"] = style["s"] * look.scale**2
-        collection = ax.scatter(
-            [p[0] for p in pts], [p[1] for p in pts], label=_LEGEND_NAMES[name], **style
-        )
-        collection.set_gid(f"timeline-{name}")
+        if "linewidths" in style:
+            style["linewidths"] = look.line(style["linewidths"])
+        label = _LEGEND_NAMES.get(name, "_covered")  # hidden under a cross: not in the legend
+        collection = ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+        collection.set_gid(f"timeline-{name.split('-')[0]}")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([_row_label(j) for j in rows], fontsize=look.small)
     for tick, journey in zip(ax.get_yticklabels(), rows, strict=False):
@@ -467,9 +513,14 @@ def _log_axis(ax: Axes, hi: float) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+#: How a DSN row is named, by what it reports: its queue id says nothing to a reader.
+_REPORT_NAMES = {"bounce": "bounce report (DSN)", "delay": "delay warning (DSN)", "": "DSN"}
+
+
 def _row_label(journey: Journey) -> str:
-    extra = " (DSN)" if journey.kind == "dsn" else ""
-    return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}{extra}"
+    if journey.kind == "dsn":
+        return f"{_REPORT_NAMES[journey.report]} → {short_text(journey.rcpt, 22)}"
+    return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}"
 
 
 def _draw_outages(
@@ -510,6 +561,36 @@ def _draw_outages(
         )
 
 
+def _marker_width(name: str, look: Look) -> float:
+    """The width in points of the ``name`` marker in ``look`` (scatter sizes are areas)."""
+    return math.sqrt(_MARKERS[name]["s"]) * look.scale
+
+
+def _runs(attempts: list[Attempt]) -> list[list[Attempt]]:
+    """The failed attempts in runs of one reason each, in time order."""
+    runs: list[list[Attempt]] = []
+    previous: Attempt | None = None
+    for attempt in attempts:
+        if attempt.outcome not in ("temporary", "permanent"):
+            previous = None
+            continue
+        if previous is not None and attempt.reason == previous.reason:
+            runs[-1].append(attempt)
+        else:
+            runs.append([attempt])
+        previous = attempt
+    return runs
+
+
+def rhythm(times: Sequence[float]) -> str:
+    """How often tries came, as people say it: ``every ~35 min`` (the median gap, rounded)."""
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    gap = gaps[len(gaps) // 2]
+    if gap >= 60:
+        gap = round(gap / 60) * 60.0
+    return f"every ~{human_duration(gap)}"
+
+
 def _draw_row(
     ax: Axes,
     row: int,
@@ -518,7 +599,17 @@ def _draw_row(
     x_hi: float,
     points: dict[str, list[tuple[float, float]]],
     look: Look,
+    pt_of: Any,
 ) -> None:
+    """Draw one journey's bar, markers (into ``points``) and labels on row ``row``.
+
+    ``pt_of`` turns an x value into points across the figure, to see what markers would melt
+    together: a run of failed tries closer than :data:`DENSE_GAP` marker widths is drawn as thin
+    ticks and labelled with its count and rhythm; the failed try the final cross (bounced,
+    rejected, lost) reports and an expiry, when the cross covers them, are drawn under it but
+    not named in the legend, and the expiry is said in the cross's label instead.
+    """
+
     def add(name: str, t: float | None) -> None:
         if t is not None:
             points.setdefault(name, []).append((x_of(t), row))
@@ -550,44 +641,66 @@ def _draw_row(
     add("submitted", journey.submitted)
     for t, _ in journey.queued:
         add("queued", t)
-    previous_reason = None
-    run_start: Attempt | None = None
-    run_length = 0
-    runs: list[tuple[Attempt, int]] = []
-    for attempt in journey.attempts:
-        add(attempt.outcome, attempt.t)
-        if attempt.outcome in ("temporary", "permanent"):
-            if attempt.reason == previous_reason and run_start is not None:
-                run_length += 1
-                continue
-            if run_start is not None:
-                runs.append((run_start, run_length))
-            run_start, run_length, previous_reason = attempt, 1, attempt.reason
-        else:
-            if run_start is not None:
-                runs.append((run_start, run_length))
-            run_start, run_length, previous_reason = None, 0, None
-    if run_start is not None:
-        runs.append((run_start, run_length))
-    for first, count in runs:
-        label = first.reason + (f" (×{count})" if count > 1 else "")
-        ax.annotate(
+    ends = {"bounced": journey.bounced, "rejected": journey.rejected, "lost": journey.lost}
+    final = next(((name, t) for name, t in ends.items() if t is not None), None)
+
+    def covered(t: float) -> bool:
+        if final is None:
+            return False
+        reach = (_marker_width(final[0], look) + _marker_width("temporary", look)) / 2
+        return bool(abs(pt_of(x_of(t)) - pt_of(x_of(final[1]))) < 0.8 * reach)
+
+    dense: set[int] = set()
+    for run in _runs(journey.attempts):
+        first = run[0]
+        label = first.reason
+        gaps = sorted(pt_of(x_of(b.t)) - pt_of(x_of(a.t)) for a, b in itertools.pairwise(run))
+        if len(run) >= 3 and gaps[len(gaps) // 2] < DENSE_GAP * _marker_width("temporary", look):
+            dense.update(id(attempt) for attempt in run)
+            label += f": {len(run)} tries, {rhythm([a.t for a in run])}"
+        elif len(run) > 1:
+            label += f" (×{len(run)})"
+        text = ax.annotate(
             label,
             (x_of(first.t), row),
-            xytext=(0, 6),
+            xytext=(0, 6 * look.scale),
             textcoords="offset points",
             ha="left",
             va="bottom",
-            fontsize=look.small * 0.95,
+            fontsize=look.small,
             color=OUTCOME_COLOURS[first.outcome],
             zorder=9,
         )
+        text.set_gid("timeline-label")
+    for attempt in journey.attempts:
+        if attempt.outcome == "permanent" and covered(attempt.t):
+            # The try the cross reports, hidden under it: drawn, but not named in the legend.
+            add("permanent-covered", attempt.t)
+        else:
+            add(attempt.outcome + ("-tick" if id(attempt) in dense else ""), attempt.t)
     add("delivered", journey.delivered)
     add("fetched", journey.fetched)
-    add("expired", journey.expired)
-    add("bounced", journey.bounced)
-    add("rejected", journey.rejected)
-    add("lost", journey.lost)
+    if journey.expired is not None and final is not None and covered(journey.expired):
+        name, t = final
+        since = journey.submitted if journey.submitted is not None else journey.start
+        text = ax.annotate(
+            f"gave up after {human_duration(journey.expired - since)}: {name}",
+            (x_of(t), row),
+            xytext=(-_marker_width(name, look) / 2, 6 * look.scale),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=look.small,
+            color=STATUS_COLOURS[name],
+            fontweight="bold",
+            zorder=9,
+        )
+        text.set_gid("timeline-label")
+        add("expired-covered", journey.expired)
+    else:
+        add("expired", journey.expired)
+    if final is not None:
+        add(*final)
     for t in journey.warned:
         add("warned", t)
     for t in journey.duplicates:
@@ -600,7 +713,9 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> in
 
     handles, labels = ax.get_legend_handles_labels()
     order = list(_LEGEND_NAMES.values())
-    pairs = sorted(zip(handles, labels, strict=False), key=lambda p: order.index(p[1]))
+    # One entry per meaning: triangles and ticks of the same outcome are named once.
+    unique = dict(zip(labels, handles, strict=True))
+    pairs = sorted(((h, lab) for lab, h in unique.items()), key=lambda p: order.index(p[1]))
     handles = [h for h, _ in pairs]
     labels = [lab for _, lab in pairs]
     for kind in sorted({o.kind for o in outages}):

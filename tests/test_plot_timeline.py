@@ -133,7 +133,9 @@ def test_max_rows_keeps_the_most_retried_pairs_and_says_so():
     records = link_outage()
     fig = delivery_timeline(records, max_rows=3)
     assert len(artists_with_gid(fig, "timeline-row")) == 3
-    assert "3 of 7, the most retried" in fig.axes[0].get_title(loc="left")
+    assert "3 of 7 (message, recipient) pairs, the most retried" in fig.axes[0].get_title(
+        loc="left"
+    )
 
 
 def _texts(fig, gid="timeline-label"):
@@ -190,3 +192,90 @@ def test_rhythm_is_the_usual_gap_rounded_as_people_say_it():
     assert rhythm([0.0, 2100.0, 4230.0, 6300.0]) == "every ~35 min"
     assert rhythm([0.0, 20.0, 40.0, 61.0]) == "every ~20 s"
     assert rhythm([0.0, 3900.0, 7800.0]) == "every ~1 h 5 min"
+
+
+def _busy_day() -> list[dict]:
+    """Three link outages in a day; in each, pairs fail 1 to 6 times; plenty of quiet mail."""
+    records: list[dict] = []
+
+    def pair(msg: str, t: float, fails: int, gap: float = 1800.0) -> None:
+        records.append(
+            {"t": t, "type": "mail.submit", "msg": msg, "node": "pc", "rcpts": ["x@far"]}
+        )
+        records.append({"t": t, "type": "mail.queue", "msg": msg, "node": "mx", "rcpts": ["x@far"]})
+        for k in range(fails + 1):
+            at = t + 1 + k * gap
+            records.append(
+                {"t": at, "type": "mail.attempt", "msg": msg, "node": "mx", "rcpts": ["x@far"]}
+            )
+            if k < fails:
+                kind, reply = ("mail.defer", "451 4.4.1 timed out" if k % 2 else "452 full")
+                records.append(
+                    {
+                        "t": at + 30,
+                        "type": kind,
+                        "msg": msg,
+                        "node": "mx",
+                        "rcpt": "x@far",
+                        "reply": reply,
+                    }
+                )
+        records.append(
+            {
+                "t": t + 2 + fails * gap,
+                "type": "mail.deliver",
+                "msg": msg,
+                "node": "far",
+                "rcpt": "x@far",
+                "mailbox": "x",
+            }
+        )
+
+    for i in range(40):  # quiet mail all day, delivered at once
+        pair(f"q{i}", 600.0 + i * 2000.0, 0)
+    for index, (down, up) in enumerate([(3600, 7200), (30000, 40000), (60000, 80000)]):
+        records.append({"t": down, "type": "link.down", "a": "core", "b": f"mx{index}"})
+        records.append({"t": up, "type": "link.up", "a": "core", "b": f"mx{index}"})
+        for k in range(1, 7):
+            pair(f"o{index}-{k}", down + 60.0 * k, k if index else min(k, 2))
+    records.sort(key=lambda r: r["t"])
+    return records
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_a_busy_day_shows_each_outages_most_retried_pair_and_a_normal_delivery(size):
+    records = _busy_day()
+    fig = delivery_timeline(records, max_rows=6, size=size)
+    keep(fig, f"timeline_busy_{size}")
+    ax = fig.axes[0]
+    rows = [t.get_text().split(" →")[0] for t in ax.get_yticklabels()]
+    # The most retried of each outage (India's: the first of the ties), the quiet mail's first
+    # pair for contrast, then the most retried of the rest; in start order.
+    assert rows == ["q0", "o0-2", "o1-5", "o1-6", "o2-5", "o2-6"]
+    assert "the most retried of each outage and one delivered at once" in ax.get_title(loc="left")
+    # The axis covers the whole day, not only the rows kept.
+    first = min(r["t"] for r in records if r["type"] == "mail.submit")
+    last = max(r["t"] for r in records)
+    unit = time_unit(last - first)[1]
+    lo, hi = ax.get_xlim()
+    assert lo <= first / unit and hi >= last / unit
+    # No label runs into another, none leaves the frame; outage names stay apart too.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    for gid in ("timeline-label",):
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig, gid)]
+        for text, box in boxes:
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 + 1, text
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1 :]:
+                assert not box_a.overlaps(box_b), (a, b)
+    names = [t for t in ax.texts if t.get_text().endswith(" down")]
+    assert len(names) == 3
+    boxes = [t.get_window_extent(renderer) for t in names]
+    for i, box in enumerate(boxes):
+        assert box.y0 >= frame.y1  # above the frame, not on it
+        assert box.x1 <= fig.bbox.x1
+        assert all(not box.overlaps(other) for other in boxes[i + 1 :])
+    title = ax.title.get_window_extent(renderer)
+    assert title.x1 <= fig.bbox.x1 and all(title.y0 >= box.y1 - 1 for box in boxes)

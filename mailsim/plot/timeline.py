@@ -358,6 +358,49 @@ def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
     return [rows[i] for i in chosen]
 
 
+def _rows_that_tell_the_day(
+    rows: list[Journey], outages: list[Outage], keep: int
+) -> tuple[list[Journey], str]:
+    """``keep`` journeys that tell a long trace's story, in start order, and how they were chosen.
+
+    With outages: the most retried pair that failed during each outage (the outages that failed
+    the most tries first, when there are more than rows), then one pair delivered at its first
+    try for contrast, then the most retried of the rest. Without: the most retried
+    (:func:`_most_eventful`).
+    """
+    if not outages:
+        return _most_eventful(rows, keep), "the most retried"
+
+    def failed_during(journey: Journey, outage: Outage) -> int:
+        return sum(a.outcome != "accepted" and outage.covers(a.t) for a in journey.attempts)
+
+    impact = {id(o): sum(failed_during(j, o) for j in rows) for o in outages}
+    chosen: list[Journey] = []
+    for outage in sorted(outages, key=lambda o: -impact[id(o)])[: max(keep - 1, 1)]:
+        hit = [j for j in rows if j not in chosen and failed_during(j, outage)]
+        if hit:
+            chosen.append(max(hit, key=lambda j: (len(j.attempts), -j.start)))
+    how = "the most retried of each outage"
+    straight = next(
+        (
+            j
+            for j in rows
+            if j.kind == "mail"
+            and j.delivered is not None
+            and all(a.outcome == "accepted" for a in j.attempts)
+            and j not in chosen
+        ),
+        None,
+    )
+    if straight is not None and len(chosen) < keep:
+        chosen.append(straight)
+        how += " and one delivered at once"
+    rest = [j for j in rows if j not in chosen]
+    if len(chosen) < keep and rest:
+        chosen += _most_eventful(rest, keep - len(chosen))
+    return sorted(chosen, key=lambda j: j.start), how
+
+
 #: A run of failed tries whose usual gap is under this many triangle widths is drawn as thin
 #: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
 DENSE_GAP = 1.5
@@ -406,8 +449,10 @@ def delivery_timeline(
         # A slide does not grow: as many rows as fit above the axis label and the legend.
         fitting = int((SLIDE_INCHES[1] - top - 1.6 * look.scale) / row_inches)
         max_rows = fitting if max_rows is None else min(max_rows, fitting)
+    every = rows
+    how = ""
     if max_rows is not None and total > max_rows:
-        rows = _most_eventful(rows, max_rows)
+        rows, how = _rows_that_tell_the_day(rows, outages, max_rows)
     n = max(len(rows), 1)
     label_room = 0.0
     if ax is None:
@@ -424,13 +469,13 @@ def delivery_timeline(
         fig = ax.get_figure()  # type: ignore[assignment]
     title = "Delivery timeline, one row per (message, recipient)"
     if len(rows) < total:
-        title += f": {len(rows)} of {total:,}, the most retried"
+        title = f"Delivery timeline: {len(rows)} of {total:,} (message, recipient) pairs, {how}"
     ax.set_title(title, fontsize=look.title, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
         return fig
     times = [r["t"] for r in records if r["type"].startswith("mail.")]
-    t_first = min(j.start for j in rows)
+    t_first = min(j.start for j in every)  # the axis covers the whole trace, not the rows kept
     t_last = max(times)
     if log_time:
         origin = t_first
@@ -454,7 +499,11 @@ def delivery_timeline(
         x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
-    _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time, look)
+    outage_lines = _draw_outages(ax, outages, x_of, x_lo, x_hi, look)
+    # The outages' names sit between the title and the frame.
+    outage_room = outage_lines * look.small * 1.35 + (3 * look.scale if outage_lines else 0)
+    ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + outage_room)
+    top += outage_room / 72
     points: dict[str, list[tuple[float, float]]] = {}
     dpi = fig.dpi
 
@@ -462,8 +511,9 @@ def delivery_timeline(
         """Points from the figure's left edge (the x limits and the axes' width are final)."""
         return float(ax.transData.transform((x, 0.0))[0]) * 72.0 / dpi
 
+    run_labels: list[_RunLabel] = []
     for row, journey in enumerate(rows):
-        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of)
+        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of, run_labels)
     for name, pts in points.items():
         style = dict(_MARKERS[name.removesuffix("-covered")])
         style["s"] = style["s"] * look.scale**2
@@ -480,6 +530,7 @@ def delivery_timeline(
     ax.tick_params(axis="x", labelsize=look.small)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
+    _fit_run_labels(ax, run_labels, look)
     legend_rows = _legend(ax, outages, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
@@ -523,16 +574,33 @@ def _row_label(journey: Journey) -> str:
     return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}"
 
 
+#: Most stacked lines of outage names above the timeline; a repeated name that finds no room
+#: is left out (its band is the same), a new one gets a line of its own up to this many.
+OUTAGE_LABEL_LINES = 4
+
+
 def _draw_outages(
     ax: Axes,
     outages: list[Outage],
     x_of: Any,
     x_lo: float,
     x_hi: float,
-    log_time: bool,
     look: Look,
-) -> None:
-    for index, outage in enumerate(outages):
+) -> int:
+    """Shade each outage behind the rows and name it above the frame; returns the lines used.
+
+    Names go on the lowest line where they do not run into another one (or off the right edge,
+    where they are moved left), so overlapping outages stay readable.
+    """
+    fig = ax.get_figure()
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = ax.get_window_extent(renderer).x1
+    gap = 6 * look.scale * fig.dpi / 72
+    line = look.small * 1.35
+    taken: list[float] = []  # the right end (pixels) of the last name on each line
+    named: set[str] = set()
+    for outage in outages:
         start = max(x_of(outage.start), x_lo)
         end = x_hi if outage.end is None else min(x_of(outage.end), x_hi)
         if end <= start:
@@ -546,19 +614,76 @@ def _draw_outages(
             zorder=0,
         )
         span.set_gid("outage")
-        ax.text(
-            start,
-            1.0 - 0.035 * look.scale * (index % 3),
-            f" {outage.label} down",
-            transform=ax.get_xaxis_transform(),
+        text = ax.annotate(
+            f"{outage.label} down",
+            (start, 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 0),
+            textcoords="offset points",
             ha="left",
-            va="top",
+            va="bottom",
             fontsize=look.small,
             color=OUTAGE_COLOURS[outage.kind],
             fontweight="bold",
-            clip_on=True,
-            zorder=1,
+            annotation_clip=False,
         )
+        box = text.get_window_extent(renderer)
+        left = min(box.x0, right - box.width)
+        level = next((i for i, end_px in enumerate(taken) if left >= end_px + gap), None)
+        if level is None:
+            if text.get_text() in named or len(taken) >= OUTAGE_LABEL_LINES:
+                text.remove()
+                continue
+            taken.append(0.0)
+            level = len(taken) - 1
+        taken[level] = left + box.width
+        named.add(text.get_text())
+        text.xyann = ((left - box.x0) * 72 / fig.dpi, 3 * look.scale + level * line)
+    return len(taken)
+
+
+@dataclass
+class _RunLabel:
+    """The label over one run of failed tries, and the reasons and counts it stands for."""
+
+    row: int
+    text: Any  #: the Annotation
+    counts: dict[str, int]
+
+
+def _fit_run_labels(ax: Axes, labels: list[_RunLabel], look: Look) -> None:
+    """Keep run labels apart and inside the frame: move one that runs off the right edge left,
+    and fold one that would run into the label before it into that label (``connect timeout
+    (×7), 451 timeout (×3)``), so a crowded row says its reasons once, in order.
+    """
+    fig = ax.get_figure()
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = ax.get_window_extent(renderer).x1
+    gap = 6 * look.scale * fig.dpi / 72
+    for row in sorted({label.row for label in labels}):
+        kept: list[tuple[_RunLabel, float]] = []  # with its right end, pixels
+        for label in (lab for lab in labels if lab.row == row):
+            current = label
+            while True:
+                anchor = float(ax.transData.transform((current.text.xy[0], 0.0))[0])
+                width = current.text.get_window_extent(renderer).width
+                left = min(anchor, right - width)
+                current.text.xyann = ((left - anchor) * 72 / fig.dpi, current.text.xyann[1])
+                if not kept or left >= kept[-1][1] + gap:
+                    kept.append((current, left + width))
+                    break
+                previous, _ = kept.pop()
+                for reason, count in current.counts.items():
+                    previous.counts[reason] = previous.counts.get(reason, 0) + count
+                previous.text.set_text(
+                    ", ".join(
+                        reason + (f" (×{count})" if count > 1 else "")
+                        for reason, count in previous.counts.items()
+                    )
+                )
+                current.text.remove()
+                current = previous
 
 
 def _marker_width(name: str, look: Look) -> float:
@@ -600,6 +725,7 @@ def _draw_row(
     points: dict[str, list[tuple[float, float]]],
     look: Look,
     pt_of: Any,
+    run_labels: list[_RunLabel],
 ) -> None:
     """Draw one journey's bar, markers (into ``points``) and labels on row ``row``.
 
@@ -672,6 +798,7 @@ def _draw_row(
             zorder=9,
         )
         text.set_gid("timeline-label")
+        run_labels.append(_RunLabel(row, text, {first.reason: len(run)}))
     for attempt in journey.attempts:
         if attempt.outcome == "permanent" and covered(attempt.t):
             # The try the cross reports, hidden under it: drawn, but not named in the legend.

@@ -279,3 +279,31 @@ def test_a_busy_day_shows_each_outages_most_retried_pair_and_a_normal_delivery(s
         assert all(not box.overlaps(other) for other in boxes[i + 1 :])
     title = ax.title.get_window_extent(renderer)
     assert title.x1 <= fig.bbox.x1 and all(title.y0 >= box.y1 - 1 for box in boxes)
+
+
+def test_a_few_rows_on_a_slide_get_room_and_the_time_of_each_try():
+    from mailsim.plot.timeline import SLIDE_ROW_INCHES
+
+    records = [r for r in link_outage() if r.get("msg", "msg-1") == "msg-1"]
+    fig = delivery_timeline(records, size="slide")
+    keep(fig, "timeline_few_rows_slide")
+    ax = fig.axes[0]
+    rows = len(ax.get_yticks())
+    assert rows == 2  # msg-1 to steve and to bob
+    # The rows do not stretch over the whole slide: at most SLIDE_ROW_INCHES (x1.5) apart.
+    height = ax.get_position().height * fig.get_size_inches()[1]
+    assert height <= SLIDE_ROW_INCHES * 1.5 * (rows + 0.35) + 1e-6
+    # Each try of the first row says when it was, and the times stay apart.
+    times = _texts(fig, "timeline-time")
+    assert len(times) >= 4 and all(re.fullmatch(r"\d+:\d\d", t.get_text()) for t in times)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in times]
+    for i, box in enumerate(boxes):
+        assert all(not box.overlaps(other) for other in boxes[i + 1 :])
+    # The legend is under the plot, inside the slide.
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.y0 >= 0 and legend.y1 <= ax.get_window_extent(renderer).y0
+    # Not at the default size, nor with many rows.
+    assert not _texts(delivery_timeline(records), "timeline-time")
+    assert not _texts(delivery_timeline(link_outage(), size="slide"), "timeline-time")

@@ -405,6 +405,12 @@ def _rows_that_tell_the_day(
 #: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
 DENSE_GAP = 1.5
 
+#: Most inches between two rows on a slide (times the look's scale): one or two rows get room
+#: for their labels, not the whole height of the slide.
+SLIDE_ROW_INCHES = 1.6
+#: Rows on a slide up to which each try is also labelled with its time, under the row.
+TIMED_ROWS = 3
+
 #: Inches of one row of the timeline in the default look (the slide look scales it).
 ROW_INCHES = 0.42
 
@@ -512,8 +518,11 @@ def delivery_timeline(
         return float(ax.transData.transform((x, 0.0))[0]) * 72.0 / dpi
 
     run_labels: list[_RunLabel] = []
+    # A slide with a few rows has room to say when each try was (the retry rhythm); not on a
+    # log axis, where the times would crowd at the right.
+    timed = look.slide and own_figure and len(rows) <= TIMED_ROWS and not log_time
     for row, journey in enumerate(rows):
-        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of, run_labels)
+        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of, run_labels, timed)
     for name, pts in points.items():
         style = dict(_MARKERS[name.removesuffix("-covered")])
         style["s"] = style["s"] * look.scale**2
@@ -535,19 +544,28 @@ def delivery_timeline(
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
         bottom = (0.75 + 0.2 * legend_rows) * look.scale
+        shift = 0.0
         if look.slide:
             width, height = SLIDE_INCHES
+            # A few rows do not stretch over the whole slide: rows at most SLIDE_ROW_INCHES
+            # apart, the picture (title, rows, legend) in the middle of the slide.
+            rows_span = len(rows) + 0.35  # the y limits below
+            plot = min(height - top - bottom, SLIDE_ROW_INCHES * look.scale * rows_span)
+            shift = (height - top - bottom - plot) / 2
         else:
             width, height = 11.0, top + 0.4 + row_inches * n + bottom
             fig.set_size_inches(width, height)
+            plot = height - top - bottom
         ax.set_position(
             (
                 label_room / width,
-                bottom / height,
+                (bottom + shift) / height,
                 1 - (label_room + 0.3) / width,
-                1 - (top + bottom) / height,
+                plot / height,
             )
         )
+        if shift and fig.legends:
+            fig.legends[0].set_bbox_to_anchor((0.5, shift / height), transform=fig.transFigure)
     return fig
 
 
@@ -686,6 +704,43 @@ def _fit_run_labels(ax: Axes, labels: list[_RunLabel], look: Look) -> None:
                 current = previous
 
 
+def _short_clock(t: float) -> str:
+    """Simulated time as ``h:mm`` (``1 d 3:05`` after a day): short enough to go under a try."""
+    minutes = round(t / 60)
+    days, minutes = divmod(minutes, 1440)
+    text = f"{minutes // 60}:{minutes % 60:02d}"
+    return f"{days} d {text}" if days else text
+
+
+def _time_labels(
+    ax: Axes, row: int, journey: Journey, x_of: Any, look: Look, pt_of: Any, dense: set[int]
+) -> None:
+    """Write under each try when it was (``0:40``), those far enough apart to be read."""
+    tries = [a.t for a in journey.attempts if id(a) not in dense]
+    room = max((len(_short_clock(t)) for t in tries), default=0) * look.small * 0.65
+    room += 4 * look.scale
+    moments: list[float] = []
+    for t in tries:  # a try just after another one (a second MX, say) goes unlabelled
+        if not moments or pt_of(x_of(t)) - pt_of(x_of(moments[-1])) >= room:
+            moments.append(t)
+    if len(moments) < 2:
+        return
+    for t in moments:
+        text = _short_clock(t)
+        label = ax.annotate(
+            text,
+            (x_of(t), row),
+            xytext=(0, -9 * look.scale),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=look.small,
+            color="#555555",
+            zorder=9,
+        )
+        label.set_gid("timeline-time")
+
+
 def _marker_width(name: str, look: Look) -> float:
     """The width in points of the ``name`` marker in ``look`` (scatter sizes are areas)."""
     return math.sqrt(_MARKERS[name]["s"]) * look.scale
@@ -726,6 +781,7 @@ def _draw_row(
     look: Look,
     pt_of: Any,
     run_labels: list[_RunLabel],
+    timed: bool = False,
 ) -> None:
     """Draw one journey's bar, markers (into ``points``) and labels on row ``row``.
 
@@ -805,6 +861,8 @@ def _draw_row(
             add("permanent-covered", attempt.t)
         else:
             add(attempt.outcome + ("-tick" if id(attempt) in dense else ""), attempt.t)
+    if timed:
+        _time_labels(ax, row, journey, x_of, look, pt_of, dense)
     add("delivered", journey.delivered)
     add("fetched", journey.fetched)
     if journey.expired is not None and final is not None and covered(journey.expired):

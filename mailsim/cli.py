@@ -307,6 +307,7 @@ def validate(scenarios: tuple[str, ...], strict: bool, output_format: str | None
 )
 @click.option("--resume", is_flag=True, help="Keep the runs the folder's results.csv holds.")
 @click.option("--no-figures", is_flag=True, help="Skip sweep.png.")
+@_figure_size_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--command",
@@ -322,6 +323,7 @@ def sweep(
     out_dir: str | None,
     resume: bool,
     no_figures: bool,
+    figure_size: str,
     quiet: bool,
     show_run: int | None,
 ) -> None:
@@ -370,9 +372,11 @@ def sweep(
             _fail_input([str(error)])
     figure = None
     if not no_figures:
+        from functools import partial
+
         from mailsim.plot.sweep import save_sweep_figure
 
-        figure = save_sweep_figure
+        figure = partial(save_sweep_figure, size=figure_size)
     out = Path(out_dir) if out_dir else Path("runs") / path.stem
     try:
         code = sweep_command(
@@ -401,7 +405,7 @@ def plot(directory: str, figure_size: str) -> None:
         from mailsim.plot.sweep import save_sweep_figure
 
         try:
-            click.echo(f"wrote {save_sweep_figure(Path(directory))}")
+            click.echo(f"wrote {save_sweep_figure(Path(directory), size=figure_size)}")
         except PlotError as error:
             _fail_input([f"{directory}: {error}"])
         return

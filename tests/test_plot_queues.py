@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from plot_traces import (
     OUTAGE_MESSAGES,
     artists_with_gid,
@@ -70,3 +72,72 @@ def test_attempts_histogram_counts_each_pair_once_by_outcome():
     fig = attempts_histogram(bounce_after_days())
     bounced = [b for b in artists_with_gid(fig, "attempts-bounced") if b.get_height() > 0]
     assert len(bounced) == 1  # one pair, in one (wide) bin
+
+
+def _two_servers_two_outages() -> list[dict]:
+    """india-mail and uk-mail each queue mail while their own link is down (twice for India)."""
+
+    def queue(t: float, msg: str, node: str) -> dict:
+        return {"t": t, "type": "mail.queue", "msg": msg, "node": node, "rcpts": ["x@y"]}
+
+    def deliver(t: float, msg: str) -> dict:
+        return {"t": t, "type": "mail.deliver", "msg": msg, "node": "far", "rcpt": "x@y"}
+
+    records = [
+        {"t": 100.0, "type": "link.down", "a": "core", "b": "india-mail"},
+        queue(110.0, "a", "india-mail"),
+        queue(120.0, "b", "india-mail"),
+        {"t": 300.0, "type": "link.up", "a": "core", "b": "india-mail"},
+        deliver(310.0, "a"),
+        deliver(311.0, "b"),
+        {"t": 5000.0, "type": "link.down", "a": "core", "b": "uk-mail"},
+        queue(5010.0, "c", "uk-mail"),
+        {"t": 5200.0, "type": "link.down", "a": "core", "b": "india-mail"},
+        queue(5210.0, "d", "india-mail"),
+        {"t": 5500.0, "type": "link.up", "a": "core", "b": "india-mail"},
+        deliver(5510.0, "d"),
+        {"t": 6000.0, "type": "link.up", "a": "core", "b": "uk-mail"},
+        deliver(6010.0, "c"),
+    ]
+    return records
+
+
+def test_each_link_down_has_its_own_lane_in_its_servers_colour_and_the_legend_is_off_the_data():
+    from matplotlib.colors import to_hex
+
+    for size in ("default", "slide"):
+        fig = queue_figure(_two_servers_two_outages(), size=size)
+        keep(fig, f"queues_two_outages_{size}")
+        lines = {line.get_label(): line for line in artists_with_gid(fig, "queue")}
+        assert set(lines) == {"india-mail", "uk-mail"}
+        bars = artists_with_gid(fig, "outage")
+        assert len(bars) == 3  # India's link twice, the UK's once
+        strip = bars[0].axes
+        lanes = [t.get_text() for t in strip.get_yticklabels()]
+        assert lanes == ["link core–india-mail down", "link core–uk-mail down"]
+        for bar in bars:
+            lane = lanes[round(bar.get_y() + bar.get_height() / 2)]
+            server = lane.split("–")[1].removesuffix(" down")
+            assert to_hex(bar.get_facecolor()) == to_hex(lines[server].get_color())
+        # One legend entry per server, nothing else, and it covers no data.
+        ax = lines["india-mail"].axes
+        legend = ax.get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == ["india-mail", "uk-mail"]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        plot_box = ax.get_window_extent(renderer)
+        assert legend.get_window_extent(renderer).x0 >= plot_box.x1
+        # The lane names and the title stay inside the picture, above the plot.
+        for text in [*strip.get_yticklabels(), strip.title]:
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y0 >= plot_box.y1
+
+
+def test_idle_stretches_at_zero_are_one_thin_baseline_not_four_thick_lines():
+    fig = queue_figure(_two_servers_two_outages())
+    for line in artists_with_gid(fig, "queue"):
+        vertices = list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+        for (x0, y0), (x1, y1) in itertools.pairwise(vertices):
+            assert not (y0 == 0 and y1 == 0 and x1 > x0), (line.get_label(), x0, x1)
+    ax = artists_with_gid(fig, "queue")[0].axes
+    assert any(list(line.get_ydata()) == [0, 0] for line in ax.lines)  # the baseline

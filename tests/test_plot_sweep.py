@@ -85,3 +85,44 @@ def test_bad_sources_are_plot_errors(folder: Path, tmp_path: Path) -> None:
     (tmp_path / "aggregate.csv").write_text("point\n")
     result = CliRunner().invoke(main, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "not a mailsim study description" in result.stderr
+
+
+def test_slide_size_is_16_by_9_with_projector_type(folder: Path) -> None:
+    figure = sweep_figure(folder, size="slide")
+    assert tuple(figure.get_size_inches()) == (16.0, 9.0)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = [
+        text
+        for ax in figure.axes
+        for text in (*ax.get_xticklabels(), *ax.get_yticklabels(), ax.title, ax.xaxis.label)
+        if text.get_text() and text.get_visible()
+    ]
+    texts += [text for ax in figure.axes if ax.get_legend() for text in ax.get_legend().texts]
+    assert texts and min(text.get_fontsize() for text in texts) >= 12
+    # Everything stays inside the picture.
+    box = figure.bbox
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, text.get_text()
+    with pytest.raises(PlotError, match="size must be"):
+        sweep_figure(folder, size="poster")
+
+
+def test_mailsim_plot_and_sweep_draw_a_slide_figure(folder: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    (folder / "sweep.png").unlink(missing_ok=True)
+    result = CliRunner().invoke(
+        main, ["plot", str(folder), "--figure-size", "slide"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert Image.open(folder / "sweep.png").size == (1920, 1080)
+    study = write_small_study(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["sweep", str(study), "--workers", "1", "--out", str(out), "-q", "--figure-size", "slide"],
+    )
+    assert result.exit_code in (0, 3), result.output
+    assert Image.open(out / "sweep.png").size == (1920, 1080)

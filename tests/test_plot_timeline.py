@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from plot_traces import (
     GIVE_UP_AFTER,
@@ -14,7 +16,7 @@ from plot_traces import (
 
 from mailsim.plot import delivery_timeline, journeys
 from mailsim.plot._style import time_unit
-from mailsim.plot.timeline import short_reason
+from mailsim.plot.timeline import rhythm, short_reason
 
 
 def _points(fig, name):
@@ -74,9 +76,9 @@ def test_bounce_after_five_days_on_a_log_time_axis():
     assert 180 <= _points(fig, "temporary") <= 245
     assert _points(fig, "expired") == 1
     assert _points(fig, "bounced") == 1
-    # The bounce notice is its own row, delivered to James and fetched by him.
+    # The bounce notice is its own row, named for what it is, delivered to James and fetched.
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == ["msg-1 → steve@usa.com", "msg-1.dsn → james@india.com (DSN)"]
+    assert labels == ["msg-1 → steve@usa.com", "bounce report (DSN) → james@india.com"]
     assert _points(fig, "fetched") == 1
     tick_labels = {t.get_text() for t in fig.axes[0].get_xticklabels()}
     assert {"1 min", "1 h", "1 d", "4 d"} <= tick_labels
@@ -131,4 +133,177 @@ def test_max_rows_keeps_the_most_retried_pairs_and_says_so():
     records = link_outage()
     fig = delivery_timeline(records, max_rows=3)
     assert len(artists_with_gid(fig, "timeline-row")) == 3
-    assert "3 of 7, the most retried" in fig.axes[0].get_title(loc="left")
+    assert "3 of 7 (message, recipient) pairs, the most retried" in fig.axes[0].get_title(
+        loc="left"
+    )
+
+
+def _texts(fig, gid="timeline-label"):
+    return [t for t in fig.axes[0].texts if t.get_gid() == gid]
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_five_days_of_steady_retries_are_ticks_with_their_rhythm_then_the_bounce(size):
+    records = bounce_after_days()
+    fig = delivery_timeline(records, size=size)
+    keep(fig, f"timeline_bounce_{size}")
+    tries = sum(1 for r in records if r["type"] == "mail.attempt")
+    # Too dense for triangles: one thin tick per attempt, not one solid orange bar.
+    (ticks,) = artists_with_gid(fig, "timeline-temporary")
+    (journey, _) = journeys(records)
+    failed = [a for a in journey.attempts if a.outcome == "temporary"]
+    assert len(failed) >= tries - 1  # (a last try may be the one the bounce reports)
+    assert len(ticks.get_offsets()) == len(failed)
+    assert set(ticks.get_paths()[0].vertices[:, 0]) == {0.0}  # a vertical tick
+    labels = [t.get_text() for t in _texts(fig)]
+    # Tries every 30 to 40 minutes.
+    assert any(re.fullmatch(rf"connect timeout: {tries} tries, every ~3\d min", x) for x in labels)
+    assert "gave up after 5 d: bounced" in labels
+    # The report is named as one, and the legend names only what can be seen.
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows[1] == "bounce report (DSN) → james@india.com"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "submitted",
+        "queued",
+        "attempt: temporary failure",
+        "delivered to mailbox",
+        "fetched by the user",
+        "bounced",
+        "node down",
+    ]
+    # Labels stay inside the picture and apart.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in _texts(fig)]
+    for box in boxes:
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert not boxes[0].overlaps(boxes[1])
+
+
+def test_a_few_tries_keep_their_triangles_and_count():
+    fig = delivery_timeline(link_outage(), size="slide")
+    labels = [t.get_text() for t in _texts(fig)]
+    assert any(label.startswith("connect timeout (×") for label in labels), labels
+    assert all("tries, every" not in label for label in labels)
+
+
+def test_rhythm_is_the_usual_gap_rounded_as_people_say_it():
+    assert rhythm([0.0, 2100.0, 4230.0, 6300.0]) == "every ~35 min"
+    assert rhythm([0.0, 20.0, 40.0, 61.0]) == "every ~20 s"
+    assert rhythm([0.0, 3900.0, 7800.0]) == "every ~1 h 5 min"
+
+
+def _busy_day() -> list[dict]:
+    """Three link outages in a day; in each, pairs fail 1 to 6 times; plenty of quiet mail."""
+    records: list[dict] = []
+
+    def pair(msg: str, t: float, fails: int, gap: float = 1800.0) -> None:
+        records.append(
+            {"t": t, "type": "mail.submit", "msg": msg, "node": "pc", "rcpts": ["x@far"]}
+        )
+        records.append({"t": t, "type": "mail.queue", "msg": msg, "node": "mx", "rcpts": ["x@far"]})
+        for k in range(fails + 1):
+            at = t + 1 + k * gap
+            records.append(
+                {"t": at, "type": "mail.attempt", "msg": msg, "node": "mx", "rcpts": ["x@far"]}
+            )
+            if k < fails:
+                kind, reply = ("mail.defer", "451 4.4.1 timed out" if k % 2 else "452 full")
+                records.append(
+                    {
+                        "t": at + 30,
+                        "type": kind,
+                        "msg": msg,
+                        "node": "mx",
+                        "rcpt": "x@far",
+                        "reply": reply,
+                    }
+                )
+        records.append(
+            {
+                "t": t + 2 + fails * gap,
+                "type": "mail.deliver",
+                "msg": msg,
+                "node": "far",
+                "rcpt": "x@far",
+                "mailbox": "x",
+            }
+        )
+
+    for i in range(40):  # quiet mail all day, delivered at once
+        pair(f"q{i}", 600.0 + i * 2000.0, 0)
+    for index, (down, up) in enumerate([(3600, 7200), (30000, 40000), (60000, 80000)]):
+        records.append({"t": down, "type": "link.down", "a": "core", "b": f"mx{index}"})
+        records.append({"t": up, "type": "link.up", "a": "core", "b": f"mx{index}"})
+        for k in range(1, 7):
+            pair(f"o{index}-{k}", down + 60.0 * k, k if index else min(k, 2))
+    records.sort(key=lambda r: r["t"])
+    return records
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_a_busy_day_shows_each_outages_most_retried_pair_and_a_normal_delivery(size):
+    records = _busy_day()
+    fig = delivery_timeline(records, max_rows=6, size=size)
+    keep(fig, f"timeline_busy_{size}")
+    ax = fig.axes[0]
+    rows = [t.get_text().split(" →")[0] for t in ax.get_yticklabels()]
+    # The most retried of each outage (India's: the first of the ties), the quiet mail's first
+    # pair for contrast, then the most retried of the rest; in start order.
+    assert rows == ["q0", "o0-2", "o1-5", "o1-6", "o2-5", "o2-6"]
+    assert "the most retried of each outage and one delivered at once" in ax.get_title(loc="left")
+    # The axis covers the whole day, not only the rows kept.
+    first = min(r["t"] for r in records if r["type"] == "mail.submit")
+    last = max(r["t"] for r in records)
+    unit = time_unit(last - first)[1]
+    lo, hi = ax.get_xlim()
+    assert lo <= first / unit and hi >= last / unit
+    # No label runs into another, none leaves the frame; outage names stay apart too.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    for gid in ("timeline-label",):
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig, gid)]
+        for text, box in boxes:
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 + 1, text
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1 :]:
+                assert not box_a.overlaps(box_b), (a, b)
+    names = [t for t in ax.texts if t.get_text().endswith(" down")]
+    assert len(names) == 3
+    boxes = [t.get_window_extent(renderer) for t in names]
+    for i, box in enumerate(boxes):
+        assert box.y0 >= frame.y1  # above the frame, not on it
+        assert box.x1 <= fig.bbox.x1
+        assert all(not box.overlaps(other) for other in boxes[i + 1 :])
+    title = ax.title.get_window_extent(renderer)
+    assert title.x1 <= fig.bbox.x1 and all(title.y0 >= box.y1 - 1 for box in boxes)
+
+
+def test_a_few_rows_on_a_slide_get_room_and_the_time_of_each_try():
+    from mailsim.plot.timeline import SLIDE_ROW_INCHES
+
+    records = [r for r in link_outage() if r.get("msg", "msg-1") == "msg-1"]
+    fig = delivery_timeline(records, size="slide")
+    keep(fig, "timeline_few_rows_slide")
+    ax = fig.axes[0]
+    rows = len(ax.get_yticks())
+    assert rows == 2  # msg-1 to steve and to bob
+    # The rows do not stretch over the whole slide: at most SLIDE_ROW_INCHES (x1.5) apart.
+    height = ax.get_position().height * fig.get_size_inches()[1]
+    assert height <= SLIDE_ROW_INCHES * 1.5 * (rows + 0.35) + 1e-6
+    # Each try of the first row says when it was, and the times stay apart.
+    times = _texts(fig, "timeline-time")
+    assert len(times) >= 4 and all(re.fullmatch(r"\d+:\d\d", t.get_text()) for t in times)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in times]
+    for i, box in enumerate(boxes):
+        assert all(not box.overlaps(other) for other in boxes[i + 1 :])
+    # The legend is under the plot, inside the slide.
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.y0 >= 0 and legend.y1 <= ax.get_window_extent(renderer).y0
+    # Not at the default size, nor with many rows.
+    assert not _texts(delivery_timeline(records), "timeline-time")
+    assert not _texts(delivery_timeline(link_outage(), size="slide"), "timeline-time")

@@ -21,6 +21,7 @@ from mailsim.plot._style import (
     OUTAGE_COLOURS,
     SLIDE_INCHES,
     STATUS_COLOURS,
+    Look,
     empty_note,
     human_duration,
     look_for,
@@ -29,10 +30,12 @@ from mailsim.plot._style import (
     time_unit,
 )
 from mailsim.plot.timeline import journeys
-from mailsim.plot.topology import read_topology
+from mailsim.plot.topology import Outage, read_topology
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 Record = dict[str, Any]
 
@@ -88,26 +91,30 @@ MARKED_CHANGES = 60
 
 
 def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
-    """Queue length per mail server over time, with outages shaded behind.
+    """Queue length per mail server over time, with one lane per outage above it.
 
-    Each server has its own line style and marker (:data:`QUEUE_STYLES`) besides its colour, and
-    the lines are drawn widest first, so two servers with the same queue at the same time are
-    both seen. The time axis ends shortly after the last change of any queue.
+    Each server has its own colour, line style and marker (:data:`QUEUE_STYLES`), and the lines
+    are drawn widest first, so two servers with the same queue at the same time are both seen.
+    Stretches at zero are left to one thin baseline, so idle hours do not pile four lines on top
+    of each other. Each outage gets its own lane in a strip above the plot, named at its left and
+    coloured like the server whose link (or node) went down, and a light band of that colour
+    behind the queues; the legend of the servers sits right of the plot, off the data. The time
+    axis ends shortly after the last change of any queue.
 
     Args:
         records: trace records.
         size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
 
     Returns:
-        The figure; one step line (gid ``queue``, label the node name) per server that queued mail.
+        The figure; one line (gid ``queue``, label the node name) per server that queued mail,
+        one bar per outage in the strip (gid ``outage``), its band behind the queues (gid
+        ``outage-band``).
     """
     look = look_for(size)
     records = list(records)
     series = queue_lengths(records)
     fig = new_figure(*SLIDE_INCHES) if look.slide else new_figure(10.0, 4.2)
-    fw, fh = fig.get_size_inches()
-    left, bottom, right, top = 0.8 * look.scale, 0.55 * look.scale, 0.3, 0.45 * look.scale
-    ax = fig.add_axes((left / fw, bottom / fh, 1 - (left + right) / fw, 1 - (bottom + top) / fh))
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
     ax.set_title("Outgoing queue length per server", fontsize=look.title, loc="left")
     if not series:
         empty_note(ax, "no mail was queued in this trace")
@@ -116,47 +123,51 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     last_change = max(points[-1][0] for points in series.values())
     t_hi = min(max(r["t"] for r in records), last_change + 0.1 * max(last_change - t_lo, 1.0))
     name, unit = time_unit(max(t_hi - t_lo, 1e-3))
-    named: set[str] = set()  # each outage is named once in the legend, however often it hit
-    for outage in read_topology(records).outages:
-        end = outage.end if outage.end is not None else t_hi
-        if end < t_lo or outage.start > t_hi:
-            continue
-        label = f"{outage.label} down"
-        span = ax.axvspan(
-            max(outage.start, t_lo) / unit,
-            min(end, t_hi) / unit,
-            color=OUTAGE_COLOURS[outage.kind],
-            alpha=0.14,
-            linewidth=0,
-            label=label if label not in named else "_nolegend_",
+    colours = {node: f"C{index % 10}" for index, node in enumerate(series)}
+    outages = [
+        o
+        for o in read_topology(records).outages
+        if o.start <= t_hi and (o.end is None or o.end >= t_lo)
+    ]
+    lanes = list(dict.fromkeys(f"{o.label} down" for o in outages))
+    strip = fig.add_axes((0.1, 0.9, 0.8, 0.05), sharex=ax) if lanes else None
+    for outage in outages:
+        colour = _outage_colour(outage, colours)
+        lo = max(outage.start, t_lo) / unit
+        hi = min(outage.end if outage.end is not None else t_hi, t_hi) / unit
+        band = ax.axvspan(lo, hi, color=colour, alpha=0.09, linewidth=0, zorder=0)
+        band.set_gid("outage-band")
+        assert strip is not None
+        (bar,) = strip.barh(
+            lanes.index(f"{outage.label} down"), hi - lo, left=lo, height=0.7, color=colour
         )
-        named.add(label)
-        span.set_gid("outage")
+        bar.set_gid("outage")
     peak = 0
     count = len(series)
     for index, (node, points) in enumerate(series.items()):
-        xs = [t / unit for t, _ in points] + [t_hi / unit]
-        ys = [n for _, n in points] + [points[-1][1]]
+        xs, ys, marks = _queue_path(points, t_hi, unit)
         style, marker = QUEUE_STYLES[index % len(QUEUE_STYLES)]
         # Widest first: a later, thinner line drawn over an earlier one leaves it visible.
-        width = look.line(1.4 + 1.6 * (count - 1 - index) / max(count - 1, 1))
-        (line,) = ax.step(
+        width = look.line(0.9 + 0.8 * (count - 1 - index) / max(count - 1, 1))
+        marked = len(points) <= MARKED_CHANGES
+        (line,) = ax.plot(
             xs,
             ys,
-            where="post",
+            color=colours[node],
             linewidth=width,
             linestyle=style,
-            marker=marker if len(points) <= MARKED_CHANGES else None,
-            markevery=list(range(1, len(points))) if len(points) <= MARKED_CHANGES else None,
+            marker=marker if marked else None,
+            markevery=marks if marked else None,
             markersize=4 * look.scale,
             label=node,
             zorder=2 + index,
         )
         line.set_gid("queue")
-        peak = max(peak, *ys)
+        peak = max(peak, *(n for _, n in points))
+    ax.axhline(0, color="#8a8a8a", linewidth=look.line(0.8), zorder=1.5)
     pad = 0.03 * max(t_hi - t_lo, 1.0) / unit
     ax.set_xlim(t_lo / unit - pad, t_hi / unit + pad)
-    ax.set_ylim(0, peak * 1.08 + 1)
+    ax.set_ylim(-0.02 * (peak + 1), peak * 1.08 + 1)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -164,8 +175,93 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     ax.set_ylabel("queued (message, recipient) pairs", fontsize=look.font)
     ax.tick_params(labelsize=look.small)
     ax.grid(color="#e5e5e5", linewidth=0.6)
-    ax.legend(loc="best", fontsize=look.small, framealpha=0.9, handlelength=4)
+    legend = ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=look.small,
+        frameon=False,
+        handlelength=4,
+    )
+    if strip is not None:
+        strip.set_ylim(len(lanes) - 0.5, -0.5)
+        strip.set_yticks(range(len(lanes)), lanes, fontsize=look.small)
+        for tick, lane in zip(strip.get_yticklabels(), lanes, strict=True):
+            first = next(o for o in outages if f"{o.label} down" == lane)
+            tick.set_color(_outage_colour(first, colours))
+        strip.tick_params(axis="x", bottom=False, labelbottom=False)
+        strip.tick_params(axis="y", length=0)
+        for side in ("top", "right", "bottom"):
+            strip.spines[side].set_visible(False)
+        strip.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+        strip.set_axisbelow(True)
+    _fit_queue_layout(fig, ax, strip, legend, len(lanes), look)
     return fig
+
+
+def _outage_colour(outage: Outage, colours: Mapping[str, str]) -> str:
+    """The colour of the server whose link or node went down, else the outage kind's colour."""
+    for end in outage.what:
+        if end in colours:
+            return colours[end]
+    return OUTAGE_COLOURS[outage.kind]
+
+
+def _queue_path(
+    points: list[tuple[float, int]], t_hi: float, unit: float
+) -> tuple[list[float], list[float], list[int]]:
+    """A queue's steps as a polyline, its stretches at zero left out (the baseline shows them).
+
+    Returns the x and y vertices (a NaN lifts the pen over a stretch at zero) and the indices of
+    the vertices where the length changes, for the markers.
+    """
+    nan = float("nan")
+    xs: list[float] = []
+    ys: list[float] = []
+    marks: list[int] = []
+    ends = [t for t, _ in points[1:]] + [t_hi]
+    for i, ((t, n), t_next) in enumerate(zip(points, ends, strict=True)):
+        if i > 0:
+            if points[i - 1][1] == 0:  # the pen is up: start the rise from the baseline
+                xs.append(t / unit)
+                ys.append(0.0)
+            xs.append(t / unit)
+            ys.append(float(n))
+            marks.append(len(xs) - 1)
+        elif n:
+            xs.append(t / unit)
+            ys.append(float(n))
+        xs.append(t_next / unit if n else nan)
+        ys.append(float(n) if n else nan)
+    return xs, ys, marks
+
+
+def _fit_queue_layout(
+    fig: Figure, ax: Axes, strip: Axes | None, legend: Legend, lanes: int, look: Look
+) -> None:
+    """Place the plot, the outage strip and the legend from the measured sizes of their labels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    fw, fh = fig.get_size_inches()
+    axis_box = ax.yaxis.get_tightbbox(renderer)
+    widths = [axis_box.width if axis_box is not None else 0.0]
+    if strip is not None:
+        widths += [t.get_window_extent(renderer).width for t in strip.get_yticklabels()]
+    left = max(widths) / fig.dpi + 0.25 * look.scale
+    right = legend.get_window_extent(renderer).width / fig.dpi + 0.35 * look.scale
+    bottom, top = 0.55 * look.scale, 0.45 * look.scale
+    strip_height = 0.24 * lanes * look.scale
+    gap = 0.12 * look.scale if strip is not None else 0.0
+    if not look.slide:
+        fh += strip_height + gap  # by default the figure grows by the strip; a slide does not
+        fig.set_size_inches(fw, fh)
+    height = fh - bottom - top - strip_height - gap
+    width = 1 - (left + right) / fw
+    ax.set_position((left / fw, bottom / fh, width, height / fh))
+    if strip is not None:
+        strip.set_position((left / fw, (bottom + height + gap) / fh, width, strip_height / fh))
+        # The title goes above the strip, the top of the figure.
+        ax.set_title("", loc="left")
+        strip.set_title("Outgoing queue length per server", fontsize=look.title, loc="left")
 
 
 def latency_cdf(

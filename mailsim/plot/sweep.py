@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailsim.plot._style import FONT, SMALL_FONT, PlotError, new_figure, time_unit
+from mailsim.plot._style import SLIDE_INCHES, Look, PlotError, look_for, new_figure, time_unit
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -67,6 +67,7 @@ def sweep_figure(
     metrics: Sequence[str] | None = None,
     x: str | None = None,
     lines: str | None = None,
+    size: str = "default",
 ) -> Figure:
     """Metrics against a parameter, one line per value of another, with 95% intervals.
 
@@ -76,6 +77,8 @@ def sweep_figure(
         metrics: the panels (default: the study's ``plot.metrics``).
         x: the parameter along x (default: the study's ``plot.x``).
         lines: the parameter drawn as separate lines (default: the study's ``plot.lines``).
+        size: "default" (:data:`PANEL_WIDTH` per panel) or "slide" (16:9 with large type; see
+            :class:`mailsim.plot._style.Look`).
 
     Returns:
         The figure; each line has gid ``sweep-line`` and its label.
@@ -101,29 +104,40 @@ def sweep_figure(
             raise PlotError(f"{role}: '{field}' is not a parameter; the study has {fields}")
     if x is not None and x == lines:
         raise PlotError("x and lines must be two different parameters")
-    fig = new_figure(PANEL_WIDTH * len(chosen), HEIGHT, dpi=110)
+    look = look_for(size)
+    if look.slide:
+        fig = new_figure(*SLIDE_INCHES, dpi=look.dpi)
+    else:
+        fig = new_figure(PANEL_WIDTH * len(chosen), HEIGHT, dpi=110)
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
     units = {metric["name"]: metric.get("unit", "") for metric in document["metrics"]}
     titles = {metric["name"]: metric.get("title", metric["name"]) for metric in document["metrics"]}
     for ax, name in zip(axes, chosen, strict=True):
         picked = [row for row in rows if row["metric"] == name]
-        _panel(ax, document, picked, x, lines, units[name], titles[name])
+        _panel(ax, document, picked, x, lines, units[name], titles[name], look)
     replications = document.get("replications")
     fig.suptitle(
         f"{document.get('name', 'parameter study')}\n"
         f"means of {replications} replications with 95% confidence intervals",
-        fontsize=FONT + 2,
+        fontsize=look.title + look.scale,
     )
     fig.tight_layout()
     return fig
 
 
-def save_sweep_figure(directory: str | Path, *, dpi: float = 110) -> Path:
-    """Draw the figure of a sweep folder into ``sweep.png`` there; returns its path."""
+def save_sweep_figure(
+    directory: str | Path, *, size: str = "default", dpi: float | None = None
+) -> Path:
+    """Draw the figure of a sweep folder into ``sweep.png`` there; returns its path.
+
+    ``size`` as for :func:`sweep_figure`; ``dpi`` defaults to 110, or the slide look's 120 (which
+    makes a slide 1920 x 1080 pixels).
+    """
     folder = Path(directory)
-    figure = sweep_figure(folder)
+    look = look_for(size)
+    figure = sweep_figure(folder, size=look.name)
     path = folder / FIGURE_NAME
-    figure.savefig(path, dpi=dpi)
+    figure.savefig(path, dpi=dpi if dpi is not None else (look.dpi if look.slide else 110))
     return path
 
 
@@ -155,6 +169,7 @@ def _panel(
     lines: str | None,
     unit: str,
     title: str,
+    look: Look,
 ) -> None:
     parameters = {parameter["field"]: parameter for parameter in document["parameters"]}
     scale, unit_name = 1.0, ""
@@ -182,7 +197,15 @@ def _panel(
         high = [_number(r["ci_high"]) / scale for r in members]
         colour = LINE_COLOURS[index % len(LINE_COLOURS)]
         marker = MARKERS[index % len(MARKERS)]
-        (line,) = ax.plot(xs, means, color=colour, marker=marker, label=label or None, lw=1.8)
+        (line,) = ax.plot(
+            xs,
+            means,
+            color=colour,
+            marker=marker,
+            markersize=6 * look.scale,
+            label=label or None,
+            lw=look.line(1.8),
+        )
         line.set_gid("sweep-line")
         if any(not math.isnan(v) for v in low):
             ax.fill_between(xs, low, high, color=colour, alpha=0.15, lw=0)
@@ -190,7 +213,15 @@ def _panel(
                 [m - lo if not math.isnan(lo) else 0.0 for m, lo in zip(means, low, strict=True)],
                 [hi - m if not math.isnan(hi) else 0.0 for m, hi in zip(means, high, strict=True)],
             ]
-            ax.errorbar(xs, means, yerr=errors, fmt="none", ecolor=colour, capsize=3, lw=1)
+            ax.errorbar(
+                xs,
+                means,
+                yerr=errors,
+                fmt="none",
+                ecolor=colour,
+                capsize=3 * look.scale,
+                lw=look.line(1),
+            )
     if len(groups) > MAX_LINES:
         ax.plot([], [], " ", label=f"({len(groups) - MAX_LINES} more lines not drawn)")
     values = sorted(positions.values())
@@ -198,18 +229,18 @@ def _panel(
     if numeric and values[0] > 0 and values[-1] / values[0] >= 10:
         ax.set_xscale("log")
         ax.minorticks_off()
-    ax.set_xticks(list(positions.values()), tick_labels, fontsize=SMALL_FONT + 1)
-    ax.set_xlabel(x or "", fontsize=FONT)
-    ax.set_ylabel(f"{title} ({unit_name})" if unit_name else title, fontsize=FONT)
-    ax.set_title(title, fontsize=FONT + 1)
-    ax.tick_params(axis="y", labelsize=SMALL_FONT + 1)
+    ax.set_xticks(list(positions.values()), tick_labels, fontsize=look.small + look.scale)
+    ax.set_xlabel(x or "", fontsize=look.font)
+    ax.set_ylabel(f"{title} ({unit_name})" if unit_name else title, fontsize=look.font)
+    ax.set_title(title, fontsize=look.title)
+    ax.tick_params(axis="y", labelsize=look.small + look.scale)
     ax.grid(True, color="#dddddd", lw=0.6)
     ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
     if any(label for label in groups):
         ax.legend(
             title=lines if lines is not None and len(parameters) <= 2 else None,
-            fontsize=SMALL_FONT + 1,
-            title_fontsize=SMALL_FONT + 1,
+            fontsize=look.small + look.scale,
+            title_fontsize=look.small + look.scale,
             frameon=False,
         )
 

@@ -15,6 +15,8 @@ journey without being an attempt.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from mailsim.plot._style import (
     STATUS_COLOURS,
     Look,
     empty_note,
+    human_duration,
     look_for,
     new_figure,
     short_text,
@@ -69,7 +72,10 @@ class Journey:
     msg: str
     rcpt: str
     sender: str = ""
-    kind: str = "mail"  #: "mail" or "dsn" (a bounce notice)
+    kind: str = "mail"  #: "mail" or "dsn" (a delivery status notification)
+    #: What a DSN reports: "bounce" (a ``mail.bounce`` names it), "delay" (sent with a
+    #: ``mail.warn``) or "" (not known, or not a DSN).
+    report: str = ""
     submitted: float | None = None
     queued: list[tuple[float, str]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
@@ -160,6 +166,8 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
     open_attempt: dict[tuple[str, str], Attempt] = {}
     tcp_fail: dict[int, str] = {}
     where_queued: dict[tuple[str, str], str] = {}
+    bounce_reports: set[str] = set()
+    warned_at: set[float] = set()
 
     def pair(msg: str, rcpt: str) -> Journey:
         key = (msg, rcpt)
@@ -233,6 +241,8 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
             elif kind == "mail.bounce":
                 resolve(key, "permanent", rec.get("reply", ""))
                 journey.bounced = t
+                if rec.get("dsn"):
+                    bounce_reports.add(str(rec["dsn"]))
                 journey.bounce_reply = rec.get("reply", "")
             elif kind == "mail.reject":
                 resolve(key, "permanent", rec.get("reply", ""))
@@ -245,8 +255,16 @@ def journeys(records: Sequence[Record]) -> list[Journey]:
                 journey.lost_cause = str(rec.get("cause", ""))
             elif kind == "mail.warn":
                 journey.warned.append(t)
+                warned_at.add(t)
             elif kind == "mail.duplicate":
                 journey.duplicates.append(t)
+    for journey in pairs.values():
+        if journey.kind != "dsn":
+            continue
+        if journey.msg in bounce_reports:
+            journey.report = "bounce"
+        elif journey.submitted in warned_at:  # a warning is submitted when it is decided
+            journey.report = "delay"
     return list(pairs.values())
 
 
@@ -285,6 +303,21 @@ _MARKERS: dict[str, dict[str, Any]] = {
     "temporary": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["temporary"], "zorder": 6},
     "permanent": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["permanent"], "zorder": 6},
     "pending": {"marker": ">", "s": 40, "color": OUTCOME_COLOURS["pending"], "zorder": 6},
+    # Tries too close together for triangles: one thin tick each (see DENSE_GAP).
+    "temporary-tick": {
+        "marker": "|",
+        "s": 70,
+        "color": OUTCOME_COLOURS["temporary"],
+        "linewidths": 0.9,
+        "zorder": 6,
+    },
+    "permanent-tick": {
+        "marker": "|",
+        "s": 70,
+        "color": OUTCOME_COLOURS["permanent"],
+        "linewidths": 0.9,
+        "zorder": 6,
+    },
     "delivered": {"marker": "*", "s": 150, "color": STATUS_COLOURS["delivered"], "zorder": 7},
     "fetched": {"marker": "D", "s": 46, "color": "#1f5fa8", "zorder": 7},
     "expired": {"marker": "d", "s": 60, "color": "#8c564b", "zorder": 7},
@@ -302,6 +335,8 @@ _LEGEND_NAMES = {
     "temporary": "attempt: temporary failure",
     "permanent": "attempt: permanent failure",
     "pending": "attempt: no outcome yet",
+    "temporary-tick": "attempt: temporary failure",
+    "permanent-tick": "attempt: permanent failure",
     "delivered": "delivered to mailbox",
     "fetched": "fetched by the user",
     "expired": "expired (gave up)",
@@ -322,6 +357,59 @@ def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
     chosen = sorted(order[:keep])
     return [rows[i] for i in chosen]
 
+
+def _rows_that_tell_the_day(
+    rows: list[Journey], outages: list[Outage], keep: int
+) -> tuple[list[Journey], str]:
+    """``keep`` journeys that tell a long trace's story, in start order, and how they were chosen.
+
+    With outages: the most retried pair that failed during each outage (the outages that failed
+    the most tries first, when there are more than rows), then one pair delivered at its first
+    try for contrast, then the most retried of the rest. Without: the most retried
+    (:func:`_most_eventful`).
+    """
+    if not outages:
+        return _most_eventful(rows, keep), "the most retried"
+
+    def failed_during(journey: Journey, outage: Outage) -> int:
+        return sum(a.outcome != "accepted" and outage.covers(a.t) for a in journey.attempts)
+
+    impact = {id(o): sum(failed_during(j, o) for j in rows) for o in outages}
+    chosen: list[Journey] = []
+    for outage in sorted(outages, key=lambda o: -impact[id(o)])[: max(keep - 1, 1)]:
+        hit = [j for j in rows if j not in chosen and failed_during(j, outage)]
+        if hit:
+            chosen.append(max(hit, key=lambda j: (len(j.attempts), -j.start)))
+    how = "the most retried of each outage"
+    straight = next(
+        (
+            j
+            for j in rows
+            if j.kind == "mail"
+            and j.delivered is not None
+            and all(a.outcome == "accepted" for a in j.attempts)
+            and j not in chosen
+        ),
+        None,
+    )
+    if straight is not None and len(chosen) < keep:
+        chosen.append(straight)
+        how += " and one delivered at once"
+    rest = [j for j in rows if j not in chosen]
+    if len(chosen) < keep and rest:
+        chosen += _most_eventful(rest, keep - len(chosen))
+    return sorted(chosen, key=lambda j: j.start), how
+
+
+#: A run of failed tries whose usual gap is under this many triangle widths is drawn as thin
+#: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
+DENSE_GAP = 1.5
+
+#: Most inches between two rows on a slide (times the look's scale): one or two rows get room
+#: for their labels, not the whole height of the slide.
+SLIDE_ROW_INCHES = 1.6
+#: Rows on a slide up to which each try is also labelled with its time, under the row.
+TIMED_ROWS = 3
 
 #: Inches of one row of the timeline in the default look (the slide look scales it).
 ROW_INCHES = 0.42
@@ -367,8 +455,10 @@ def delivery_timeline(
         # A slide does not grow: as many rows as fit above the axis label and the legend.
         fitting = int((SLIDE_INCHES[1] - top - 1.6 * look.scale) / row_inches)
         max_rows = fitting if max_rows is None else min(max_rows, fitting)
+    every = rows
+    how = ""
     if max_rows is not None and total > max_rows:
-        rows = _most_eventful(rows, max_rows)
+        rows, how = _rows_that_tell_the_day(rows, outages, max_rows)
     n = max(len(rows), 1)
     label_room = 0.0
     if ax is None:
@@ -385,13 +475,13 @@ def delivery_timeline(
         fig = ax.get_figure()  # type: ignore[assignment]
     title = "Delivery timeline, one row per (message, recipient)"
     if len(rows) < total:
-        title += f": {len(rows)} of {total:,}, the most retried"
+        title = f"Delivery timeline: {len(rows)} of {total:,} (message, recipient) pairs, {how}"
     ax.set_title(title, fontsize=look.title, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
         return fig
     times = [r["t"] for r in records if r["type"].startswith("mail.")]
-    t_first = min(j.start for j in rows)
+    t_first = min(j.start for j in every)  # the axis covers the whole trace, not the rows kept
     t_last = max(times)
     if log_time:
         origin = t_first
@@ -415,17 +505,32 @@ def delivery_timeline(
         x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
-    _draw_outages(ax, outages, x_of, x_lo, x_hi, log_time, look)
+    outage_lines = _draw_outages(ax, outages, x_of, x_lo, x_hi, look)
+    # The outages' names sit between the title and the frame.
+    outage_room = outage_lines * look.small * 1.35 + (3 * look.scale if outage_lines else 0)
+    ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + outage_room)
+    top += outage_room / 72
     points: dict[str, list[tuple[float, float]]] = {}
+    dpi = fig.dpi
+
+    def pt_of(x: float) -> float:
+        """Points from the figure's left edge (the x limits and the axes' width are final)."""
+        return float(ax.transData.transform((x, 0.0))[0]) * 72.0 / dpi
+
+    run_labels: list[_RunLabel] = []
+    # A slide with a few rows has room to say when each try was (the retry rhythm); not on a
+    # log axis, where the times would crowd at the right.
+    timed = look.slide and own_figure and len(rows) <= TIMED_ROWS and not log_time
     for row, journey in enumerate(rows):
-        _draw_row(ax, row, journey, x_of, x_hi, points, look)
+        _draw_row(ax, row, journey, x_of, x_hi, points, look, pt_of, run_labels, timed)
     for name, pts in points.items():
-        style = dict(_MARKERS[name])
+        style = dict(_MARKERS[name.removesuffix("-covered")])
         style["s"] = style["s"] * look.scale**2
-        collection = ax.scatter(
-            [p[0] for p in pts], [p[1] for p in pts], label=_LEGEND_NAMES[name], **style
-        )
-        collection.set_gid(f"timeline-{name}")
+        if "linewidths" in style:
+            style["linewidths"] = look.line(style["linewidths"])
+        label = _LEGEND_NAMES.get(name, "_covered")  # hidden under a cross: not in the legend
+        collection = ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+        collection.set_gid(f"timeline-{name.split('-')[0]}")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([_row_label(j) for j in rows], fontsize=look.small)
     for tick, journey in zip(ax.get_yticklabels(), rows, strict=False):
@@ -434,23 +539,33 @@ def delivery_timeline(
     ax.tick_params(axis="x", labelsize=look.small)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
+    _fit_run_labels(ax, run_labels, look)
     legend_rows = _legend(ax, outages, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
         bottom = (0.75 + 0.2 * legend_rows) * look.scale
+        shift = 0.0
         if look.slide:
             width, height = SLIDE_INCHES
+            # A few rows do not stretch over the whole slide: rows at most SLIDE_ROW_INCHES
+            # apart, the picture (title, rows, legend) in the middle of the slide.
+            rows_span = len(rows) + 0.35  # the y limits below
+            plot = min(height - top - bottom, SLIDE_ROW_INCHES * look.scale * rows_span)
+            shift = (height - top - bottom - plot) / 2
         else:
             width, height = 11.0, top + 0.4 + row_inches * n + bottom
             fig.set_size_inches(width, height)
+            plot = height - top - bottom
         ax.set_position(
             (
                 label_room / width,
-                bottom / height,
+                (bottom + shift) / height,
                 1 - (label_room + 0.3) / width,
-                1 - (top + bottom) / height,
+                plot / height,
             )
         )
+        if shift and fig.legends:
+            fig.legends[0].set_bbox_to_anchor((0.5, shift / height), transform=fig.transFigure)
     return fig
 
 
@@ -467,9 +582,19 @@ def _log_axis(ax: Axes, hi: float) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+#: How a DSN row is named, by what it reports: its queue id says nothing to a reader.
+_REPORT_NAMES = {"bounce": "bounce report (DSN)", "delay": "delay warning (DSN)", "": "DSN"}
+
+
 def _row_label(journey: Journey) -> str:
-    extra = " (DSN)" if journey.kind == "dsn" else ""
-    return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}{extra}"
+    if journey.kind == "dsn":
+        return f"{_REPORT_NAMES[journey.report]} → {short_text(journey.rcpt, 22)}"
+    return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}"
+
+
+#: Most stacked lines of outage names above the timeline; a repeated name that finds no room
+#: is left out (its band is the same), a new one gets a line of its own up to this many.
+OUTAGE_LABEL_LINES = 4
 
 
 def _draw_outages(
@@ -478,10 +603,22 @@ def _draw_outages(
     x_of: Any,
     x_lo: float,
     x_hi: float,
-    log_time: bool,
     look: Look,
-) -> None:
-    for index, outage in enumerate(outages):
+) -> int:
+    """Shade each outage behind the rows and name it above the frame; returns the lines used.
+
+    Names go on the lowest line where they do not run into another one (or off the right edge,
+    where they are moved left), so overlapping outages stay readable.
+    """
+    fig = ax.get_figure()
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = ax.get_window_extent(renderer).x1
+    gap = 6 * look.scale * fig.dpi / 72
+    line = look.small * 1.35
+    taken: list[float] = []  # the right end (pixels) of the last name on each line
+    named: set[str] = set()
+    for outage in outages:
         start = max(x_of(outage.start), x_lo)
         end = x_hi if outage.end is None else min(x_of(outage.end), x_hi)
         if end <= start:
@@ -495,19 +632,143 @@ def _draw_outages(
             zorder=0,
         )
         span.set_gid("outage")
-        ax.text(
-            start,
-            1.0 - 0.035 * look.scale * (index % 3),
-            f" {outage.label} down",
-            transform=ax.get_xaxis_transform(),
+        text = ax.annotate(
+            f"{outage.label} down",
+            (start, 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 0),
+            textcoords="offset points",
             ha="left",
-            va="top",
+            va="bottom",
             fontsize=look.small,
             color=OUTAGE_COLOURS[outage.kind],
             fontweight="bold",
-            clip_on=True,
-            zorder=1,
+            annotation_clip=False,
         )
+        box = text.get_window_extent(renderer)
+        left = min(box.x0, right - box.width)
+        level = next((i for i, end_px in enumerate(taken) if left >= end_px + gap), None)
+        if level is None:
+            if text.get_text() in named or len(taken) >= OUTAGE_LABEL_LINES:
+                text.remove()
+                continue
+            taken.append(0.0)
+            level = len(taken) - 1
+        taken[level] = left + box.width
+        named.add(text.get_text())
+        text.xyann = ((left - box.x0) * 72 / fig.dpi, 3 * look.scale + level * line)
+    return len(taken)
+
+
+@dataclass
+class _RunLabel:
+    """The label over one run of failed tries, and the reasons and counts it stands for."""
+
+    row: int
+    text: Any  #: the Annotation
+    counts: dict[str, int]
+
+
+def _fit_run_labels(ax: Axes, labels: list[_RunLabel], look: Look) -> None:
+    """Keep run labels apart and inside the frame: move one that runs off the right edge left,
+    and fold one that would run into the label before it into that label (``connect timeout
+    (×7), 451 timeout (×3)``), so a crowded row says its reasons once, in order.
+    """
+    fig = ax.get_figure()
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = ax.get_window_extent(renderer).x1
+    gap = 6 * look.scale * fig.dpi / 72
+    for row in sorted({label.row for label in labels}):
+        kept: list[tuple[_RunLabel, float]] = []  # with its right end, pixels
+        for label in (lab for lab in labels if lab.row == row):
+            current = label
+            while True:
+                anchor = float(ax.transData.transform((current.text.xy[0], 0.0))[0])
+                width = current.text.get_window_extent(renderer).width
+                left = min(anchor, right - width)
+                current.text.xyann = ((left - anchor) * 72 / fig.dpi, current.text.xyann[1])
+                if not kept or left >= kept[-1][1] + gap:
+                    kept.append((current, left + width))
+                    break
+                previous, _ = kept.pop()
+                for reason, count in current.counts.items():
+                    previous.counts[reason] = previous.counts.get(reason, 0) + count
+                previous.text.set_text(
+                    ", ".join(
+                        reason + (f" (×{count})" if count > 1 else "")
+                        for reason, count in previous.counts.items()
+                    )
+                )
+                current.text.remove()
+                current = previous
+
+
+def _short_clock(t: float) -> str:
+    """Simulated time as ``h:mm`` (``1 d 3:05`` after a day): short enough to go under a try."""
+    minutes = round(t / 60)
+    days, minutes = divmod(minutes, 1440)
+    text = f"{minutes // 60}:{minutes % 60:02d}"
+    return f"{days} d {text}" if days else text
+
+
+def _time_labels(
+    ax: Axes, row: int, journey: Journey, x_of: Any, look: Look, pt_of: Any, dense: set[int]
+) -> None:
+    """Write under each try when it was (``0:40``), those far enough apart to be read."""
+    tries = [a.t for a in journey.attempts if id(a) not in dense]
+    room = max((len(_short_clock(t)) for t in tries), default=0) * look.small * 0.65
+    room += 4 * look.scale
+    moments: list[float] = []
+    for t in tries:  # a try just after another one (a second MX, say) goes unlabelled
+        if not moments or pt_of(x_of(t)) - pt_of(x_of(moments[-1])) >= room:
+            moments.append(t)
+    if len(moments) < 2:
+        return
+    for t in moments:
+        text = _short_clock(t)
+        label = ax.annotate(
+            text,
+            (x_of(t), row),
+            xytext=(0, -9 * look.scale),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=look.small,
+            color="#555555",
+            zorder=9,
+        )
+        label.set_gid("timeline-time")
+
+
+def _marker_width(name: str, look: Look) -> float:
+    """The width in points of the ``name`` marker in ``look`` (scatter sizes are areas)."""
+    return math.sqrt(_MARKERS[name]["s"]) * look.scale
+
+
+def _runs(attempts: list[Attempt]) -> list[list[Attempt]]:
+    """The failed attempts in runs of one reason each, in time order."""
+    runs: list[list[Attempt]] = []
+    previous: Attempt | None = None
+    for attempt in attempts:
+        if attempt.outcome not in ("temporary", "permanent"):
+            previous = None
+            continue
+        if previous is not None and attempt.reason == previous.reason:
+            runs[-1].append(attempt)
+        else:
+            runs.append([attempt])
+        previous = attempt
+    return runs
+
+
+def rhythm(times: Sequence[float]) -> str:
+    """How often tries came, as people say it: ``every ~35 min`` (the median gap, rounded)."""
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    gap = gaps[len(gaps) // 2]
+    if gap >= 60:
+        gap = round(gap / 60) * 60.0
+    return f"every ~{human_duration(gap)}"
 
 
 def _draw_row(
@@ -518,7 +779,19 @@ def _draw_row(
     x_hi: float,
     points: dict[str, list[tuple[float, float]]],
     look: Look,
+    pt_of: Any,
+    run_labels: list[_RunLabel],
+    timed: bool = False,
 ) -> None:
+    """Draw one journey's bar, markers (into ``points``) and labels on row ``row``.
+
+    ``pt_of`` turns an x value into points across the figure, to see what markers would melt
+    together: a run of failed tries closer than :data:`DENSE_GAP` marker widths is drawn as thin
+    ticks and labelled with its count and rhythm; the failed try the final cross (bounced,
+    rejected, lost) reports and an expiry, when the cross covers them, are drawn under it but
+    not named in the legend, and the expiry is said in the cross's label instead.
+    """
+
     def add(name: str, t: float | None) -> None:
         if t is not None:
             points.setdefault(name, []).append((x_of(t), row))
@@ -550,44 +823,69 @@ def _draw_row(
     add("submitted", journey.submitted)
     for t, _ in journey.queued:
         add("queued", t)
-    previous_reason = None
-    run_start: Attempt | None = None
-    run_length = 0
-    runs: list[tuple[Attempt, int]] = []
-    for attempt in journey.attempts:
-        add(attempt.outcome, attempt.t)
-        if attempt.outcome in ("temporary", "permanent"):
-            if attempt.reason == previous_reason and run_start is not None:
-                run_length += 1
-                continue
-            if run_start is not None:
-                runs.append((run_start, run_length))
-            run_start, run_length, previous_reason = attempt, 1, attempt.reason
-        else:
-            if run_start is not None:
-                runs.append((run_start, run_length))
-            run_start, run_length, previous_reason = None, 0, None
-    if run_start is not None:
-        runs.append((run_start, run_length))
-    for first, count in runs:
-        label = first.reason + (f" (×{count})" if count > 1 else "")
-        ax.annotate(
+    ends = {"bounced": journey.bounced, "rejected": journey.rejected, "lost": journey.lost}
+    final = next(((name, t) for name, t in ends.items() if t is not None), None)
+
+    def covered(t: float) -> bool:
+        if final is None:
+            return False
+        reach = (_marker_width(final[0], look) + _marker_width("temporary", look)) / 2
+        return bool(abs(pt_of(x_of(t)) - pt_of(x_of(final[1]))) < 0.8 * reach)
+
+    dense: set[int] = set()
+    for run in _runs(journey.attempts):
+        first = run[0]
+        label = first.reason
+        gaps = sorted(pt_of(x_of(b.t)) - pt_of(x_of(a.t)) for a, b in itertools.pairwise(run))
+        if len(run) >= 3 and gaps[len(gaps) // 2] < DENSE_GAP * _marker_width("temporary", look):
+            dense.update(id(attempt) for attempt in run)
+            label += f": {len(run)} tries, {rhythm([a.t for a in run])}"
+        elif len(run) > 1:
+            label += f" (×{len(run)})"
+        text = ax.annotate(
             label,
             (x_of(first.t), row),
-            xytext=(0, 6),
+            xytext=(0, 6 * look.scale),
             textcoords="offset points",
             ha="left",
             va="bottom",
-            fontsize=look.small * 0.95,
+            fontsize=look.small,
             color=OUTCOME_COLOURS[first.outcome],
             zorder=9,
         )
+        text.set_gid("timeline-label")
+        run_labels.append(_RunLabel(row, text, {first.reason: len(run)}))
+    for attempt in journey.attempts:
+        if attempt.outcome == "permanent" and covered(attempt.t):
+            # The try the cross reports, hidden under it: drawn, but not named in the legend.
+            add("permanent-covered", attempt.t)
+        else:
+            add(attempt.outcome + ("-tick" if id(attempt) in dense else ""), attempt.t)
+    if timed:
+        _time_labels(ax, row, journey, x_of, look, pt_of, dense)
     add("delivered", journey.delivered)
     add("fetched", journey.fetched)
-    add("expired", journey.expired)
-    add("bounced", journey.bounced)
-    add("rejected", journey.rejected)
-    add("lost", journey.lost)
+    if journey.expired is not None and final is not None and covered(journey.expired):
+        name, t = final
+        since = journey.submitted if journey.submitted is not None else journey.start
+        text = ax.annotate(
+            f"gave up after {human_duration(journey.expired - since)}: {name}",
+            (x_of(t), row),
+            xytext=(-_marker_width(name, look) / 2, 6 * look.scale),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=look.small,
+            color=STATUS_COLOURS[name],
+            fontweight="bold",
+            zorder=9,
+        )
+        text.set_gid("timeline-label")
+        add("expired-covered", journey.expired)
+    else:
+        add("expired", journey.expired)
+    if final is not None:
+        add(*final)
     for t in journey.warned:
         add("warned", t)
     for t in journey.duplicates:
@@ -600,7 +898,9 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> in
 
     handles, labels = ax.get_legend_handles_labels()
     order = list(_LEGEND_NAMES.values())
-    pairs = sorted(zip(handles, labels, strict=False), key=lambda p: order.index(p[1]))
+    # One entry per meaning: triangles and ticks of the same outcome are named once.
+    unique = dict(zip(labels, handles, strict=True))
+    pairs = sorted(((h, lab) for lab, h in unique.items()), key=lambda p: order.index(p[1]))
     handles = [h for h, _ in pairs]
     labels = [lab for _, lab in pairs]
     for kind in sorted({o.kind for o in outages}):

@@ -5,14 +5,17 @@ The SMTP and POP3 machines keep every rule in one table shaped ``{state: {trigge
 figure students see is the very table the code runs.
 
 Layout: the first state of the table is the start. States are placed in columns by the longest
-path from the start once the edges that go back (found by a depth-first search) are set aside,
-so the normal flow reads left to right. Dead ends that several states lead to (CLOSED, ERROR),
-and funnels that lead only to them (an SMTP client's QUIT_SENT), sit in a row below. A rule that
-most states share (``"peer closed" -> CLOSED`` from every state) is drawn once, from a dashed
-"any state" box, instead of once per state. Forward edges between neighbouring columns are
-straight, edges that skip columns or go back are arcs (back edges below the flow line, skips
-above), triggers of the same edge are joined into one label placed where it covers no state and
-no other label if it can, and a state's self-loops ("NOOP, RSET, VRFY") are a loop above it.
+path from the start once the edges that go back (found by a depth-first search) are set aside, so
+the normal flow reads left to right; the longest such path is a straight line (the spine) and the
+other states of a column stack above it. A flow too long for the page wraps into a second band of
+columns below the first, when that lets the type be larger. Dead ends that several states lead to
+(CLOSED, ERROR), and funnels that lead only to them (an SMTP client's QUIT_SENT), sit in a row
+below. A rule that most states share (``"peer closed" -> CLOSED`` from every state) is drawn once,
+from a dashed "any state" box; a rule into that row that several states share (``QUIT -> CLOSED``,
+``4xx/5xx -> QUIT_SENT``) is drawn once from a dashed box naming them. Forward edges are straight,
+edges that skip columns or go back are arcs; triggers of the same edge are joined into one label,
+and each label goes where its rendered box covers no other label, state or edge if it can.
+Geometry is measured in ems of the label type, so the default and the slide look are one layout.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ from mailsim.plot._style import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: Smallest type on a slide, points: 20 px at 1920 x 1080, legible from the back of a classroom.
+SLIDE_MIN_FONT = 12.0
+#: Geometry, in ems of the label type: a state's ellipse is as high as 2.6 lines of type, the
+#: rows of a column 3.4 ems apart beyond that (room for a two-line label), the columns 4.2 ems
+#: apart (room for a short label on a straight edge).
+ELLIPSE_HEIGHT = 2.6
+ROW_GAP = 3.4
+COLUMN_GAP = 4.2
+#: A label is wrapped to this many characters a line.
+LABEL_WIDTH = 18
+#: A family of rules into the bottom row is folded into one box when this many states share it.
+FAMILY_MIN = 3
+
 
 def state_name(state: Any) -> str:
     """How a state is written on the diagram: an Enum member's name, else ``str(state)``."""
@@ -42,13 +58,21 @@ def state_name(state: Any) -> str:
     return str(name) if name is not None else str(state)
 
 
-def _triggers_text(triggers: list[str], width: int = 18) -> str:
+def _triggers_text(triggers: list[str], width: int = LABEL_WIDTH) -> str:
     text = ", ".join(str(t) for t in triggers)
     return "\n".join(textwrap.wrap(text, width=width, break_long_words=False)) or text
 
 
 #: Stands for "every state" in a diagram: the source of transitions that most states share.
 ANY_STATE = object()
+
+
+class _Family:
+    """A box standing for several states that share rules into the bottom row."""
+
+    def __init__(self, members: tuple[Any, ...], text: str) -> None:
+        self.members = members
+        self.text = text
 
 
 def _everywhere(transitions: Mapping[Any, Mapping[str, Any]]) -> set[tuple[str, Any]]:
@@ -66,6 +90,28 @@ def _everywhere(transitions: Mapping[Any, Mapping[str, Any]]) -> set[tuple[str, 
                 holders[(trigger, target)] = holders.get((trigger, target), 0) + 1
     needed = max(3, math.ceil(0.6 * len(active)))
     return {rule for rule, count in holders.items() if count >= needed}
+
+
+def _family_text(members: tuple[Any, ...], every_name: list[str]) -> str:
+    """The members' names, shortened to a pattern (``AUTH_*_SENT``) where one names exactly
+    three or more of them, wrapped for the box."""
+    names = [state_name(m) for m in members]
+
+    def pattern(name: str) -> str | None:
+        parts = name.split("_")
+        return f"{parts[0]}_*_{parts[-1]}" if len(parts) >= 3 else None
+
+    written: list[str] = []
+    for name in names:
+        glob = pattern(name)
+        group = [n for n in names if glob and pattern(n) == glob]
+        # Only a pattern that names no state outside the family, and stands for three or more.
+        if glob and len(group) >= 3 and group == [n for n in every_name if pattern(n) == glob]:
+            if glob not in written:
+                written.append(glob)
+        else:
+            written.append(name)
+    return "\n".join(textwrap.wrap(", ".join(written), width=26, break_long_words=False))
 
 
 def _layers(
@@ -118,6 +164,40 @@ def _layers(
     return layer, back
 
 
+def _measure(text: str, points: float, *, bold: bool = False, italic: bool = False) -> float:
+    """Width of ``text`` (its longest line) set in ``points``-point type, in points."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(
+        size=points, weight="bold" if bold else "normal", style="italic" if italic else "normal"
+    )
+    return max(
+        float(TextPath((0, 0), line, size=points, prop=font).get_extents().width)
+        for line in (text.splitlines() or [text])
+    )
+
+
+def _spine(main: list[Any], forward: list[tuple[Any, Any]]) -> set[Any]:
+    """The longest forward path from the start: the states drawn on one straight line."""
+    successors: dict[Any, list[Any]] = {s: [] for s in main}
+    for a, b in forward:
+        if a in successors and b in successors:
+            successors[a].append(b)
+    height: dict[Any, int] = {}
+
+    def reach(state: Any) -> int:  # forward edges form a DAG, so this ends
+        if state not in height:
+            height[state] = 0
+            height[state] = max((reach(b) + 1 for b in successors[state]), default=0)
+        return height[state]
+
+    path = [main[0]]
+    while successors[path[-1]]:
+        path.append(max(successors[path[-1]], key=reach))
+    return set(path)
+
+
 def state_diagram(
     transitions: Mapping[Any, Mapping[str, Any]],
     *,
@@ -133,19 +213,19 @@ def state_diagram(
             first state is the start state.
         title: the figure title, e.g. ``"SMTP server (RFC 5321)"``.
         ax: draw into this axes instead of a new figure.
-        size: "default" (sized to the diagram) or "slide": 16:9, the whole diagram, its type and
-            its lines zoomed together to fill the slide, so the layout stays as it is.
+        size: "default" (sized to the diagram) or "slide": 16:9, type of at least
+            :data:`SLIDE_MIN_FONT` points, the diagram zoomed to fill the slide.
 
     Returns:
         The figure. Each state is an Ellipse patch with gid ``state:<name>``; each (from, to) pair
         of states is one FancyArrowPatch with gid ``transition`` (a self-loop has gid
-        ``self-loop``) labelled with all its triggers.
+        ``self-loop``) labelled with all its triggers; the "any state" box has gid ``any-state``
+        and its arrows ``transition-any``; a box for a family of states ``family`` and its arrows
+        ``transition-family``. Edge labels have gid ``label``.
 
     Raises:
         PlotError: the table is empty.
     """
-    from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
-
     states: list[Any] = []
     for source, row in transitions.items():
         for state in (source, *row.values()):
@@ -164,16 +244,114 @@ def state_diagram(
                 continue
             edges.setdefault((source, target), []).append(str(trigger))
     layer, back = _layers(states, edges)
+    sinks = _bottom_row(states, edges, from_any)
+    boxes = _fold_families(transitions, states, edges, sinks, everywhere)
+    loop_note = _fold_loops(edges, [state_name(s) for s in states])
+    look = look_for(size)
+    label_pt, name_pt = (SLIDE_MIN_FONT, SLIDE_MIN_FONT) if look.slide else (SMALL_FONT, FONT)
+    # An ellipse is as wide as its name plus about a letter and a half of the name's type each side.
+    pad = 1.8 * name_pt / label_pt
+    widths = {s: _measure(state_name(s), name_pt, bold=True) / label_pt + pad for s in states}
+    for family in boxes:
+        widths[family] = _measure(family.text, label_pt, italic=True) / label_pt + 1.6
+    if from_any:
+        widths[ANY_STATE] = _measure("any state", name_pt, italic=True) / label_pt + 2.0
+    # How wide each arrow's label is (ems), so the bottom row leaves room for it.
+    label_ems = {
+        frozenset((a, b)): _measure(_triggers_text(t), label_pt) / label_pt
+        for (a, b), t in edges.items()
+    }
+    for family, rules in boxes.items():
+        for target, t in rules.items():
+            label_ems[frozenset((family, target))] = (
+                _measure(_triggers_text(t), label_pt) / label_pt
+            )
+    positions, slot = _place(states, edges, layer, back, sinks, boxes, from_any, widths, label_ems)
+    pairs = set(edges)
+    arcs: list[tuple[Any, Any, float, list[str]]] = []
+    for (a, b), triggers in edges.items():
+        arcs.append(
+            (a, b, 0.0 if a == b else _bend(a, b, positions, back, pairs, layer, slot), triggers)
+        )
+    for family, rules in boxes.items():
+        arcs += [(family, target, 0.0, triggers) for target, triggers in rules.items()]
+    arcs += [(ANY_STATE, target, 0.0, triggers) for target, triggers in from_any.items()]
+    # Extents: the states, the arcs' bulges and room for the labels over the top row's loops.
+    xs, ys = [], []
+    for item, (x, y) in positions.items():
+        xs += [x - widths[item] / 2, x + widths[item] / 2]
+        ys += [y - ELLIPSE_HEIGHT / 2, y + ELLIPSE_HEIGHT / 2]
+    for a, b, rad, triggers in arcs:
+        (xa, ya), (xb, yb) = positions[a], positions[b]
+        if a == b:
+            lines = _triggers_text(triggers).count("\n") + 1
+            ys.append(ya + ELLIPSE_HEIGHT / 2 + 1.6 + 1.25 * lines)
+        else:
+            ys.append((ya + yb) / 2 - rad * (xb - xa) / 2)
+    x_lo, x_hi = min(xs) - 0.5, max(xs) + 0.5
+    y_lo, y_hi = min(ys) - 1.5, max(ys) + 0.8
+    em = label_pt / 72  # inches
+    title_in = 2.4 * label_pt / 72
+    if ax is None:
+        if look.slide:
+            width, height = SLIDE_INCHES
+        else:
+            width, height = (x_hi - x_lo) * em + 0.2, (y_hi - y_lo) * em + title_in
+        fig = new_figure(width, height)
+        ax = fig.add_axes((0.005, 0.0, 0.99, 1 - title_in / height))
+    else:
+        fig = ax.get_figure()
+    box = ax.get_position()
+    fig_w, fig_h = fig.get_size_inches()
+    avail_w, avail_h = box.width * fig_w, box.height * fig_h
+    # Inches per em: fill the axes, but on a slide never set type more than 1.6 times the least.
+    inch = min(avail_w / (x_hi - x_lo), avail_h / (y_hi - y_lo))
+    if look.slide:
+        inch = min(inch, 1.6 * em)
+    zoom = inch / em
+    half_w, half_h = avail_w / inch / 2, avail_h / inch / 2
+    centre_x, centre_y = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    ax.set_xlim(centre_x - half_w, centre_x + half_w)
+    ax.set_ylim(centre_y - half_h, centre_y + half_h)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=(name_pt + 2) * zoom, loc="left")
+    label_size, name_size = label_pt * zoom, name_pt * zoom
+    line = (label_pt / SMALL_FONT) * zoom  # line widths grow with the type
+    patches = _draw_nodes(
+        ax, states, positions, widths, sinks, boxes, from_any, name_size, label_size, line
+    )
+    arrows = _draw_arrows(ax, arcs, positions, patches, line)
+    if loop_note:
+        note = ax.text(
+            0.0,
+            0.0,
+            "\n".join(textwrap.wrap(loop_note, width=40, break_long_words=False)),
+            transform=ax.transAxes,
+            ha="left",
+            va="bottom",
+            fontsize=label_size,
+            style="italic",
+            color="#1f3d7a",
+            gid="loop-note",
+        )
+        patches["loop-note"] = note
+    _place_labels(fig, ax, arcs, positions, patches, arrows, label_size)
+    return fig
+
+
+def _bottom_row(
+    states: list[Any], edges: dict[tuple[Any, Any], list[str]], from_any: dict[Any, list[str]]
+) -> list[Any]:
+    """Dead ends reached from several states (CLOSED, ERROR, UPDATE), and funnels into them."""
     out_degree = {s: sum(1 for (a, b) in edges if a == s and b != s) for s in states}
     in_from = {s: {a for (a, b) in edges if b == s and a != s} for s in states}
-    # Dead ends reached from several states (CLOSED, ERROR, UPDATE) go to a row below.
     sinks = [
         s
         for s in states
         if out_degree[s] == 0 and (len(in_from[s]) >= 2 or s in from_any) and s != states[0]
     ]
-    # So do funnels into them: states many others lead to that lead only to dead ends
-    # (QUIT_SENT -> CLOSED in an SMTP client).
+    # Funnels: states many others lead to that lead only to dead ends (QUIT_SENT -> CLOSED).
     grew = True
     while grew:
         grew = False
@@ -188,168 +366,316 @@ def state_diagram(
             ):
                 sinks.append(state)
                 grew = True
-    main = [s for s in states if s not in sinks]
-    columns = sorted({layer[s] for s in main})
-    column_of = {s: columns.index(layer[s]) for s in main}
-    widths = {s: max(1.5, 0.16 * len(state_name(s)) + 0.5) for s in states}
-    dx = max(widths.values()) + 1.5
-    dy = 2.0
-    # Columns are as wide as their widest state, plus room for a label between them.
-    column_width = [
-        max(widths[s] for s in main if column_of[s] == column) for column in range(len(columns))
-    ]
-    column_x = [0.0]
-    for left, right in itertools.pairwise(column_width):
-        column_x.append(column_x[-1] + (left + right) / 2 + 1.6)
-    positions: dict[Any, tuple[float, float]] = {}
-    for column in range(len(columns)):
-        members = [s for s in main if column_of[s] == column]
-        for index, state in enumerate(members):
-            positions[state] = (column_x[column], -(index - (len(members) - 1) / 2) * dy)
-    # How each edge bends (arc3's rad) and where its label goes; back edges bend below the flow
-    # line, so the row of dead ends must start below the deepest of them.
-    pairs = set(edges)
-    deepest_back = 0.0
-    for a, b in edges:
-        if (a, b) in back and a in positions and b in positions:
-            deepest_back = max(deepest_back, 0.5 * 0.35 * abs(positions[a][0] - positions[b][0]))
-    lowest = min(y for _, y in positions.values())
-    row_y = lowest - deepest_back - 2.4
-    if sinks:
-        wanted = []
-        middle = sum(column_x) / len(column_x)
-        for state in sinks:
-            xs = [positions[a][0] for a in in_from[state] if a in positions]
-            wanted.append((sum(xs) / len(xs) if xs else middle, state))
-        wanted.sort(key=lambda w: w[0])
-        placed: list[float] = []
-        for x, state in wanted:
-            if placed and x < placed[-1] + dx:
-                x = placed[-1] + dx
-            placed.append(x)
-            positions[state] = (x, row_y)
-    if from_any:
-        # The "from any state" box sits under the states its rules lead to.
-        targets_x = [positions[t][0] for t in from_any]
-        x_any = sum(targets_x) / len(targets_x)
-        y_any = min(positions[t][1] for t in from_any) - 2.0
-        positions[ANY_STATE] = (x_any, y_any)
-    # Inches per data unit: as large as reads well, smaller for big machines so the figure
-    # stays under about 16 inches wide.
-    xs = [p[0] for p in positions.values()]
-    scale = min(0.8, max(0.6, 15.0 / (max(xs) - min(xs) + dx)))
-    char_width, line_height = 0.058 / scale, 0.13 / scale  # a 7.5 pt label, in data units
-    boxes = [(x, y, widths.get(state, 1.6) / 2, 0.4) for state, (x, y) in positions.items()]
-    labels_placed: list[tuple[float, float, float, float]] = []
+    return sinks
 
-    def label_box(x: float, y: float, text: str) -> tuple[float, float, float, float]:
-        lines = text.splitlines() or [text]
-        return (
-            x,
-            y,
-            char_width * max(len(line) for line in lines) / 2 + 0.05,
-            line_height * len(lines) / 2 + 0.03,
-        )
 
-    def clear(box: tuple[float, float, float, float]) -> bool:
-        x, y, w, h = box
-        return not any(
-            abs(x - ox) < w + ow and abs(y - oy) < h + oh
-            for ox, oy, ow, oh in boxes + labels_placed
-        )
-
-    geometry: list[tuple[Any, Any, float, float, float, str]] = []
-    ordered = sorted(edges.items(), key=lambda item: item[0][0] != item[0][1])  # loops first
-    ordered += [((ANY_STATE, target), triggers) for target, triggers in from_any.items()]
-    for (a, b), triggers in ordered:
-        label = _triggers_text(triggers)
-        (xa, ya), (xb, yb) = positions[a], positions[b]
-        if a == b:
-            # Above the loop, whose top is half of rad * chord (1.4 * 0.6) over the ellipse.
-            lx, ly = xa, ya + 0.375 + 0.42 + 0.04
-            box = label_box(lx, ly, label)
-            labels_placed.append((lx, ly + box[3], box[2], box[3]))
-            geometry.append((a, b, 0.0, lx, ly, label))
+def _fold_families(
+    transitions: Mapping[Any, Mapping[str, Any]],
+    states: list[Any],
+    edges: dict[tuple[Any, Any], list[str]],
+    sinks: list[Any],
+    everywhere: set[tuple[str, Any]],
+) -> dict[_Family, dict[Any, list[str]]]:
+    """Take the rules into the bottom row that :data:`FAMILY_MIN` or more states share out of
+    ``edges``: each set of such states becomes one box, with one arrow per target."""
+    holders: dict[tuple[str, Any], list[Any]] = {}
+    for source, row in transitions.items():
+        for trigger, target in row.items():
+            if target in sinks and target != source and (trigger, target) not in everywhere:
+                holders.setdefault((str(trigger), target), []).append(source)
+    names = [state_name(s) for s in states]
+    families: dict[tuple[Any, ...], _Family] = {}
+    boxes: dict[_Family, dict[Any, list[str]]] = {}
+    for (trigger, target), sources in holders.items():
+        if len(sources) < FAMILY_MIN:
             continue
-        # arc3 puts its control point at (mid.x + rad * dy, mid.y - rad * dx): with rad of the
-        # sign of dx the arc bends below the chord, with the opposite sign above.
-        direction = 1.0 if xb >= xa else -1.0
-        length = math.hypot(xb - xa, yb - ya)
-        if b in sinks or a is ANY_STATE:
-            rad = 0.0
-        elif (a, b) in back:
-            rad = 0.35 * direction  # back edges below the flow line
-        elif (b, a) in pairs:
-            rad = 0.15  # a pair of opposite edges: bend both a little, to either side
-        elif abs(column_of.get(b, 0) - column_of.get(a, 0)) > 1 and math.isclose(ya, yb):
-            # Skips a column on the same row: a flat arc above, at most 1.2 units high.
-            rad = -min(0.3, 2.4 / length) * direction
-        else:
-            rad = 0.0
-        # The label goes on the curve (a quadratic Bezier from A over the control point C to B,
-        # as matplotlib's ConnectionStyle.Arc3 draws it), at the first of a few places along it
-        # that covers no state and no other label; failing that, in the middle.
-        cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
-        chosen = None
-        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78):
-            lx = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
-            ly = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
-            box = label_box(lx, ly, label)
-            if clear(box):
-                chosen = box
-                break
-        if chosen is None:
-            lx = 0.25 * xa + 0.5 * cx + 0.25 * xb
-            ly = 0.25 * ya + 0.5 * cy + 0.25 * yb
-            chosen = label_box(lx, ly, label)
-        labels_placed.append(chosen)
-        geometry.append((a, b, rad, chosen[0], chosen[1], label))
-    xs = [p[0] for p in positions.values()] + [g[3] for g in geometry]
-    ys = [p[1] for p in positions.values()] + [g[4] for g in geometry]
-    x_lo, x_hi = min(xs) - dx / 2, max(xs) + dx / 2
-    y_lo, y_hi = min(ys) - 0.8, max(ys) + 0.8
-    zoom = 1.0
-    if ax is None:
-        width, height = (x_hi - x_lo) * scale, (y_hi - y_lo) * scale + 0.45
-        if look_for(size).slide:
-            # Labels were placed for the default type size: zoom type and lines with the picture.
-            zoom = min(SLIDE_INCHES[0] / width, SLIDE_INCHES[1] / height)
-            width, height = SLIDE_INCHES
-        fig = new_figure(width, height)
-        ax = fig.add_axes((0.01, 0.0, 0.98, 1 - 0.45 * zoom / height))
-    else:
-        fig = ax.get_figure()
-    ax.set_title(title, fontsize=(FONT + 2) * zoom, loc="left")
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    patches: dict[Any, Any] = {}
+        members = tuple(sources)
+        if members not in families:
+            families[members] = _Family(members, _family_text(members, names))
+            boxes[families[members]] = {}
+        boxes[families[members]].setdefault(target, []).append(trigger)
+        for source in sources:
+            edges[(source, target)].remove(trigger)
+            if not edges[(source, target)]:
+                del edges[(source, target)]
+    return boxes
+
+
+def _fold_loops(edges: dict[tuple[Any, Any], list[str]], every_name: list[str]) -> str:
+    """Take the self-loop triggers that :data:`FAMILY_MIN` or more states share (NOOP, HELP,
+    VRFY, EXPN in every SMTP session state) off their loops; return the note that says them once."""
+    holders: dict[str, list[Any]] = {}
+    for (a, b), triggers in edges.items():
+        if a == b:
+            for trigger in triggers:
+                holders.setdefault(trigger, []).append(a)
+    shared: dict[tuple[Any, ...], list[str]] = {}
+    for trigger, holding in holders.items():
+        if len(holding) >= FAMILY_MIN:
+            shared.setdefault(tuple(holding), []).append(trigger)
+    notes = []
+    for members, triggers in shared.items():
+        for state in members:
+            edges[(state, state)] = [t for t in edges[(state, state)] if t not in triggers]
+            if not edges[(state, state)]:
+                del edges[(state, state)]
+        where = _family_text(members, every_name).replace("\n", " ")
+        notes.append(f"{', '.join(triggers)}: no change of state in {where}")
+    return "\n".join(notes)
+
+
+def _place(
+    states: list[Any],
+    edges: dict[tuple[Any, Any], list[str]],
+    layer: dict[Any, int],
+    back: set[tuple[Any, Any]],
+    sinks: list[Any],
+    boxes: dict[_Family, dict[Any, list[str]]],
+    from_any: dict[Any, list[str]],
+    widths: dict[Any, float],
+    label_ems: dict[frozenset[Any], float],
+) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
+    """Centre of every state and box, in ems, and the row of each flow state (0: the spine).
+
+    The flow takes one band of columns if that fits a slide at full type, else two if that fits
+    better; the bottom row goes under it.
+    """
+    main = [s for s in states if s not in sinks]
+    forward = [(a, b) for (a, b) in edges if a != b and (a, b) not in back]
+    spine = _spine(main, forward)
+    columns = sorted({layer[s] for s in main})
+    members = [[s for s in main if layer[s] == c] for c in columns]
+    column_of = {s: i for i, group in enumerate(members) for s in group}
+    # Rows: the spine on row 0, the other states of a column above it, those whose predecessors
+    # sit lower nearer the spine.
+    slot: dict[Any, int] = {}
+    for group in members:
+
+        def barycentre(state: Any) -> float:
+            ys = [slot[a] for (a, b) in edges if b == state and a in slot]
+            return sum(ys) / len(ys) if ys else 0.0
+
+        rest = sorted((s for s in group if s not in spine), key=barycentre)
+        first = 1 if any(s in spine for s in group) else 0
+        for s in group:
+            if s in spine:
+                slot[s] = 0
+        for index, s in enumerate(rest):
+            slot[s] = first + index
+    column_width = [max(widths[s] for s in group) for group in members]
+    row_step = ELLIPSE_HEIGHT + ROW_GAP
+
+    def layout(cut: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
+        bounds = [0, len(members)] if cut is None else [0, cut, len(members)]
+        positions: dict[Any, tuple[float, float]] = {}
+        rows: dict[Any, int] = {}
+        top = 0.0
+        for start, stop in itertools.pairwise(bounds):
+            band = [s for c in range(start, stop) for s in members[c]]
+            # A band whose back edges bend below its spine stacks its other states above it;
+            # one without stacks them below, nearer the next band.
+            bends_below = any(a in band and b in band and slot[a] + slot[b] == 0 for a, b in back)
+            sign = 1 if bends_below else -1
+            for s in band:
+                rows[s] = sign * slot[s]
+            highest = max(rows[s] for s in band)
+            y0 = top - highest * row_step
+            x = 0.0
+            for c in range(start, stop):
+                if c > start:
+                    x += (column_width[c - 1] + column_width[c]) / 2 + COLUMN_GAP
+                for s in members[c]:
+                    positions[s] = (x, y0 + rows[s] * row_step)
+            depth = max(
+                (
+                    _back_depth(abs(positions[a][0] - positions[b][0]))
+                    for (a, b) in back
+                    if a in band and b in band and a != b and rows[a] + rows[b] == 0
+                ),
+                default=0.0,
+            )
+            floor = min(rows[s] for s in band) * row_step + y0 - ELLIPSE_HEIGHT / 2 - depth
+            # The next band's top row, with room for the labels over its loops.
+            top = floor - 1.6 * ROW_GAP - ELLIPSE_HEIGHT / 2 - 1.0
+        _place_bottom_row(
+            positions,
+            floor - ROW_GAP - ELLIPSE_HEIGHT / 2,
+            edges,
+            sinks,
+            boxes,
+            from_any,
+            widths,
+            label_ems,
+        )
+        return positions, rows
+
+    def fill(positions: dict[Any, tuple[float, float]]) -> float:
+        xs = [x for x, _ in positions.values()]
+        ys = [y for _, y in positions.values()]
+        w = max(xs) - min(xs) + 2 * max(widths.values())
+        h = max(ys) - min(ys) + 4 * ELLIPSE_HEIGHT
+        return min(SLIDE_INCHES[0] / w, SLIDE_INCHES[1] / h)  # inches per em on a slide
+
+    one = layout(None)
+    if fill(one[0]) * 72 / SLIDE_MIN_FONT >= 1.0:
+        return one  # fits a slide in one band at full type: no need to wrap
+    # Wrap the flow into a second band only where no back edge would run between the bands.
+    cuts = [
+        c
+        for c in range(2, len(members) - 1)
+        if not any(
+            (column_of[a] < c) != (column_of[b] < c)
+            for a, b in back
+            if a in column_of and b in column_of
+        )
+    ]
+    if not cuts:
+        return one
+    total = sum(column_width)
+
+    def cost(c: int) -> tuple[int, int, float]:
+        # Fewest states entered from the band above (a flow that meets in one state, like an
+        # SMTP client's IDLE, wraps best there), then fewest edges between the bands, then
+        # bands of even width.
+        crossing = [
+            (a, b)
+            for a, b in edges
+            if a in column_of and b in column_of and (column_of[a] < c) != (column_of[b] < c)
+        ]
+        return len({b for _, b in crossing}), len(crossing), abs(sum(column_width[:c]) - total / 2)
+
+    cut = min(cuts, key=cost)
+    two = layout(cut)
+    return two if fill(two[0]) > 1.05 * fill(one[0]) else one
+
+
+def _back_depth(span: float) -> float:
+    """How far a back edge spanning ``span`` ems bends from its chord: longer ones deeper, so
+    nested arcs stay apart, but slowly, so a long one does not reach far down the page."""
+    return min(0.175 * span, 2.5 + 0.08 * span)
+
+
+def _place_bottom_row(
+    positions: dict[Any, tuple[float, float]],
+    row_y: float,
+    edges: dict[tuple[Any, Any], list[str]],
+    sinks: list[Any],
+    boxes: dict[_Family, dict[Any, list[str]]],
+    from_any: dict[Any, list[str]],
+    widths: dict[Any, float],
+    label_ems: dict[frozenset[Any], float],
+) -> None:
+    """The bottom row: each dead end and family box under the states that lead to it."""
+    middle = sum(x for x, _ in positions.values()) / max(1, len(positions))
+    wanted: list[tuple[float, int, Any]] = []
+    for order, state in enumerate(sinks):
+        xs = [positions[a][0] for (a, b) in edges if b == state and a in positions and a != b]
+        for family, rules in boxes.items():
+            if state in rules:
+                xs += [positions[m][0] for m in family.members if m in positions]
+        # Dead ends reached only through the row (CLOSED after QUIT_SENT) go to its right end.
+        wanted.append((sum(xs) / len(xs) if xs else math.inf, order, state))
+    wanted.sort(key=lambda w: (w[0], w[1]))
+    row = [state for _, _, state in wanted]
+    # A family box sits next to the first of its targets, on a side where no arrow of the row
+    # runs, so its arrows cross nothing.
+    linked = {frozenset((a, b)) for a, b in edges}
+    start = {item: x for x, _, item in wanted if x != math.inf}
+    for family, rules in boxes.items():
+        target = row[min(row.index(t) for t in rules)]
+        at = row.index(target)
+        left = row[at - 1] if at > 0 else None
+        right = row[at + 1] if at + 1 < len(row) else None
+        side = -1 if left is None or frozenset((left, target)) not in linked else 1
+        if side == 1 and right is not None and frozenset((right, target)) in linked:
+            side = -1 if left is None else 1
+        row.insert(at if side == -1 else at + 1, family)
+        start[family] = start.get(target, middle) + side * (widths[family] + widths[target]) / 2
+    right_edge = -math.inf
+    for previous, item in zip([None, *row], row, strict=False):
+        x = start.get(item, middle if right_edge == -math.inf else -math.inf)
+        # Neighbours joined by an arrow leave room for its label on it.
+        gap = max(COLUMN_GAP, label_ems.get(frozenset((previous, item)), 0.0) + 2.0)
+        x = max(x, right_edge + widths[item] / 2 + gap)
+        positions[item] = (x, row_y)
+        right_edge = x + widths[item] / 2
     if from_any:
-        x, y = positions[ANY_STATE]
-        any_box = FancyBboxPatch(
-            (x - 0.8, y - 0.35),
-            1.6,
-            0.7,
-            boxstyle="round,pad=0.05",
+        # The "any state" box sits under the states its rules lead to.
+        targets_x = [positions[t][0] for t in from_any]
+        positions[ANY_STATE] = (
+            sum(targets_x) / len(targets_x),
+            min(positions[t][1] for t in from_any) - ELLIPSE_HEIGHT - ROW_GAP,
+        )
+
+
+def _bend(
+    a: Any,
+    b: Any,
+    positions: dict[Any, tuple[float, float]],
+    back: set[tuple[Any, Any]],
+    pairs: set[tuple[Any, Any]],
+    layer: dict[Any, int],
+    slot: dict[Any, int],
+) -> float:
+    """arc3's ``rad`` for the edge a -> b.
+
+    arc3 puts its control point at (mid.x + rad * dy, mid.y - rad * dx): with rad of the sign of
+    dx the arc bends below the chord, with the opposite sign above. Back edges bend below the
+    spine (above it between states above it); a pair of opposite edges bends both a little, to
+    either side; an edge that skips a column on one row arcs over the states between.
+    """
+    (xa, ya), (xb, yb) = positions[a], positions[b]
+    direction = 1.0 if xb >= xa else -1.0
+    if (a, b) in back:
+        above = (slot.get(a, 0) + slot.get(b, 0)) / 2 >= 0.5
+        rad = 2 * _back_depth(abs(xb - xa)) / max(abs(xb - xa), 1.0)
+        return rad * direction * (-1.0 if above else 1.0)
+    if (b, a) in pairs:
+        return 0.15
+    if math.isclose(ya, yb) and abs(layer[b] - layer[a]) > 1:
+        return -min(0.3, 6.0 / math.hypot(xb - xa, yb - ya)) * direction
+    return 0.0
+
+
+def _draw_nodes(
+    ax: Any,
+    states: list[Any],
+    positions: dict[Any, tuple[float, float]],
+    widths: dict[Any, float],
+    sinks: list[Any],
+    boxes: dict[_Family, dict[Any, list[str]]],
+    from_any: dict[Any, list[str]],
+    name_size: float,
+    label_size: float,
+    line: float,
+) -> dict[Any, Any]:
+    """The ellipses of the states and the dashed boxes; returns the patch of each."""
+    from matplotlib.patches import Ellipse, FancyBboxPatch
+
+    patches: dict[Any, Any] = {}
+    dashed: list[tuple[Any, str, str, float]] = [
+        (family, family.text, "family", label_size) for family in boxes
+    ]
+    if from_any:
+        dashed.append((ANY_STATE, "any state", "any-state", name_size))
+    for item, text, gid, size in dashed:
+        x, y = positions[item]
+        w, h = widths[item], ELLIPSE_HEIGHT * (1 + 0.4 * text.count("\n"))
+        patch = FancyBboxPatch(
+            (x - w / 2, y - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.2",
             facecolor="white",
             edgecolor="#555555",
             linestyle="--",
+            linewidth=line,
             zorder=3,
         )
-        any_box.set_gid("any-state")
-        ax.add_patch(any_box)
-        patches[ANY_STATE] = any_box
-        ax.text(
-            x,
-            y,
-            "any state",
-            ha="center",
-            va="center",
-            fontsize=FONT * zoom,
-            style="italic",
-            zorder=4,
-        )
+        patch.set_gid(gid)
+        ax.add_patch(patch)
+        patches[item] = patch
+        ax.text(x, y, text, ha="center", va="center", fontsize=size, style="italic", zorder=4)
     for state in states:
         x, y = positions[state]
         name = state_name(state)
@@ -362,21 +688,48 @@ def state_diagram(
         ellipse = Ellipse(
             (x, y),
             widths[state],
-            0.75,
+            ELLIPSE_HEIGHT,
             facecolor=face,
             edgecolor="#333333",
-            linewidth=(2.0 if state == states[0] else 1.2) * zoom,
+            linewidth=(2.0 if state == states[0] else 1.2) * line,
             zorder=3,
         )
         ellipse.set_gid(f"state:{name}")
         ax.add_patch(ellipse)
         patches[state] = ellipse
         ax.text(
-            x, y, name, ha="center", va="center", fontsize=FONT * zoom, fontweight="bold", zorder=4
+            x, y, name, ha="center", va="center", fontsize=name_size, fontweight="bold", zorder=4
         )
-    for a, b, rad, lx, ly, label in geometry:
+    return patches
+
+
+def _draw_arrows(
+    ax: Any,
+    arcs: list[tuple[Any, Any, float, list[str]]],
+    positions: dict[Any, tuple[float, float]],
+    patches: dict[Any, Any],
+    line: float,
+) -> list[Any]:
+    """One arrow per arc (a loop on top of the state for a self-loop), in the order of arcs."""
+    from matplotlib.patches import FancyArrowPatch
+
+    arrows = []
+    for a, b, rad, _ in arcs:
+        x, y = positions[a]
         if a == b:
-            _self_loop(ax, positions[a], FancyArrowPatch)
+            # A chord of 2 ems on the ellipse's top, bent 1.4 ems upwards.
+            top = y + ELLIPSE_HEIGHT / 2 - 0.25
+            arrow = FancyArrowPatch(
+                (x - 1.0, top),
+                (x + 1.0, top),
+                connectionstyle="arc3,rad=-1.4",
+                arrowstyle="-|>",
+                mutation_scale=12 * line,
+                color="#444444",
+                linewidth=line,
+                zorder=2,
+            )
+            arrow.set_gid("self-loop")
         else:
             arrow = FancyArrowPatch(
                 positions[a],
@@ -385,40 +738,141 @@ def state_diagram(
                 patchB=patches[b],
                 connectionstyle=f"arc3,rad={rad}",
                 arrowstyle="-|>",
-                mutation_scale=14 * zoom,
+                mutation_scale=14 * line,
                 color="#444444",
-                linewidth=1.1 * zoom,
+                linewidth=1.1 * line,
                 zorder=2,
             )
-            arrow.set_gid("transition-any" if a is ANY_STATE else "transition")
-            ax.add_patch(arrow)
-        ax.text(
-            lx,
-            ly,
-            label,
+            if a is ANY_STATE:
+                arrow.set_gid("transition-any")
+            elif isinstance(a, _Family):
+                arrow.set_gid("transition-family")
+            else:
+                arrow.set_gid("transition")
+        ax.add_patch(arrow)
+        arrows.append(arrow)
+    return arrows
+
+
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    arcs: list[tuple[Any, Any, float, list[str]]],
+    positions: dict[Any, tuple[float, float]],
+    patches: dict[Any, Any],
+    arrows: list[Any],
+    size: float,
+) -> None:
+    """Write each arc's triggers where the rendered label covers no other label, no state, no
+    box and no other arrow: the first such place along the arc (self-loops: over the loop, else
+    beside the state), else the place that covers least."""
+    renderer = fig.canvas.get_renderer()
+    to_display = ax.transData
+    obstacles = [p.get_window_extent(renderer) for p in patches.values()]
+    obstacles += [t.get_window_extent(renderer) for t in ax.texts]
+    paths = [to_display.transform_path(arrow.get_path()) for arrow in arrows]
+    frame = ax.bbox
+    placed: list[Any] = []
+    pad = 0.2 * size * fig.dpi / 72
+    # Self-loops first (they have the fewest places), then the shortest arcs.
+    order = sorted(
+        range(len(arcs)),
+        key=lambda i: (arcs[i][0] != arcs[i][1], _chord(positions, arcs[i])),
+    )
+    for index in order:
+        a, b, rad, triggers = arcs[index]
+        label = ax.text(
+            0,
+            0,
+            "",
             ha="center",
-            va="bottom" if a == b else "center",
-            fontsize=SMALL_FONT * zoom,
+            va="center",
+            fontsize=size,
             color="#1f3d7a",
             linespacing=1.05,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
             zorder=5,
+            gid="label",
         )
-    return fig
+        best: tuple[float, float, float, str] | None = None
+        # Nearest the arc first; a narrower or wider wrapping counts as a small step away.
+        tries = sorted(
+            (offset + 0.6 * rank, text, x, y)
+            for rank, text in enumerate(_wrappings(triggers))
+            for x, y, offset in _candidates(a, b, rad, positions)
+        )
+        for offset, text, x, y in tries:
+            label.set_text(text)
+            label.set_position((x, y))
+            extent = label.get_window_extent(renderer).padded(pad)
+            clash = 0.0
+            if not (frame.contains(extent.x0, extent.y0) and frame.contains(extent.x1, extent.y1)):
+                clash += 1000
+            clash += 100 * sum(extent.overlaps(other) for other in placed)
+            clash += 50 * sum(extent.overlaps(other) for other in obstacles)
+            clash += 4 * sum(
+                path.intersects_bbox(extent, filled=False)
+                for j, path in enumerate(paths)
+                if j != index
+            )
+            cost = offset + clash
+            if best is None or cost < best[0]:
+                best = (cost, x, y, text)
+            if not clash:
+                break  # the nearest place that covers nothing
+        assert best is not None
+        _, x, y, text = best
+        label.set_text(text)
+        label.set_position((x, y))
+        placed.append(label.get_window_extent(renderer).expanded(1.0, 1.0).padded(pad))
 
 
-def _self_loop(ax: Any, centre: tuple[float, float], arrow_class: Any) -> None:
-    """A loop on top of a state's ellipse (0.75 high): a chord of 0.6 bent 0.42 upwards."""
-    x, y = centre
-    loop = arrow_class(
-        (x - 0.3, y + 0.33),
-        (x + 0.3, y + 0.33),
-        connectionstyle="arc3,rad=-1.4",
-        arrowstyle="-|>",
-        mutation_scale=12,
-        color="#444444",
-        linewidth=1.0,
-        zorder=2,
-    )
-    loop.set_gid("self-loop")
-    ax.add_patch(loop)
+def _chord(positions: dict[Any, tuple[float, float]], arc: tuple[Any, Any, float, Any]) -> float:
+    (xa, ya), (xb, yb) = positions[arc[0]], positions[arc[1]]
+    return math.hypot(xb - xa, yb - ya)
+
+
+def _wrappings(triggers: list[str]) -> list[str]:
+    """A label's text: wrapped to :data:`LABEL_WIDTH`, then wider, on one line, narrower."""
+    texts = []
+    for width in (LABEL_WIDTH, 30, 10_000, 9):
+        text = _triggers_text(triggers, width)
+        if text not in texts:
+            texts.append(text)
+    return texts
+
+
+def _candidates(
+    a: Any, b: Any, rad: float, positions: dict[Any, tuple[float, float]]
+) -> list[tuple[float, float, float]]:
+    """Places for a label, (x, y, how far from the best place): along the arc (a quadratic
+    Bezier from A over arc3's control point to B) and a little to either side of it; over a
+    self-loop, or beside its state."""
+    (xa, ya), (xb, yb) = positions[a], positions[b]
+    if a == b:
+        top = ya + ELLIPSE_HEIGHT / 2 + 1.6
+        return [
+            (xa, top + 0.9, 0.0),
+            (xa, top + 1.6, 0.1),
+            (xa, top + 2.3, 0.2),
+            (xa + 4.0, top - 0.2, 0.3),
+            (xa - 4.0, top - 0.2, 0.3),
+            (xa + 6.0, top + 1.0, 0.4),
+            (xa - 6.0, top + 1.0, 0.4),
+            (xa, top + 3.4, 0.5),
+        ]
+    cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
+    length = math.hypot(xb - xa, yb - ya) or 1.0
+    nx, ny = -(yb - ya) / length, (xb - xa) / length  # a unit normal of the chord
+    places = []
+    for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85):
+        x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
+        y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
+        for shift in (0.0, 1.3, -1.3, 2.4, -2.4, 3.6, -3.6, 4.8, -4.8):
+            places.append((x + shift * nx, y + shift * ny, 2 * abs(t - 0.5) + 1.5 * abs(shift)))
+    # Failing all those: anywhere in a grid around the middle of the arc, nearest first.
+    mx, my = 0.25 * xa + 0.5 * cx + 0.25 * xb, 0.25 * ya + 0.5 * cy + 0.25 * yb
+    for gx, gy in itertools.product(range(-6, 7), range(-4, 5)):
+        places.append((mx + 2.0 * gx, my + 1.5 * gy, 6.0 + math.hypot(2.0 * gx, 1.5 * gy)))
+    places.sort(key=lambda p: p[2])
+    return places

@@ -259,3 +259,24 @@ def test_a_node_that_goes_down_during_the_run_is_ringed_and_in_the_legend() -> N
     assert "node that goes down during the run" in [t.get_text() for t in legend.get_texts()]
     fig.canvas.draw()
     assert legend.get_window_extent(fig.canvas.get_renderer()).x1 <= fig.bbox.x1
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+@pytest.mark.parametrize("name", [name for name, _ in bundled()])
+def test_no_link_runs_through_a_node_name(name: str, size: str) -> None:
+    fig = topology_figure(list(_scenario_records(name)), size=size)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    gids = ("link", "dns-link", "link-fails", "link-down")
+    segments = [line for line in ax.lines if line.get_gid() in gids]
+    crossed = []
+    for text in ax.texts:
+        if text.get_gid() not in ("node-label", "site-label"):
+            continue
+        box = text.get_window_extent(renderer)
+        for line in segments:
+            a, b = line.get_transform().transform(line.get_xydata())
+            if _segment_crosses(box, a, b):
+                crossed.append(f"{line.get_label()} through {text.get_text()!r}")
+    assert not crossed, crossed

@@ -472,6 +472,25 @@ def _node_labels(
             spots = [above, below, outside, inside]
         else:
             spots = [below, above, outside, inside]
+        # Corners last, for a node with links on every side (a core router, a LAN router).
+        corner = gap * 0.75
+        spots += [
+            Spot(
+                x,
+                y,
+                sx * corner,
+                sy * corner,
+                "left" if sx > 0 else "right",
+                "top" if sy < 0 else "bottom",
+            )
+            for sy in (-1, 1)
+            for sx in (outer, -outer)
+        ]
+        # Then further away, where the links leaving the node have spread apart.
+        spots += [
+            Spot(x, y, 0, -2 * gap, "center", "top"),
+            Spot(x, y, 0, 2 * gap, "center", "bottom"),
+        ]
         placer.place(text, spots)
         owned.append((node.site, text))
         notes = [f"port {port} down" for (n, port) in sorted(down_services) if n == node.name]

@@ -1,11 +1,12 @@
-"""Placing text labels where they cover no other label and no node, by their rendered boxes.
+"""Placing text labels where they cover no other label and no marker, by their rendered boxes.
 
 A label's size depends on its font, the figure's dpi and the renderer, so positions chosen in data
-units collide as soon as the type grows (the slide look) or the nodes crowd (a site's LAN). A
+units collide as soon as the type grows (the slide look) or the markers crowd. A
 :class:`LabelPlacer` instead tries each candidate position of a label in turn, measures the box
 the renderer would draw (``Text.get_window_extent``), and keeps the first candidate that covers
 nothing already placed and stays inside the axes; when none is free it keeps the one that covers
-least. Crossing a line is allowed but avoided when a candidate without a crossing is free.
+least. Crossing a line is allowed but avoided when a candidate without a crossing is free. Any
+figure can use it: the topology places its node and link labels with it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class Spot:
 
 
 class LabelPlacer:
-    """Puts labels of one axes where they fit; remembers what it placed and the obstacles."""
+    """Puts labels of one axes where they fit; remembers what it placed and the obstacles.
+
+    Make it after the axes' limits (and aspect) are final: positions are measured in pixels.
+    """
 
     def __init__(self, ax: Axes) -> None:
         ax.apply_aspect()
@@ -50,7 +54,7 @@ class LabelPlacer:
         self.segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
 
     def block(self, box: Bbox) -> None:
-        """Keep labels off ``box`` (pixels), e.g. a node marker."""
+        """Keep labels off ``box`` (pixels), e.g. a marker's ``get_window_extent``."""
         self.taken.append(box)
 
     def block_segment(self, a: tuple[float, float], b: tuple[float, float]) -> None:

@@ -455,6 +455,26 @@ def latency_cdf(
             linewidth=look.line(1.5),
         )
         line.set_gid("cdf")
+        # The median the legend names (of the delivered pairs), marked on the curve.
+        middle = len(latencies) // 2
+        if latencies:
+            at, height = latencies[middle] / seconds, (middle + 1) / max(total, 1)
+            (dot,) = ax.plot(
+                [at], [height], "o", color=line.get_color(), markersize=6 * look.scale, zorder=5
+            )
+            dot.set_gid("cdf-median")
+            if len(data) == 1:  # with several runs the legend names each median
+                note = ax.annotate(
+                    f"median {human_duration(median)}",
+                    (at, height),
+                    xytext=(-8 * look.scale, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=look.small,
+                    color=line.get_color(),
+                )
+                note.set_gid("cdf-median-label")
     if log_time:
         set_log_time_axis(ax, lo / 3, hi * 3)
         ax.set_xlabel("latency (log scale)", fontsize=look.font)
@@ -487,7 +507,10 @@ def attempts_histogram(records: Sequence[Record], *, size: str = "default") -> F
     look = look_for(size)
     pairs = [j for j in journeys(list(records)) if j.kind == "mail"]
     fig = new_figure(*SLIDE_INCHES) if look.slide else new_figure(8.0, 4.2)
-    ax = fig.add_axes((0.1, 0.15, 0.68, 0.75))
+    fw, fh = fig.get_size_inches()
+    margin_left, margin_bottom, margin_top = 0.85 * look.scale, 0.6 * look.scale, 0.45 * look.scale
+    height = 1 - (margin_bottom + margin_top) / fh
+    ax = fig.add_axes((margin_left / fw, margin_bottom / fh, 0.68, height))
     ax.set_title("Delivery attempts per (message, recipient)", fontsize=look.title, loc="left")
     if not pairs:
         empty_note(ax, "no user mail in the trace")
@@ -523,5 +546,26 @@ def attempts_histogram(records: Sequence[Record], *, size: str = "default") -> F
     ax.tick_params(labelsize=look.small)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=look.small, frameon=False)
+    # Each bar says how many pairs it holds: the tail of many tries is a few pairs, too low to
+    # read off the axis next to the thousands delivered at the first try.
+    for x, stack in zip(edges[:-1], bottom, strict=True):
+        if stack:
+            label = ax.annotate(
+                f"{int(stack):,}",
+                (x + (width * 0.85 / 2 if width > 1 else 0), stack),
+                xytext=(0, 3 * look.scale),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=look.small,
+            )
+            label.set_gid("attempts-count")
+    ax.set_ylim(0, max(bottom) * 1.08)
+    legend = ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=look.small, frameon=False
+    )
+    # The plot takes the width the legend leaves.
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = legend.get_window_extent(renderer).width / fig.dpi + 0.3 * look.scale
+    ax.set_position((margin_left / fw, margin_bottom / fh, 1 - (margin_left + right) / fw, height))
     return fig

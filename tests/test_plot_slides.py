@@ -177,3 +177,20 @@ def test_queue_chart_cuts_the_idle_time_between_two_bursts(size: str) -> None:
     assert "every queue empty cut" in ax.get_xlabel()
     # A queue that is never empty keeps its whole axis.
     assert "cut" not in queue_figure(link_outage(), size=size).axes[0].get_xlabel()
+
+
+def test_reply_codes_timeline_shows_the_replies_and_lists_only_what_is_seen() -> None:
+    fig = delivery_timeline(records("reply-codes"), size="slide")
+    keep(fig, "timeline_reply_codes_slide")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts if t.get_gid() == "timeline-label"]
+    assert "451 Greylisted, please try again later" in labels  # was cut to "451 Greylisted, …"
+    assert any(
+        label.startswith("550 <stev@usa.com>: Recipient address rejected") for label in labels
+    )
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows.count("bounce report (DSN) → james@india.com") == 2
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    # The refused tries sit under the bounce's cross, the accepted ones under the star.
+    assert "attempt: permanent failure" not in legend and "attempt: accepted" not in legend
+    assert {"attempt: temporary failure", "bounced", "delivered to mailbox"} <= set(legend)

@@ -141,3 +141,33 @@ def test_idle_stretches_at_zero_are_one_thin_baseline_not_four_thick_lines():
             assert not (y0 == 0 and y1 == 0 and x1 > x0), (line.get_label(), x0, x1)
     ax = artists_with_gid(fig, "queue")[0].axes
     assert any(list(line.get_ydata()) == [0, 0] for line in ax.lines)  # the baseline
+
+
+def test_attempt_bars_say_their_counts_and_the_plot_fills_the_slide():
+    fig = attempts_histogram(link_outage(), size="slide")
+    ax = fig.axes[0]
+    counts = [t for t in ax.texts if t.get_gid() == "attempts-count"]
+    assert sum(int(t.get_text().replace(",", "")) for t in counts) == 7
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    plot = ax.get_window_extent(renderer)
+    assert legend.x0 >= plot.x1 and legend.x1 <= fig.bbox.x1
+    assert fig.bbox.x1 - legend.x1 < fig.dpi  # no empty band right of the legend
+    for text in counts:
+        assert text.get_window_extent(renderer).y1 <= plot.y1  # inside the frame
+
+
+def test_a_single_latency_curve_marks_its_median_on_the_curve():
+    fig = latency_cdf(link_outage(), size="slide")
+    ax = fig.axes[0]
+    (dot,) = artists_with_gid(fig, "cdf-median")
+    (curve,) = artists_with_gid(fig, "cdf")
+    median = curve.get_label().split("median ")[1]
+    (note,) = [t for t in ax.texts if t.get_gid() == "cdf-median-label"]
+    assert note.get_text() == f"median {median}"
+    assert dot.get_ydata()[0] == 4 / 7  # the 4th of 7 delivered pairs
+    # With several runs each median is marked, and named in the legend only.
+    fig = latency_cdf({"a": link_outage(), "b": james_to_steve()})
+    assert len(artists_with_gid(fig, "cdf-median")) == 2
+    assert not [t for t in fig.axes[0].texts if t.get_gid() == "cdf-median-label"]

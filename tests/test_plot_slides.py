@@ -156,3 +156,41 @@ def test_queue_lines_differ_in_style_not_only_in_colour() -> None:
     assert lines[0].get_linestyle() != lines[1].get_linestyle()
     assert lines[0].get_marker() != lines[1].get_marker()
     assert lines[0].get_linewidth() > lines[1].get_linewidth()
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_queue_chart_cuts_the_idle_time_between_two_bursts(size: str) -> None:
+    # India's five messages leave over one connection in ~2 s at t=10 s, the UK's over five in
+    # ~5 s at t=60 s: with the 48 s in between cut out, both drains are wide enough to compare.
+    fig = queue_figure(records("persistent-connection"), size=size)
+    keep(fig, f"queues_persistent_{size}")
+    lines = {line.get_label(): line for line in artists_with_gid(fig, "queue")}
+    ax = lines["india-mail"].axes
+    lo, hi = ax.get_xlim()
+    for line in lines.values():
+        xs = [x for x in line.get_xdata() if x == x]  # without the NaN pen lifts
+        assert (max(xs) - min(xs)) / (hi - lo) > 0.15, line.get_label()  # was 4% for India
+    (cut,) = [t.get_text() for t in ax.texts if t.get_gid() == "queue-cut-label"]
+    assert cut.endswith(" s idle") and 40 < float(cut.split()[0]) < 50
+    ticks = [float(t.get_text()) for t in ax.get_xticklabels() if t.get_text()]
+    assert min(ticks) <= 12 and max(ticks) >= 60  # labelled in real simulated time
+    assert "every queue empty cut" in ax.get_xlabel()
+    # A queue that is never empty keeps its whole axis.
+    assert "cut" not in queue_figure(link_outage(), size=size).axes[0].get_xlabel()
+
+
+def test_reply_codes_timeline_shows_the_replies_and_lists_only_what_is_seen() -> None:
+    fig = delivery_timeline(records("reply-codes"), size="slide")
+    keep(fig, "timeline_reply_codes_slide")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts if t.get_gid() == "timeline-label"]
+    assert "451 Greylisted, please try again later" in labels  # was cut to "451 Greylisted, …"
+    assert any(
+        label.startswith("550 <stev@usa.com>: Recipient address rejected") for label in labels
+    )
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows.count("bounce report (DSN) → james@india.com") == 2
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    # The refused tries sit under the bounce's cross, the accepted ones under the star.
+    assert "attempt: permanent failure" not in legend and "attempt: accepted" not in legend
+    assert {"attempt: temporary failure", "bounced", "delivered to mailbox"} <= set(legend)

@@ -14,7 +14,9 @@ a curve ends is the fraction delivered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailsim.plot._style import (
@@ -99,7 +101,9 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     of each other. Each outage gets its own lane in a strip above the plot, named at its left and
     coloured like the server whose link (or node) went down, and a light band of that colour
     behind the queues; the legend of the servers sits right of the plot, off the data. The time
-    axis ends shortly after the last change of any queue.
+    axis ends shortly after the last change of any queue, and a long stretch with every queue
+    empty and nothing down (:data:`IDLE_CUT_SHARE`) is cut out of it, marked with its length,
+    so bursts seconds long, a minute apart, are wide enough to compare.
 
     Args:
         records: trace records.
@@ -108,7 +112,8 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     Returns:
         The figure; one line (gid ``queue``, label the node name) per server that queued mail,
         one bar per outage in the strip (gid ``outage``), its band behind the queues (gid
-        ``outage-band``).
+        ``outage-band``), a grey band (gid ``queue-cut``) and its label (``queue-cut-label``)
+        per cut.
     """
     look = look_for(size)
     records = list(records)
@@ -122,19 +127,25 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     t_lo = min(points[0][0] for points in series.values())
     last_change = max(points[-1][0] for points in series.values())
     t_hi = min(max(r["t"] for r in records), last_change + 0.1 * max(last_change - t_lo, 1.0))
-    name, unit = time_unit(max(t_hi - t_lo, 1e-3))
     colours = {node: f"C{index % 10}" for index, node in enumerate(series)}
     outages = [
         o
         for o in read_topology(records).outages
         if o.start <= t_hi and (o.end is None or o.end >= t_lo)
     ]
+    cuts = _idle_cuts(series, outages, t_lo, t_hi)
+    shown = (last_change - t_lo) - sum(b - a for a, b in cuts)
+    if cuts:  # the time after the last change is a tenth of what is shown, not of the whole
+        t_hi = min(t_hi, last_change + 0.1 * max(shown, 1.0))
+    shown += t_hi - last_change
+    name, unit = time_unit(max(shown, 1e-3))
+    axis = _TimeAxis(cuts, CUT_GAP_SHARE * shown, unit)
     lanes = list(dict.fromkeys(f"{o.label} down" for o in outages))
     strip = fig.add_axes((0.1, 0.9, 0.8, 0.05), sharex=ax) if lanes else None
     for outage in outages:
         colour = _outage_colour(outage, colours)
-        lo = max(outage.start, t_lo) / unit
-        hi = min(outage.end if outage.end is not None else t_hi, t_hi) / unit
+        lo = axis.x(max(outage.start, t_lo))
+        hi = axis.x(min(outage.end if outage.end is not None else t_hi, t_hi))
         band = ax.axvspan(lo, hi, color=colour, alpha=0.09, linewidth=0, zorder=0)
         band.set_gid("outage-band")
         assert strip is not None
@@ -145,7 +156,7 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     peak = 0
     count = len(series)
     for index, (node, points) in enumerate(series.items()):
-        xs, ys, marks = _queue_path(points, t_hi, unit)
+        xs, ys, marks = _queue_path(points, t_hi, axis.x)
         style, marker = QUEUE_STYLES[index % len(QUEUE_STYLES)]
         # Widest first: a later, thinner line drawn over an earlier one leaves it visible.
         width = look.line(0.9 + 0.8 * (count - 1 - index) / max(count - 1, 1))
@@ -165,13 +176,18 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
         line.set_gid("queue")
         peak = max(peak, *(n for _, n in points))
     ax.axhline(0, color="#8a8a8a", linewidth=look.line(0.8), zorder=1.5)
-    pad = 0.03 * max(t_hi - t_lo, 1.0) / unit
-    ax.set_xlim(t_lo / unit - pad, t_hi / unit + pad)
+    pad = 0.03 * max(shown, 1.0)
+    ax.set_xlim(axis.x(t_lo) - pad / unit, axis.x(t_hi) + pad / unit)
+    if cuts:
+        _draw_cuts(ax, axis, t_lo - pad, t_hi + pad, look)
     ax.set_ylim(-0.02 * (peak + 1), peak * 1.08 + 1)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
+    ax.set_xlabel(
+        f"simulated time ({name})" + (", stretches with every queue empty cut" if cuts else ""),
+        fontsize=look.font,
+    )
     ax.set_ylabel("queued (message, recipient) pairs", fontsize=look.font)
     ax.tick_params(labelsize=look.small)
     ax.grid(color="#e5e5e5", linewidth=0.6)
@@ -206,8 +222,116 @@ def _outage_colour(outage: Outage, colours: Mapping[str, str]) -> str:
     return OUTAGE_COLOURS[outage.kind]
 
 
+#: An idle stretch (every queue empty and nothing down) longer than this share of the plotted
+#: time is cut out of the axis: persistent-connection's two bursts of 2 s and 5 s, 48 s apart,
+#: were two spikes on a 60 s axis.
+IDLE_CUT_SHARE = 0.25
+#: The width a cut keeps, as a share of the time still shown.
+CUT_GAP_SHARE = 0.08
+#: Time kept on either side of a cut, as a share of the plotted time (at most a quarter of the
+#: idle stretch), so a queue is seen to start from and fall back to zero.
+CUT_MARGIN_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class _TimeAxis:
+    """Simulated time to x, with ``cuts`` (real intervals) squeezed to ``gap`` seconds each."""
+
+    cuts: list[tuple[float, float]]
+    gap: float
+    unit: float
+
+    def x(self, t: float) -> float:
+        shift = 0.0
+        for a, b in self.cuts:
+            if t >= b:
+                shift += (b - a) - self.gap
+            elif t > a:
+                shift += (t - a) * (1 - self.gap / (b - a))
+                break
+            else:
+                break
+        return (t - shift) / self.unit
+
+
+def _idle_cuts(
+    series: Mapping[str, list[tuple[float, int]]],
+    outages: Sequence[Outage],
+    t_lo: float,
+    t_hi: float,
+) -> list[tuple[float, float]]:
+    """The stretches to cut out of the time axis: every queue empty, no outage, and long."""
+    changes = sorted(
+        (
+            (t, n - before)
+            for points in series.values()
+            for (_, before), (t, n) in itertools.pairwise(points)
+        ),
+        key=lambda change: (change[0], -change[1]),
+    )
+    idle: list[tuple[float, float]] = []
+    total, since = 0, None
+    for t, delta in changes:
+        before, total = total, total + delta
+        if before > 0 and total == 0:
+            since = t
+        elif before == 0 and total > 0 and since is not None:
+            idle.append((since, t))
+            since = None
+    for outage in outages:  # an outage is never cut, even with every queue empty
+        end = outage.end if outage.end is not None else t_hi
+        idle = [
+            piece
+            for a, b in idle
+            for piece in ((a, min(b, outage.start)), (max(a, end), b))
+            if piece[1] > piece[0]
+        ]
+    span = t_hi - t_lo
+    cuts = []
+    for a, b in idle:
+        if b - a > IDLE_CUT_SHARE * span:
+            margin = min(CUT_MARGIN_SHARE * span, (b - a) / 4)
+            cuts.append((a + margin, b - margin))
+    return cuts
+
+
+def _draw_cuts(ax: Axes, axis: _TimeAxis, lo: float, hi: float, look: Look) -> None:
+    """Tick each shown piece of time on its own and mark each cut with how long it was."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    edges = [lo, *(t for cut in axis.cuts for t in cut), hi]
+    pieces = list(zip(edges[::2], edges[1::2], strict=True))
+    width = axis.x(hi) - axis.x(lo)
+    ticks: list[float] = []
+    labels: list[str] = []
+    for a, b in pieces:
+        share = (axis.x(b) - axis.x(a)) / width
+        locator = MaxNLocator(nbins=max(2, round(10 * share)))
+        for value in locator.tick_values(a / axis.unit, b / axis.unit):
+            if a / axis.unit <= value <= b / axis.unit:
+                ticks.append(axis.x(value * axis.unit))
+                labels.append(f"{value:g}")
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticks(ticks, labels)
+    for a, b in axis.cuts:
+        band = ax.axvspan(axis.x(a), axis.x(b), color="#eeeeee", linewidth=0, zorder=0.5)
+        band.set_gid("queue-cut")
+        text = ax.text(
+            (axis.x(a) + axis.x(b)) / 2,
+            0.5,
+            f"{human_duration(b - a)} idle",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            ha="center",
+            va="center",
+            fontsize=look.small,
+            color="#555555",
+        )
+        text.set_gid("queue-cut-label")
+
+
 def _queue_path(
-    points: list[tuple[float, int]], t_hi: float, unit: float
+    points: list[tuple[float, int]], t_hi: float, x_of: Callable[[float], float]
 ) -> tuple[list[float], list[float], list[int]]:
     """A queue's steps as a polyline, its stretches at zero left out (the baseline shows them).
 
@@ -222,15 +346,15 @@ def _queue_path(
     for i, ((t, n), t_next) in enumerate(zip(points, ends, strict=True)):
         if i > 0:
             if points[i - 1][1] == 0:  # the pen is up: start the rise from the baseline
-                xs.append(t / unit)
+                xs.append(x_of(t))
                 ys.append(0.0)
-            xs.append(t / unit)
+            xs.append(x_of(t))
             ys.append(float(n))
             marks.append(len(xs) - 1)
         elif n:
-            xs.append(t / unit)
+            xs.append(x_of(t))
             ys.append(float(n))
-        xs.append(t_next / unit if n else nan)
+        xs.append(x_of(t_next) if n else nan)
         ys.append(float(n) if n else nan)
     return xs, ys, marks
 
@@ -331,6 +455,26 @@ def latency_cdf(
             linewidth=look.line(1.5),
         )
         line.set_gid("cdf")
+        # The median the legend names (of the delivered pairs), marked on the curve.
+        middle = len(latencies) // 2
+        if latencies:
+            at, height = latencies[middle] / seconds, (middle + 1) / max(total, 1)
+            (dot,) = ax.plot(
+                [at], [height], "o", color=line.get_color(), markersize=6 * look.scale, zorder=5
+            )
+            dot.set_gid("cdf-median")
+            if len(data) == 1:  # with several runs the legend names each median
+                note = ax.annotate(
+                    f"median {human_duration(median)}",
+                    (at, height),
+                    xytext=(-8 * look.scale, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=look.small,
+                    color=line.get_color(),
+                )
+                note.set_gid("cdf-median-label")
     if log_time:
         set_log_time_axis(ax, lo / 3, hi * 3)
         ax.set_xlabel("latency (log scale)", fontsize=look.font)
@@ -363,7 +507,10 @@ def attempts_histogram(records: Sequence[Record], *, size: str = "default") -> F
     look = look_for(size)
     pairs = [j for j in journeys(list(records)) if j.kind == "mail"]
     fig = new_figure(*SLIDE_INCHES) if look.slide else new_figure(8.0, 4.2)
-    ax = fig.add_axes((0.1, 0.15, 0.68, 0.75))
+    fw, fh = fig.get_size_inches()
+    margin_left, margin_bottom, margin_top = 0.85 * look.scale, 0.6 * look.scale, 0.45 * look.scale
+    height = 1 - (margin_bottom + margin_top) / fh
+    ax = fig.add_axes((margin_left / fw, margin_bottom / fh, 0.68, height))
     ax.set_title("Delivery attempts per (message, recipient)", fontsize=look.title, loc="left")
     if not pairs:
         empty_note(ax, "no user mail in the trace")
@@ -399,5 +546,26 @@ def attempts_histogram(records: Sequence[Record], *, size: str = "default") -> F
     ax.tick_params(labelsize=look.small)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=look.small, frameon=False)
+    # Each bar says how many pairs it holds: the tail of many tries is a few pairs, too low to
+    # read off the axis next to the thousands delivered at the first try.
+    for x, stack in zip(edges[:-1], bottom, strict=True):
+        if stack:
+            label = ax.annotate(
+                f"{int(stack):,}",
+                (x + (width * 0.85 / 2 if width > 1 else 0), stack),
+                xytext=(0, 3 * look.scale),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=look.small,
+            )
+            label.set_gid("attempts-count")
+    ax.set_ylim(0, max(bottom) * 1.08)
+    legend = ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=look.small, frameon=False
+    )
+    # The plot takes the width the legend leaves.
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = legend.get_window_extent(renderer).width / fig.dpi + 0.3 * look.scale
+    ax.set_position((margin_left / fw, margin_bottom / fh, 1 - (margin_left + right) / fw, height))
     return fig

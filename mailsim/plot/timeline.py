@@ -130,7 +130,7 @@ class Journey:
 _CODE = re.compile(r"^\s*(\d{3})[ -]?(?:\d\.\d{1,3}\.\d{1,3}\s+)?(.*)$")
 
 
-def short_reason(reply: str, tcp_reason: str | None = None) -> str:
+def short_reason(reply: str, tcp_reason: str | None = None, limit: int = 24) -> str:
     """A few words on why an attempt failed: ``connect timeout``, ``refused``, ``452 Mailbox full``.
 
     The connection's ``tcp.fail`` reason wins when there is one; otherwise the reply is read: its
@@ -156,8 +156,8 @@ def short_reason(reply: str, tcp_reason: str | None = None) -> str:
             return f"{code.group(1)} {words}" if code else words
     match = _CODE.match(reply)
     if match:
-        return short_text(f"{match.group(1)} {match.group(2)}".strip(), 24)
-    return short_text(reply, 24) if reply else "failed"
+        return short_text(f"{match.group(1)} {match.group(2)}".strip(), limit)
+    return short_text(reply, limit) if reply else "failed"
 
 
 def journeys(records: Sequence[Record]) -> list[Journey]:
@@ -400,6 +400,10 @@ def _rows_that_tell_the_day(
         chosen += _most_eventful(rest, keep - len(chosen))
     return sorted(chosen, key=lambda j: j.start), how
 
+
+#: Characters of a reply a run's label shows (``451 4.7.1 Greylisted, please try again later``
+#: loses its enhanced code, RFC 3463); the shorter reason (24) groups the runs.
+REASON_LABEL_CHARS = 56
 
 #: A run of failed tries whose usual gap is under this many triangle widths is drawn as thin
 #: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
@@ -788,8 +792,9 @@ def _draw_row(
     ``pt_of`` turns an x value into points across the figure, to see what markers would melt
     together: a run of failed tries closer than :data:`DENSE_GAP` marker widths is drawn as thin
     ticks and labelled with its count and rhythm; the failed try the final cross (bounced,
-    rejected, lost) reports and an expiry, when the cross covers them, are drawn under it but
-    not named in the legend, and the expiry is said in the cross's label instead.
+    rejected, lost) reports, an expiry, and the accepted try under the delivery's star, when
+    covered, are drawn under it but not named in the legend (the expiry is said in the cross's
+    label instead).
     """
 
     def add(name: str, t: float | None) -> None:
@@ -826,16 +831,22 @@ def _draw_row(
     ends = {"bounced": journey.bounced, "rejected": journey.rejected, "lost": journey.lost}
     final = next(((name, t) for name, t in ends.items() if t is not None), None)
 
-    def covered(t: float) -> bool:
-        if final is None:
+    def covered(t: float, by: tuple[str, float] | None = final) -> bool:
+        if by is None:
             return False
-        reach = (_marker_width(final[0], look) + _marker_width("temporary", look)) / 2
-        return bool(abs(pt_of(x_of(t)) - pt_of(x_of(final[1]))) < 0.8 * reach)
+        reach = (_marker_width(by[0], look) + _marker_width("temporary", look)) / 2
+        return bool(abs(pt_of(x_of(t)) - pt_of(x_of(by[1]))) < 0.8 * reach)
+
+    star = ("delivered", journey.delivered) if journey.delivered is not None else None
 
     dense: set[int] = set()
     for run in _runs(journey.attempts):
         first = run[0]
-        label = first.reason
+        # The label has room for more of the reply than the reason that groups the run.
+        longer = short_reason(first.reply, limit=REASON_LABEL_CHARS) if first.reply else ""
+        label = (
+            longer if first.reply and first.reason == short_reason(first.reply) else first.reason
+        )
         gaps = sorted(pt_of(x_of(b.t)) - pt_of(x_of(a.t)) for a, b in itertools.pairwise(run))
         if len(run) >= 3 and gaps[len(gaps) // 2] < DENSE_GAP * _marker_width("temporary", look):
             dense.update(id(attempt) for attempt in run)
@@ -859,6 +870,8 @@ def _draw_row(
         if attempt.outcome == "permanent" and covered(attempt.t):
             # The try the cross reports, hidden under it: drawn, but not named in the legend.
             add("permanent-covered", attempt.t)
+        elif attempt.outcome == "accepted" and covered(attempt.t, star):
+            add("accepted-covered", attempt.t)  # the try that delivered, under the star
         else:
             add(attempt.outcome + ("-tick" if id(attempt) in dense else ""), attempt.t)
     if timed:

@@ -38,6 +38,8 @@ from mailsim.plot._style import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from mailsim.plot.placement import Spot
+
 #: Smallest type on a slide, points: 20 px at 1920 x 1080, legible from the back of a classroom.
 SLIDE_MIN_FONT = 12.0
 #: Geometry, in ems of the label type: a state's ellipse is as high as 2.6 lines of type, the
@@ -46,8 +48,9 @@ SLIDE_MIN_FONT = 12.0
 ELLIPSE_HEIGHT = 2.6
 ROW_GAP = 3.4
 COLUMN_GAP = 4.2
-#: A label is wrapped to this many characters a line.
+#: A label is wrapped to this many characters a line, on a short level arc to the narrower width.
 LABEL_WIDTH = 18
+NARROW_LABEL_WIDTH = 10
 #: A family of rules into the bottom row is folded into one box when this many states share it.
 FAMILY_MIN = 3
 
@@ -56,6 +59,22 @@ def state_name(state: Any) -> str:
     """How a state is written on the diagram: an Enum member's name, else ``str(state)``."""
     name = getattr(state, "name", None)
     return str(name) if name is not None else str(state)
+
+
+#: A state name longer than this is written on two lines, broken at an underscore.
+NAME_LINE = 12
+#: The ellipse of a state whose name takes two lines.
+TALL_ELLIPSE_HEIGHT = 3.6
+
+
+def _written_name(state: Any) -> str:
+    """A state's name as drawn: one line, or two broken at the underscore nearest the middle."""
+    name = state_name(state)
+    cuts = [i for i, c in enumerate(name) if c == "_"]
+    if len(name) <= NAME_LINE or not cuts:
+        return name
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return f"{name[: cut + 1]}\n{name[cut + 1 :]}"
 
 
 def _triggers_text(triggers: list[str], width: int = LABEL_WIDTH) -> str:
@@ -251,16 +270,22 @@ def state_diagram(
     label_pt, name_pt = (SLIDE_MIN_FONT, SLIDE_MIN_FONT) if look.slide else (SMALL_FONT, FONT)
     # An ellipse is as wide as its name plus about a letter and a half of the name's type each side.
     pad = 1.8 * name_pt / label_pt
-    widths = {s: _measure(state_name(s), name_pt, bold=True) / label_pt + pad for s in states}
+    heights = {
+        s: TALL_ELLIPSE_HEIGHT if "\n" in _written_name(s) else ELLIPSE_HEIGHT for s in states
+    }
+    # The name's box must fit inside the ellipse: w/W and h/H on the unit circle, plus a margin.
+    widths = {}
+    for s in states:
+        text = _written_name(s)
+        h = 1.25 * (text.count("\n") + 1) * name_pt / label_pt
+        w = _measure(text, name_pt, bold=True) / label_pt
+        widths[s] = w / math.sqrt(1 - min(0.8, (h / heights[s]) ** 2)) + pad / 3
     for family in boxes:
         widths[family] = _measure(family.text, label_pt, italic=True) / label_pt + 1.6
     if from_any:
         widths[ANY_STATE] = _measure("any state", name_pt, italic=True) / label_pt + 2.0
     # How wide each arrow's label is (ems), so the bottom row leaves room for it.
-    label_ems = {
-        frozenset((a, b)): _measure(_triggers_text(t), label_pt) / label_pt
-        for (a, b), t in edges.items()
-    }
+    label_ems = {frozenset((a, b)): _label_ems(t, label_pt) for (a, b), t in edges.items()}
     for family, rules in boxes.items():
         for target, t in rules.items():
             label_ems[frozenset((family, target))] = (
@@ -280,12 +305,12 @@ def state_diagram(
     xs, ys = [], []
     for item, (x, y) in positions.items():
         xs += [x - widths[item] / 2, x + widths[item] / 2]
-        ys += [y - ELLIPSE_HEIGHT / 2, y + ELLIPSE_HEIGHT / 2]
+        ys += [y - heights.get(item, ELLIPSE_HEIGHT) / 2, y + heights.get(item, ELLIPSE_HEIGHT) / 2]
     for a, b, rad, triggers in arcs:
         (xa, ya), (xb, yb) = positions[a], positions[b]
         if a == b:
             lines = _triggers_text(triggers).count("\n") + 1
-            ys.append(ya + ELLIPSE_HEIGHT / 2 + 1.6 + 1.25 * lines)
+            ys.append(ya + heights[a] / 2 + 1.6 + 1.25 * lines)
         else:
             ys.append((ya + yb) / 2 - rad * (xb - xa) / 2)
     x_lo, x_hi = min(xs) - 0.5, max(xs) + 0.5
@@ -319,9 +344,9 @@ def state_diagram(
     label_size, name_size = label_pt * zoom, name_pt * zoom
     line = (label_pt / SMALL_FONT) * zoom  # line widths grow with the type
     patches = _draw_nodes(
-        ax, states, positions, widths, sinks, boxes, from_any, name_size, label_size, line
+        ax, states, positions, widths, heights, sinks, boxes, from_any, name_size, label_size, line
     )
-    arrows = _draw_arrows(ax, arcs, positions, patches, line)
+    arrows = _draw_arrows(ax, arcs, positions, heights, patches, line)
     if loop_note:
         note = ax.text(
             0.0,
@@ -336,7 +361,7 @@ def state_diagram(
             gid="loop-note",
         )
         patches["loop-note"] = note
-    _place_labels(fig, ax, arcs, positions, patches, arrows, label_size)
+    _place_labels(fig, ax, arcs, positions, heights, widths, patches, arrows, label_size)
     return fig
 
 
@@ -463,6 +488,14 @@ def _place(
         for index, s in enumerate(rest):
             slot[s] = first + index
     column_width = [max(widths[s] for s in group) for group in members]
+    # Neighbouring columns joined by a level arrow leave room for its label on it.
+    gaps = [COLUMN_GAP] * len(members)
+    for a, b in edges:
+        level = a in column_of and b in column_of and slot[a] == slot[b]
+        if level and abs(column_of[a] - column_of[b]) == 1:
+            right = max(column_of[a], column_of[b])
+            room = label_ems.get(frozenset((a, b)), 0.0) + 1.5
+            gaps[right] = max(gaps[right], room)
     row_step = ELLIPSE_HEIGHT + ROW_GAP
 
     def layout(cut: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
@@ -483,7 +516,7 @@ def _place(
             x = 0.0
             for c in range(start, stop):
                 if c > start:
-                    x += (column_width[c - 1] + column_width[c]) / 2 + COLUMN_GAP
+                    x += (column_width[c - 1] + column_width[c]) / 2 + gaps[c]
                 for s in members[c]:
                     positions[s] = (x, y0 + rows[s] * row_step)
             depth = max(
@@ -595,7 +628,7 @@ def _place_bottom_row(
     for previous, item in zip([None, *row], row, strict=False):
         x = start.get(item, middle if right_edge == -math.inf else -math.inf)
         # Neighbours joined by an arrow leave room for its label on it.
-        gap = max(COLUMN_GAP, label_ems.get(frozenset((previous, item)), 0.0) + 2.0)
+        gap = max(COLUMN_GAP, label_ems.get(frozenset((previous, item)), 0.0) + 3.0)
         x = max(x, right_edge + widths[item] / 2 + gap)
         positions[item] = (x, row_y)
         right_edge = x + widths[item] / 2
@@ -642,6 +675,7 @@ def _draw_nodes(
     states: list[Any],
     positions: dict[Any, tuple[float, float]],
     widths: dict[Any, float],
+    heights: dict[Any, float],
     sinks: list[Any],
     boxes: dict[_Family, dict[Any, list[str]]],
     from_any: dict[Any, list[str]],
@@ -688,7 +722,7 @@ def _draw_nodes(
         ellipse = Ellipse(
             (x, y),
             widths[state],
-            ELLIPSE_HEIGHT,
+            heights[state],
             facecolor=face,
             edgecolor="#333333",
             linewidth=(2.0 if state == states[0] else 1.2) * line,
@@ -698,7 +732,15 @@ def _draw_nodes(
         ax.add_patch(ellipse)
         patches[state] = ellipse
         ax.text(
-            x, y, name, ha="center", va="center", fontsize=name_size, fontweight="bold", zorder=4
+            x,
+            y,
+            _written_name(state),
+            ha="center",
+            va="center",
+            fontsize=name_size,
+            fontweight="bold",
+            linespacing=1.0,
+            zorder=4,
         )
     return patches
 
@@ -707,6 +749,7 @@ def _draw_arrows(
     ax: Any,
     arcs: list[tuple[Any, Any, float, list[str]]],
     positions: dict[Any, tuple[float, float]],
+    heights: dict[Any, float],
     patches: dict[Any, Any],
     line: float,
 ) -> list[Any]:
@@ -718,7 +761,7 @@ def _draw_arrows(
         x, y = positions[a]
         if a == b:
             # A chord of 2 ems on the ellipse's top, bent 1.4 ems upwards.
-            top = y + ELLIPSE_HEIGHT / 2 - 0.25
+            top = y + heights[a] / 2 - 0.25
             arrow = FancyArrowPatch(
                 (x - 1.0, top),
                 (x + 1.0, top),
@@ -759,21 +802,29 @@ def _place_labels(
     ax: Any,
     arcs: list[tuple[Any, Any, float, list[str]]],
     positions: dict[Any, tuple[float, float]],
+    heights: dict[Any, float],
+    widths: dict[Any, float],
     patches: dict[Any, Any],
     arrows: list[Any],
     size: float,
 ) -> None:
-    """Write each arc's triggers where the rendered label covers no other label, no state, no
-    box and no other arrow: the first such place along the arc (self-loops: over the loop, else
-    beside the state), else the place that covers least."""
-    renderer = fig.canvas.get_renderer()
-    to_display = ax.transData
-    obstacles = [p.get_window_extent(renderer) for p in patches.values()]
-    obstacles += [t.get_window_extent(renderer) for t in ax.texts]
-    paths = [to_display.transform_path(arrow.get_path()) for arrow in arrows]
-    frame = ax.bbox
-    placed: list[Any] = []
-    pad = 0.2 * size * fig.dpi / 72
+    """Write each arc's triggers with a :class:`LabelPlacer`: the nearest place along the arc
+    (over a self-loop, or beside its state) whose rendered box covers no other label, state or
+    box and crosses no other arrow; if every near place covers something, anywhere around it."""
+    from mailsim.plot.placement import LabelPlacer
+
+    placer = LabelPlacer(ax)
+    renderer = placer.renderer
+    for item in [*patches.values(), *ax.texts]:
+        placer.block(item.get_window_extent(renderer))
+    # Every arrow as a chain of short segments in pixels (arcs flattened), to keep labels off.
+    chains = []
+    for arrow in arrows:
+        path = ax.transData.transform_path(arrow.get_path())
+        chain = []
+        for polygon in path.to_polygons(closed_only=False):
+            chain += [(tuple(p), tuple(q)) for p, q in itertools.pairwise(polygon)]
+        chains.append(chain)
     # Self-loops first (they have the fewest places), then the shortest arcs.
     order = sorted(
         range(len(arcs)),
@@ -784,9 +835,7 @@ def _place_labels(
         label = ax.text(
             0,
             0,
-            "",
-            ha="center",
-            va="center",
+            _label_text(a, b, triggers, positions, widths, size),
             fontsize=size,
             color="#1f3d7a",
             linespacing=1.05,
@@ -794,37 +843,50 @@ def _place_labels(
             zorder=5,
             gid="label",
         )
-        best: tuple[float, float, float, str] | None = None
-        # Nearest the arc first; a narrower or wider wrapping counts as a small step away.
-        tries = sorted(
-            (offset + 0.6 * rank, text, x, y)
-            for rank, text in enumerate(_wrappings(triggers))
-            for x, y, offset in _candidates(a, b, rad, positions)
-        )
-        for offset, text, x, y in tries:
-            label.set_text(text)
-            label.set_position((x, y))
-            extent = label.get_window_extent(renderer).padded(pad)
-            clash = 0.0
-            if not (frame.contains(extent.x0, extent.y0) and frame.contains(extent.x1, extent.y1)):
-                clash += 1000
-            clash += 100 * sum(extent.overlaps(other) for other in placed)
-            clash += 50 * sum(extent.overlaps(other) for other in obstacles)
-            clash += 4 * sum(
-                path.intersects_bbox(extent, filled=False)
-                for j, path in enumerate(paths)
-                if j != index
-            )
-            cost = offset + clash
-            if best is None or cost < best[0]:
-                best = (cost, x, y, text)
-            if not clash:
-                break  # the nearest place that covers nothing
-        assert best is not None
-        _, x, y, text = best
-        label.set_text(text)
-        label.set_position((x, y))
-        placed.append(label.get_window_extent(renderer).expanded(1.0, 1.0).padded(pad))
+        placer.segments = [seg for j, chain in enumerate(chains) if j != index for seg in chain]
+        near, far = _candidates(a, b, rad, positions, heights.get(a, ELLIPSE_HEIGHT))
+        box = placer.place(label, near)
+        if any(_overlap(box, other) for other in placer.taken[:-1]):
+            placer.taken.pop()  # every near place covers something: look further out
+            placer.place(label, near + far)
+
+
+def _overlap(one: Any, other: Any) -> bool:
+    return bool(
+        min(one.x1, other.x1) > max(one.x0, other.x0)
+        and min(one.y1, other.y1) > max(one.y0, other.y0)
+    )
+
+
+def _label_text(
+    a: Any,
+    b: Any,
+    triggers: list[str],
+    positions: dict[Any, tuple[float, float]],
+    widths: dict[Any, float],
+    size: float,
+) -> str:
+    """The triggers wrapped to :data:`LABEL_WIDTH`, or narrower where that does not fit between
+    the two states of a level arc."""
+    text = _triggers_text(triggers)
+    (xa, ya), (xb, yb) = positions[a], positions[b]
+    if a == b or abs(yb - ya) >= 1.0:
+        return text
+    room = abs(xb - xa) - (widths[a] + widths[b]) / 2 - 1.0
+    if _measure(text, size) / size <= room:
+        return text
+    return _triggers_text(triggers, NARROW_LABEL_WIDTH)
+
+
+def _label_ems(triggers: list[str], points: float) -> float:
+    """How wide a level arc's label needs the gap (ems): its usual wrapping up to 6 ems wide,
+    else its narrow one."""
+    wide = _measure(_triggers_text(triggers), points) / points
+    return (
+        wide
+        if wide <= 6.0
+        else _measure(_triggers_text(triggers, NARROW_LABEL_WIDTH), points) / points
+    )
 
 
 def _chord(positions: dict[Any, tuple[float, float]], arc: tuple[Any, Any, float, Any]) -> float:
@@ -832,47 +894,42 @@ def _chord(positions: dict[Any, tuple[float, float]], arc: tuple[Any, Any, float
     return math.hypot(xb - xa, yb - ya)
 
 
-def _wrappings(triggers: list[str]) -> list[str]:
-    """A label's text: wrapped to :data:`LABEL_WIDTH`, then wider, on one line, narrower."""
-    texts = []
-    for width in (LABEL_WIDTH, 30, 10_000, 9):
-        text = _triggers_text(triggers, width)
-        if text not in texts:
-            texts.append(text)
-    return texts
-
-
 def _candidates(
-    a: Any, b: Any, rad: float, positions: dict[Any, tuple[float, float]]
-) -> list[tuple[float, float, float]]:
-    """Places for a label, (x, y, how far from the best place): along the arc (a quadratic
-    Bezier from A over arc3's control point to B) and a little to either side of it; over a
-    self-loop, or beside its state."""
+    a: Any, b: Any, rad: float, positions: dict[Any, tuple[float, float]], height: float
+) -> tuple[list[Spot], list[Spot]]:
+    """Places for a label, nearest first: along the arc (a quadratic Bezier from A over arc3's
+    control point to B) and a little to either side of it, or over a self-loop and beside its
+    state; then, if those are all taken, a grid around the middle of the arc."""
+    from mailsim.plot.placement import Spot
+
     (xa, ya), (xb, yb) = positions[a], positions[b]
     if a == b:
-        top = ya + ELLIPSE_HEIGHT / 2 + 1.6
-        return [
-            (xa, top + 0.9, 0.0),
-            (xa, top + 1.6, 0.1),
-            (xa, top + 2.3, 0.2),
-            (xa + 4.0, top - 0.2, 0.3),
-            (xa - 4.0, top - 0.2, 0.3),
-            (xa + 6.0, top + 1.0, 0.4),
-            (xa - 6.0, top + 1.0, 0.4),
-            (xa, top + 3.4, 0.5),
+        top = ya + height / 2 + 1.6
+        near = [
+            Spot(xa, top + 0.2, va="bottom"),
+            Spot(xa, top + 1.0, va="bottom"),
+            Spot(xa + 3.0, top - 0.4, ha="left", va="bottom"),
+            Spot(xa - 3.0, top - 0.4, ha="right", va="bottom"),
+            Spot(xa, top + 2.2, va="bottom"),
         ]
-    cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
-    length = math.hypot(xb - xa, yb - ya) or 1.0
-    nx, ny = -(yb - ya) / length, (xb - xa) / length  # a unit normal of the chord
-    places = []
-    for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85):
-        x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
-        y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
-        for shift in (0.0, 1.3, -1.3, 2.4, -2.4, 3.6, -3.6, 4.8, -4.8):
-            places.append((x + shift * nx, y + shift * ny, 2 * abs(t - 0.5) + 1.5 * abs(shift)))
-    # Failing all those: anywhere in a grid around the middle of the arc, nearest first.
-    mx, my = 0.25 * xa + 0.5 * cx + 0.25 * xb, 0.25 * ya + 0.5 * cy + 0.25 * yb
-    for gx, gy in itertools.product(range(-6, 7), range(-4, 5)):
-        places.append((mx + 2.0 * gx, my + 1.5 * gy, 6.0 + math.hypot(2.0 * gx, 1.5 * gy)))
-    places.sort(key=lambda p: p[2])
-    return places
+        mx, my = xa, top + 1.0
+    else:
+        cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
+        length = math.hypot(xb - xa, yb - ya) or 1.0
+        nx, ny = -(yb - ya) / length, (xb - xa) / length  # a unit normal of the chord
+        ranked = []
+        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85):
+            x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
+            y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
+            for shift in (0.0, 1.3, -1.3, 2.4, -2.4):
+                distance = 2 * abs(t - 0.5) + 1.5 * abs(shift)
+                ranked.append((distance, Spot(x + shift * nx, y + shift * ny)))
+        ranked.sort(key=lambda r: r[0])
+        near = [spot for _, spot in ranked]
+        mx, my = 0.25 * xa + 0.5 * cx + 0.25 * xb, 0.25 * ya + 0.5 * cy + 0.25 * yb
+    grid = sorted(
+        itertools.product(range(-6, 7), range(-4, 5)),
+        key=lambda g: math.hypot(2.0 * g[0], 1.5 * g[1]),
+    )
+    far = [Spot(mx + 2.0 * gx, my + 1.5 * gy) for gx, gy in grid]
+    return near, far

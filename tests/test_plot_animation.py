@@ -65,3 +65,37 @@ def test_unknown_format_and_bad_arguments_are_clear_errors(tmp_path):
         animate([])
     del animation
     gc.collect()
+
+
+@_UNPLAYED
+def test_slide_frames_of_an_outage_show_every_envelope_clear_and_the_link_down():
+    import itertools
+
+    animation = animate(link_outage(), fps=5, duration=8, size="slide")
+    fig = animation._fig
+    ax = fig.axes[0]
+    checked = 0
+    for frame in range(40):
+        animation._func(frame)  # draw one frame, as the writers do, without encoding it
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        shown = [t for t in ax.texts if t.get_visible() and t.get_text()]
+        assert min(t.get_fontsize() for t in shown) >= 12
+        envelopes = [t for t in shown if t.get_text().startswith("msg-")]
+        down = [t for t in shown if t.get_text() == "DOWN"]
+        if len(envelopes) < 3 or not down:
+            continue
+        checked += 1
+        # No envelope name covers another name, a node's or a link's label.
+        boxes = {id(t): t.get_window_extent(renderer) for t in shown}
+        for one, other in itertools.combinations(shown, 2):
+            if one in envelopes or other in envelopes:
+                assert not boxes[id(one)].overlaps(boxes[id(other)]), (
+                    frame,
+                    one.get_text(),
+                    other.get_text(),
+                )
+    # The India-USA link is down for most of the story with several messages waiting.
+    assert checked >= 5
+    del animation
+    gc.collect()

@@ -69,6 +69,8 @@ SMALL_FONT = 7.5
 
 #: The inches of a slide figure: 16:9, saved at :attr:`Look.dpi` 120 it is 1920 x 1080 pixels.
 SLIDE_INCHES = (16.0, 9.0)
+#: The smallest type on a slide, points: 20 px at 1920 x 1080, legible from the back of a room.
+SLIDE_MIN_FONT = 12.0
 
 
 @dataclass(frozen=True)

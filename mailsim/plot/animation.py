@@ -1,10 +1,11 @@
 """An animation of a trace: messages and protocol lines moving across the topology over time.
 
 Each frame shows the network at one simulated moment: links and nodes that are down are grey and
-dashed, protocol lines in flight are dots travelling along their route (blue SMTP, green POP3),
+dashed (a link also says DOWN in red), protocol lines in flight are dots travelling along their route (blue SMTP, green POP3),
 links that carried lines since the previous frame glow in the protocol's colour, and every
 message is a labelled envelope sitting in a queue, travelling during a delivery attempt (a failed
 attempt turns back half-way), resting in a mailbox, or arriving at the user's PC when fetched.
+Envelopes that would cover one another or a label are moved up until they are clear.
 
 Time is warped so a story of seconds of dialogue and days of waiting fits in a few seconds of
 video: gaps between happenings up to ``c0`` (ten times the median gap, and at least three times
@@ -30,6 +31,7 @@ from mailsim.plot._style import (
     HTTP_COLOUR,
     POP3_COLOUR,
     SLIDE_INCHES,
+    SLIDE_MIN_FONT,
     SMTP_COLOUR,
     PlotError,
     clock,
@@ -195,8 +197,34 @@ def animate(
     envelopes = ax.scatter(
         [], [], s=90 * area, marker="s", zorder=9, edgecolors="black", linewidths=0.8
     )
+    if look.slide:
+        # The network's own labels are set for a still figure; a film shown on a projector
+        # needs every label at least the slide minimum too.
+        for text in ax.texts:
+            text.set_fontsize(max(text.get_fontsize(), SLIDE_MIN_FONT))
+    label_size = max(look.small, SLIDE_MIN_FONT) if look.slide else look.small
+    # A link that is down says so in red under its label, as the still figure does.
+    down_tags = {}
+    for key, line in link_lines.items():
+        if line.get_gid() == "dns-link":
+            continue
+        (xa, xb), (ya, yb) = line.get_data()
+        down_tags[key] = ax.annotate(
+            "DOWN",
+            ((xa + xb) / 2, (ya + yb) / 2),
+            xytext=(0, -2.4 * label_size),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=label_size,
+            fontweight="bold",
+            color=ERROR_COLOUR,
+            zorder=10,
+            visible=False,
+        )
+    static_texts = list(ax.texts)
     envelope_labels = [
-        ax.text(0, 0, name, fontsize=look.small, ha="left", va="center", zorder=10, visible=False)
+        ax.text(0, 0, name, fontsize=label_size, ha="left", va="center", zorder=10, visible=False)
         for name in tokens
     ]
     clock_text = fig.text(
@@ -218,6 +246,8 @@ def animate(
             down = key in down_links
             line.set_color("#c8c8c8" if down else link_base_colour[key])
             line.set_linestyle("--" if down else "-")
+            if key in down_tags:
+                down_tags[key].set_visible(down)
         for name, marker in node_markers.items():
             marker.set_alpha(0.35 if name in down_nodes else 1.0)
         # Links that carried lines since the previous frame glow.
@@ -240,18 +270,15 @@ def animate(
         dots.set_offsets(points if points else [(math.nan, math.nan)])
         dots.set_color(colours if colours else ["none"])
         places, faces = [], []
-        stacked: dict[tuple[float, float], int] = {}
+        clear = _Clearance(fig, ax, [*static_texts, *node_markers.values()], label_size)
         for index, token in enumerate(tokens.values()):
             where, face = token.where(now, positions)
             label = envelope_labels[index]
             if where is None:
                 label.set_visible(False)
                 continue
-            # Envelopes at the same place pile up in a column above it.
-            spot = (round(where[0], 2), round(where[1], 2))
-            height = stacked.get(spot, 0)
-            stacked[spot] = height + 1
-            x, y = where[0] + 0.38, where[1] + 0.05 + 0.26 * height
+            # Envelopes that would cover one another or a label move up until they are clear.
+            x, y = clear.spot(where[0] + 0.38, where[1] + 0.05, len(label.get_text()))
             places.append((x, y))
             faces.append(face)
             label.set_position((x + 0.12, y))
@@ -268,6 +295,34 @@ def animate(
         fig, update, frames=frames, interval=1000 / fps, blit=False, repeat=False
     )
     return animation
+
+
+class _Clearance:
+    """Where envelopes go in one frame: each at its place, or as far above it as it must be so
+    that it and its name cover no label, no node and no envelope placed before it."""
+
+    def __init__(self, fig: Any, ax: Any, obstacles: Sequence[Any], size: float) -> None:
+        renderer = fig.canvas.get_renderer()
+        self.ax = ax
+        self.taken = [o.get_window_extent(renderer) for o in obstacles if o.get_visible()]
+        self.point = size * fig.dpi / 72  # pixels per point of the envelope labels' type
+        self.row = 1.5 * size * fig.dpi / 72
+
+    def spot(self, x: float, y: float, characters: int) -> tuple[float, float]:
+        from matplotlib.transforms import Bbox
+
+        px, py = self.ax.transData.transform((x, y))
+        width = 1.2 * self.point + 0.65 * self.point * characters  # the square and the name
+        for _ in range(12):
+            box = Bbox.from_extents(
+                px - 0.6 * self.point, py - self.row / 2, px + width, py + self.row / 2
+            )
+            if not any(box.overlaps(other) for other in self.taken):
+                break
+            py += self.row
+        self.taken.append(box)
+        fx, fy = self.ax.transData.inverted().transform((px, py))
+        return float(fx), float(fy)
 
 
 def _flights(records: Sequence[Record], topo: Topology) -> list[_Flight]:

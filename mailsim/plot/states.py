@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from mailsim.plot._style import (
     FONT,
     SLIDE_INCHES,
+    SLIDE_MIN_FONT,
     SMALL_FONT,
     PlotError,
     look_for,
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
     from mailsim.plot.placement import Spot
 
-#: Smallest type on a slide, points: 20 px at 1920 x 1080, legible from the back of a classroom.
-SLIDE_MIN_FONT = 12.0
 #: Geometry, in ems of the label type: a state's ellipse is as high as 2.6 lines of type, the
 #: rows of a column 3.4 ems apart beyond that (room for a two-line label), the columns 4.2 ems
 #: apart (room for a short label on a straight edge).

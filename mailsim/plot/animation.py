@@ -1,10 +1,11 @@
 """An animation of a trace: messages and protocol lines moving across the topology over time.
 
 Each frame shows the network at one simulated moment: links and nodes that are down are grey and
-dashed (a link also says DOWN in red), protocol lines in flight are dots travelling along their route (blue SMTP, green POP3),
-links that carried lines since the previous frame glow in the protocol's colour, and every
-message is a labelled envelope sitting in a queue, travelling during a delivery attempt (a failed
-attempt turns back half-way), resting in a mailbox, or arriving at the user's PC when fetched.
+dashed (a link also says DOWN in red), protocol lines in flight are dots travelling along their
+route (blue SMTP, green POP3), links that carried lines since the previous frame glow in the
+protocol's colour, and every message is a labelled envelope sitting in a queue, travelling during
+a delivery attempt (a failed attempt turns back half-way), resting in a mailbox, or arriving at
+the user's PC when fetched.
 Envelopes that would cover one another or a label are moved up until they are clear.
 
 Time is warped so a story of seconds of dialogue and days of waiting fits in a few seconds of

@@ -496,6 +496,9 @@ def _place(
             room = label_ems.get(frozenset((a, b)), 0.0) + 1.5
             gaps[right] = max(gaps[right], room)
     row_step = ELLIPSE_HEIGHT + ROW_GAP
+    loop_room = {
+        a: 1.25 * len(_triggers_text(t).splitlines()) + 1.0 for (a, b), t in edges.items() if a == b
+    }
 
     def layout(cut: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
         bounds = [0, len(members)] if cut is None else [0, cut, len(members)]
@@ -510,14 +513,24 @@ def _place(
             sign = 1 if bends_below else -1
             for s in band:
                 rows[s] = sign * slot[s]
-            highest = max(rows[s] for s in band)
-            y0 = top - highest * row_step
+            # Height of each state over its column's row 0: a row apart, more over a state
+            # whose self-loop carries a label, so the label fits under the state above.
+            lift: dict[Any, float] = {}
+            for c in range(start, stop):
+                column = sorted(members[c], key=lambda m: rows[m])
+                heights_up = [0.0]
+                for lower, _ in itertools.pairwise(column):
+                    heights_up.append(heights_up[-1] + row_step + loop_room.get(lower, 0.0))
+                zero = heights_up[[rows[m] for m in column].index(0)]
+                for m, h in zip(column, heights_up, strict=True):
+                    lift[m] = h - zero
+            y0 = top - max(lift[s] for s in band)
             x = 0.0
             for c in range(start, stop):
                 if c > start:
                     x += (column_width[c - 1] + column_width[c]) / 2 + gaps[c]
                 for s in members[c]:
-                    positions[s] = (x, y0 + rows[s] * row_step)
+                    positions[s] = (x, y0 + lift[s])
             depth = max(
                 (
                     _back_depth(abs(positions[a][0] - positions[b][0]))
@@ -526,7 +539,7 @@ def _place(
                 ),
                 default=0.0,
             )
-            floor = min(rows[s] for s in band) * row_step + y0 - ELLIPSE_HEIGHT / 2 - depth
+            floor = min(lift[s] for s in band) + y0 - ELLIPSE_HEIGHT / 2 - depth
             # The next band's top row, with room for the labels over its loops.
             top = floor - 1.6 * ROW_GAP - ELLIPSE_HEIGHT / 2 - 1.0
         _place_bottom_row(

@@ -267,30 +267,19 @@ def state_diagram(
     loop_note = _fold_loops(edges, [state_name(s) for s in states])
     look = look_for(size)
     label_pt, name_pt = (SLIDE_MIN_FONT, SLIDE_MIN_FONT) if look.slide else (SMALL_FONT, FONT)
-    # An ellipse is as wide as its name plus about a letter and a half of the name's type each side.
-    pad = 1.8 * name_pt / label_pt
     heights = {
         s: TALL_ELLIPSE_HEIGHT if "\n" in _written_name(s) else ELLIPSE_HEIGHT for s in states
     }
-    # The name's box must fit inside the ellipse: w/W and h/H on the unit circle, plus a margin.
-    widths = {}
-    for s in states:
-        text = _written_name(s)
-        h = 1.25 * (text.count("\n") + 1) * name_pt / label_pt
-        w = _measure(text, name_pt, bold=True) / label_pt
-        widths[s] = w / math.sqrt(1 - min(0.8, (h / heights[s]) ** 2)) + pad / 3
-    for family in boxes:
-        widths[family] = _measure(family.text, label_pt, italic=True) / label_pt + 1.6
-    if from_any:
-        widths[ANY_STATE] = _measure("any state", name_pt, italic=True) / label_pt + 2.0
-    # How wide each arrow's label is (ems), so the bottom row leaves room for it.
-    label_ems = {frozenset((a, b)): _label_ems(t, label_pt) for (a, b), t in edges.items()}
-    for family, rules in boxes.items():
-        for target, t in rules.items():
-            label_ems[frozenset((family, target))] = (
-                _measure(_triggers_text(t), label_pt) / label_pt
-            )
-    positions, slot = _place(states, edges, layer, back, sinks, boxes, from_any, widths, label_ems)
+    # Whether the flow wraps into two bands is decided at slide size, so both looks agree.
+    slide_sizes = _sizes(states, heights, boxes, from_any, edges, SLIDE_MIN_FONT, SLIDE_MIN_FONT)
+    where = (states, edges, layer, back, sinks, boxes, from_any)
+    _, _, cut = _place(*where, *slide_sizes)
+    widths, label_ems = (
+        slide_sizes
+        if look.slide
+        else _sizes(states, heights, boxes, from_any, edges, label_pt, name_pt)
+    )
+    positions, slot, _ = _place(*where, widths, label_ems, cut=cut)
     pairs = set(edges)
     arcs: list[tuple[Any, Any, float, list[str]]] = []
     for (a, b), triggers in edges.items():
@@ -362,6 +351,38 @@ def state_diagram(
         patches["loop-note"] = note
     _place_labels(fig, ax, arcs, positions, heights, widths, patches, arrows, label_size)
     return fig
+
+
+def _sizes(
+    states: list[Any],
+    heights: dict[Any, float],
+    boxes: dict[_Family, dict[Any, list[str]]],
+    from_any: dict[Any, list[str]],
+    edges: dict[tuple[Any, Any], list[str]],
+    label_pt: float,
+    name_pt: float,
+) -> tuple[dict[Any, float], dict[frozenset[Any], float]]:
+    """Width (ems) of every state's ellipse and every box, and of every level arc's label."""
+    # An ellipse is as wide as its name plus about a letter and a half of the name's type each side.
+    pad = 1.8 * name_pt / label_pt
+    # The name's box must fit inside the ellipse: w/W and h/H on the unit circle, plus a margin.
+    widths = {}
+    for s in states:
+        text = _written_name(s)
+        h = 1.25 * (text.count("\n") + 1) * name_pt / label_pt
+        w = _measure(text, name_pt, bold=True) / label_pt
+        widths[s] = w / math.sqrt(1 - min(0.8, (h / heights[s]) ** 2)) + pad / 3
+    for family in boxes:
+        widths[family] = _measure(family.text, label_pt, italic=True) / label_pt + 1.6
+    if from_any:
+        widths[ANY_STATE] = _measure("any state", name_pt, italic=True) / label_pt + 2.0
+    label_ems = {frozenset((a, b)): _label_ems(t, label_pt) for (a, b), t in edges.items()}
+    for family, rules in boxes.items():
+        for target, t in rules.items():
+            label_ems[frozenset((family, target))] = (
+                _measure(_triggers_text(t), label_pt) / label_pt
+            )
+    return widths, label_ems
 
 
 def _bottom_row(
@@ -458,7 +479,9 @@ def _place(
     from_any: dict[Any, list[str]],
     widths: dict[Any, float],
     label_ems: dict[frozenset[Any], float],
-) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
+    *,
+    cut: int | str | None = "choose",
+) -> tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None]:
     """Centre of every state and box, in ems, and the row of each flow state (0: the spine).
 
     The flow takes one band of columns if that fits a slide at full type, else two if that fits
@@ -500,8 +523,8 @@ def _place(
         a: 1.25 * len(_triggers_text(t).splitlines()) + 1.0 for (a, b), t in edges.items() if a == b
     }
 
-    def layout(cut: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int]]:
-        bounds = [0, len(members)] if cut is None else [0, cut, len(members)]
+    def layout(at: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None]:
+        bounds = [0, len(members)] if at is None else [0, at, len(members)]
         positions: dict[Any, tuple[float, float]] = {}
         rows: dict[Any, int] = {}
         top = 0.0
@@ -552,7 +575,7 @@ def _place(
             widths,
             label_ems,
         )
-        return positions, rows
+        return positions, rows, at
 
     def fill(positions: dict[Any, tuple[float, float]]) -> float:
         xs = [x for x, _ in positions.values()]
@@ -561,6 +584,8 @@ def _place(
         h = max(ys) - min(ys) + 4 * ELLIPSE_HEIGHT
         return min(SLIDE_INCHES[0] / w, SLIDE_INCHES[1] / h)  # inches per em on a slide
 
+    if cut != "choose":
+        return layout(cut if isinstance(cut, int) else None)
     one = layout(None)
     if fill(one[0]) * 72 / SLIDE_MIN_FONT >= 1.0:
         return one  # fits a slide in one band at full type: no need to wrap
@@ -589,8 +614,7 @@ def _place(
         ]
         return len({b for _, b in crossing}), len(crossing), abs(sum(column_width[:c]) - total / 2)
 
-    cut = min(cuts, key=cost)
-    two = layout(cut)
+    two = layout(min(cuts, key=cost))
     return two if fill(two[0]) > 1.05 * fill(one[0]) else one
 
 

@@ -48,7 +48,7 @@ def test_one_node_per_state_and_one_arrow_per_pair_of_states():
     assert len(artists_with_gid(fig, "transition-family")) == 1
     assert [t.get_text() for t in fig.axes[0].texts].count("QUIT") == 1
     assert len(artists_with_gid(fig, "self-loop")) == 3
-    texts = {t.get_text() for t in fig.axes[0].texts}
+    texts = {t.get_text().replace("\n", " ") for t in fig.axes[0].texts}  # wrapping aside
     assert "EHLO, HELO" in texts
 
 
@@ -195,3 +195,65 @@ def test_a_rule_several_states_share_into_the_bottom_row_is_one_arrow_from_a_box
     assert len(artists_with_gid(fig, "transition-family")) == 1
     box_text = next(t for t in texts if "AUTH_*_SENT" in t)
     assert "AWAIT_GREETING" in box_text and "HELO_SENT" in box_text
+
+
+def _box_to_segment(box, p, q):
+    """Pixels between a box and the segment p-q (0 when the segment enters the box)."""
+    import math
+
+    def inside(x, y):
+        return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
+
+    # Sample the segment finely: labels are tens of pixels, arrows' pieces a few.
+    best = math.inf
+    for k in range(21):
+        x, y = p[0] + (q[0] - p[0]) * k / 20, p[1] + (q[1] - p[1]) * k / 20
+        if inside(x, y):
+            return 0.0
+        dx = max(box.x0 - x, 0.0, x - box.x1)
+        dy = max(box.y0 - y, 0.0, y - box.y1)
+        best = min(best, math.hypot(dx, dy))
+    return best
+
+
+#: Not yet: one or two labels there touch their own arrow but another arrow runs through them
+#: (HTTP's IDLE/BUSY pair, POP3 RETR/DELE pair, POP3 USER loop). strict: passing would be news.
+_NEARER_NOT_YET = pytest.mark.xfail(
+    strict=True, reason="another arrow runs through a label that touches its own arrow"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=_NEARER_NOT_YET) if n in ("http", "pop3-client", "pop3-server") else n
+        for n in sorted(_bundled_tables())
+    ],
+)
+def test_at_slide_size_every_label_touches_its_own_arrow_and_no_other_is_nearer(name):
+    import itertools
+
+    fig = state_diagram(_bundled_tables()[name], title=name, size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    paths = {}
+    for arrow in ax.patches:
+        if arrow.get_label().startswith("arc "):
+            drawn = ax.transData.transform_path(arrow.get_path())
+            paths[arrow.get_label()] = [
+                seg
+                for polygon in drawn.to_polygons(closed_only=False)
+                for seg in itertools.pairwise(polygon)
+            ]
+    labels = [t for t in ax.texts if t.get_gid() == "label"]
+    assert labels and len(labels) == len(paths)
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        near = {
+            arc: min(_box_to_segment(box, p, q) for p, q in segments)
+            for arc, segments in paths.items()
+        }
+        own = near.pop(label.get_label())
+        assert own <= 8, (label.get_text(), own)
+        assert all(own <= other for other in near.values()), label.get_text()

@@ -302,7 +302,7 @@ def state_diagram(
         else:
             ys.append((ya + yb) / 2 - rad * (xb - xa) / 2)
     x_lo, x_hi = min(xs) - 0.5, max(xs) + 0.5
-    y_lo, y_hi = min(ys) - 1.5, max(ys) + 0.8
+    y_lo, y_hi = min(ys) - 1.0, max(ys) + 0.8
     em = label_pt / 72  # inches
     title_in = 2.4 * label_pt / 72
     if ax is None:
@@ -523,7 +523,9 @@ def _place(
         a: 1.25 * len(_triggers_text(t).splitlines()) + 1.0 for (a, b), t in edges.items() if a == b
     }
 
-    def layout(at: int | None) -> tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None]:
+    def layout(
+        at: int | None, drop: float = 0.0
+    ) -> tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None]:
         bounds = [0, len(members)] if at is None else [0, at, len(members)]
         positions: dict[Any, tuple[float, float]] = {}
         rows: dict[Any, int] = {}
@@ -564,16 +566,17 @@ def _place(
             )
             floor = min(lift[s] for s in band) + y0 - ELLIPSE_HEIGHT / 2 - depth
             # The next band's top row, with room for the labels over its loops.
-            top = floor - 1.6 * ROW_GAP - ELLIPSE_HEIGHT / 2 - 1.0
+            top = floor - 1.3 * ROW_GAP - ELLIPSE_HEIGHT / 2 - 1.0
         _place_bottom_row(
             positions,
-            floor - ROW_GAP - ELLIPSE_HEIGHT / 2,
+            floor - ROW_GAP - ELLIPSE_HEIGHT / 2 - drop,
             edges,
             sinks,
             boxes,
             from_any,
             widths,
             label_ems,
+            drop,
         )
         return positions, rows, at
 
@@ -584,11 +587,23 @@ def _place(
         h = max(ys) - min(ys) + 4 * ELLIPSE_HEIGHT
         return min(SLIDE_INCHES[0] / w, SLIDE_INCHES[1] / h)  # inches per em on a slide
 
+    def roomier(
+        chosen: tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None],
+    ) -> tuple[dict[Any, tuple[float, float]], dict[Any, int], int | None]:
+        # Height a slide has to spare at full type goes, half and half, above the bottom row and
+        # above the "any state" box, where the arrows need room for their labels (the heights
+        # are in fixed ems, so both looks agree).
+        ys = [y for _, y in chosen[0].values()]
+        spare = 0.8 * SLIDE_INCHES[1] * 72 / SLIDE_MIN_FONT - (
+            max(ys) - min(ys) + 4 * ELLIPSE_HEIGHT
+        )
+        return layout(chosen[2], min(spare / 2, 5.0)) if spare > 0 else chosen
+
     if cut != "choose":
-        return layout(cut if isinstance(cut, int) else None)
+        return roomier(layout(cut if isinstance(cut, int) else None))
     one = layout(None)
     if fill(one[0]) * 72 / SLIDE_MIN_FONT >= 1.0:
-        return one  # fits a slide in one band at full type: no need to wrap
+        return roomier(one)  # fits a slide in one band at full type: no need to wrap
     # Wrap the flow into a second band only where no back edge would run between the bands.
     cuts = [
         c
@@ -600,7 +615,7 @@ def _place(
         )
     ]
     if not cuts:
-        return one
+        return roomier(one)
     total = sum(column_width)
 
     def cost(c: int) -> tuple[int, int, float]:
@@ -615,7 +630,7 @@ def _place(
         return len({b for _, b in crossing}), len(crossing), abs(sum(column_width[:c]) - total / 2)
 
     two = layout(min(cuts, key=cost))
-    return two if fill(two[0]) > 1.05 * fill(one[0]) else one
+    return roomier(two if fill(two[0]) > 1.05 * fill(one[0]) else one)
 
 
 def _back_depth(span: float) -> float:
@@ -633,6 +648,7 @@ def _place_bottom_row(
     from_any: dict[Any, list[str]],
     widths: dict[Any, float],
     label_ems: dict[frozenset[Any], float],
+    drop: float,
 ) -> None:
     """The bottom row: each dead end and family box under the states that lead to it."""
     middle = sum(x for x, _ in positions.values()) / max(1, len(positions))
@@ -673,7 +689,7 @@ def _place_bottom_row(
         targets_x = [positions[t][0] for t in from_any]
         positions[ANY_STATE] = (
             sum(targets_x) / len(targets_x),
-            min(positions[t][1] for t in from_any) - ELLIPSE_HEIGHT - ROW_GAP,
+            min(positions[t][1] for t in from_any) - ELLIPSE_HEIGHT - ROW_GAP - 1.5 - drop,
         )
 
 
@@ -861,10 +877,15 @@ def _place_labels(
         for polygon in path.to_polygons(closed_only=False):
             chain += [(tuple(p), tuple(q)) for p, q in itertools.pairwise(polygon)]
         chains.append(chain)
-    # Self-loops first (they have the fewest places), then the shortest arcs.
+    # Self-loops first (they have the fewest places), then the shortest arcs, and of two arcs
+    # from one box the longer label first (it has fewer places that fit it).
     order = sorted(
         range(len(arcs)),
-        key=lambda i: (arcs[i][0] != arcs[i][1], _chord(positions, arcs[i])),
+        key=lambda i: (
+            arcs[i][0] != arcs[i][1],
+            -len(", ".join(arcs[i][3])) if arcs[i][0] is ANY_STATE else 0,
+            _chord(positions, arcs[i]),
+        ),
     )
     for index in order:
         a, b, rad, triggers = arcs[index]
@@ -879,12 +900,24 @@ def _place_labels(
             zorder=5,
             gid="label",
         )
+        label.set_label(f"arc {index}")  # names its arrow (same label), for tests and readers
+        arrows[index].set_label(f"arc {index}")
         placer.segments = [seg for j, chain in enumerate(chains) if j != index for seg in chain]
-        near, far = _candidates(a, b, rad, positions, heights.get(a, ELLIPSE_HEIGHT))
-        box = placer.place(label, near)
+        spots = _candidates(a, b, rad, positions, heights.get(a, ELLIPSE_HEIGHT))
+        box = placer.place(label, spots)
         if any(_overlap(box, other) for other in placer.taken[:-1]):
-            placer.taken.pop()  # every near place covers something: look further out
-            placer.place(label, near + far)
+            # Every place on the arrow covers something: try the label wrapped otherwise.
+            placer.taken.pop()
+            for width in (NARROW_LABEL_WIDTH, 30, 10_000, LABEL_WIDTH):
+                label.set_text(_triggers_text(triggers, width))
+                box = placer.place(label, spots)
+                if not any(_overlap(box, other) for other in placer.taken[:-1]):
+                    break
+                placer.taken.pop()
+            else:
+                # Nowhere on the arrow is free: just beside it, as near as will do.
+                label.set_text(_label_text(a, b, triggers, positions, widths, size))
+                placer.place(label, _beside(spots))
 
 
 def _overlap(one: Any, other: Any) -> bool:
@@ -914,6 +947,18 @@ def _label_text(
     return _triggers_text(triggers, NARROW_LABEL_WIDTH)
 
 
+def _beside(spots: list[Spot]) -> list[Spot]:
+    """The places of ``spots`` moved 6, then 12 points to either side (up, down, left, right)."""
+    from dataclasses import replace
+
+    return [
+        replace(spot, dx=spot.dx + ox, dy=spot.dy + oy)
+        for step in (6.0, 12.0)
+        for spot in spots
+        for ox, oy in ((0, step), (0, -step), (step, 0), (-step, 0))
+    ]
+
+
 def _label_ems(triggers: list[str], points: float) -> float:
     """How wide a level arc's label needs the gap (ems): its usual wrapping up to 6 ems wide,
     else its narrow one."""
@@ -932,40 +977,52 @@ def _chord(positions: dict[Any, tuple[float, float]], arc: tuple[Any, Any, float
 
 def _candidates(
     a: Any, b: Any, rad: float, positions: dict[Any, tuple[float, float]], height: float
-) -> tuple[list[Spot], list[Spot]]:
-    """Places for a label, nearest first: along the arc (a quadratic Bezier from A over arc3's
-    control point to B) and a little to either side of it, or over a self-loop and beside its
-    state; then, if those are all taken, a grid around the middle of the arc."""
+) -> list[Spot]:
+    """Places for a label that all touch its own arrow, best first: on the arrow (a quadratic
+    Bezier from A over arc3's control point to B) near its middle, then just beside it, further
+    along; over a self-loop's top, or beside it."""
     from mailsim.plot.placement import Spot
 
     (xa, ya), (xb, yb) = positions[a], positions[b]
     if a == b:
-        top = ya + height / 2 + 1.6
-        near = [
-            Spot(xa, top + 0.2, va="bottom"),
-            Spot(xa, top + 1.0, va="bottom"),
-            Spot(xa + 3.0, top - 0.4, ha="left", va="bottom"),
-            Spot(xa - 3.0, top - 0.4, ha="right", va="bottom"),
-            Spot(xa, top + 2.2, va="bottom"),
+        apex = ya + height / 2 - 0.25 + 1.4  # the loop: a 2-em chord bent 1.4 ems upwards
+        return [
+            Spot(xa, apex, dy=1.0, va="bottom"),
+            Spot(xa + 0.6, apex - 0.6, dx=1.0, ha="left"),
+            Spot(xa - 0.6, apex - 0.6, dx=-1.0, ha="right"),
+            Spot(xa + 0.35, apex - 0.1, dx=1.0, dy=1.0, ha="left", va="bottom"),
+            Spot(xa - 0.35, apex - 0.1, dx=-1.0, dy=1.0, ha="right", va="bottom"),
+            Spot(xa + 0.85, apex - 1.1, dx=1.0, dy=-1.0, ha="left", va="top"),
+            Spot(xa - 0.85, apex - 1.1, dx=-1.0, dy=-1.0, ha="right", va="top"),
         ]
-        mx, my = xa, top + 1.0
-    else:
-        cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
-        length = math.hypot(xb - xa, yb - ya) or 1.0
-        nx, ny = -(yb - ya) / length, (xb - xa) / length  # a unit normal of the chord
-        ranked = []
-        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85):
-            x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
-            y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
-            for shift in (0.0, 1.3, -1.3, 2.4, -2.4):
-                distance = 2 * abs(t - 0.5) + 1.5 * abs(shift)
-                ranked.append((distance, Spot(x + shift * nx, y + shift * ny)))
-        ranked.sort(key=lambda r: r[0])
-        near = [spot for _, spot in ranked]
-        mx, my = 0.25 * xa + 0.5 * cx + 0.25 * xb, 0.25 * ya + 0.5 * cy + 0.25 * yb
-    grid = sorted(
-        itertools.product(range(-6, 7), range(-4, 5)),
-        key=lambda g: math.hypot(2.0 * g[0], 1.5 * g[1]),
-    )
-    far = [Spot(mx + 2.0 * gx, my + 1.5 * gy) for gx, gy in grid]
-    return near, far
+    cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
+    spots = []
+    for t in (
+        0.5,
+        0.46,
+        0.54,
+        0.42,
+        0.58,
+        0.38,
+        0.62,
+        0.34,
+        0.66,
+        0.3,
+        0.7,
+        0.27,
+        0.73,
+        0.2,
+        0.8,
+        0.14,
+        0.86,
+    ):
+        x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
+        y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
+        spots += [
+            Spot(x, y),
+            Spot(x, y, dy=2.0, va="bottom"),
+            Spot(x, y, dy=-2.0, va="top"),
+            Spot(x, y, dx=3.0, ha="left"),
+            Spot(x, y, dx=-3.0, ha="right"),
+        ]
+    return spots

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import pytest
@@ -85,3 +86,51 @@ def test_the_default_chart_is_at_most_sequence_max_rows_long() -> None:
     assert LOOKS["default"].dpi * inches < 4500
     everything = sequence_diagram(records("reply-codes"), max_rows=None)
     assert everything.get_size_inches()[1] > 2 * inches  # old keyword: draw everything
+
+
+def _drawn_texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].texts if t.get_visible()]
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_reply_codes_draws_the_crash_after_the_final_dot(size: str) -> None:
+    # The connection lost after the final dot (451 4.4.2, RFC 1047) is what the scenario's
+    # last act teaches: drawn as a box, or named in its band, never counted in "… and N more".
+    fig = sequence_diagram(records("reply-codes"), size=size)
+    named = [t for t in _drawn_texts(fig) if "451 4.4.2" in t]
+    assert named, _drawn_texts(fig)
+    assert any("Connection lost" in t for t in named), named
+
+
+def test_box_texts_keep_the_meaning_of_the_decisive_reply() -> None:
+    # "552 5.3.4 Message size excee…" was cut: the reply's code and the words that say what it
+    # means fit (wrapped onto a second line of the box).
+    fig = sequence_diagram(records("reply-codes"), size="slide")
+    text = " ".join(t.get_text() for t in artists_with_gid(fig, "connection-box-label"))
+    for meaning in (
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+        "451 4.7.1 Greylisted, please try again later",
+    ):
+        assert meaning in text, text
+
+
+@pytest.mark.parametrize("name", ["reply-codes", "james-to-steve", "link-outage"])
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_connection_labels_touch_no_message_label(name: str, size: str) -> None:
+    # "conn 9" sat centred over india-mail's lane, where the 421 greeting's label ends.
+    fig = sequence_diagram(records(name), size=size)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = fig.axes[0].texts
+    tags = [t.get_window_extent(renderer) for t in texts if re.fullmatch(r"conn \d+", t.get_text())]
+    labels = [
+        t.get_window_extent(renderer)
+        for gid in ("smtp-line-label", "pop3-line-label", "http-line-label", "smtp-data-label")
+        for t in artists_with_gid(fig, gid)
+    ]
+    for tag in tags:
+        for label in labels:
+            apart = (
+                tag.x1 <= label.x0 or tag.x0 >= label.x1 or tag.y1 <= label.y0 or tag.y0 >= label.y1
+            )
+            assert apart, (name, size)

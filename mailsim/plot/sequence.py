@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ from mailsim.plot.sequence_model import (
     plan_chart,
     set_lanes,
 )
+from mailsim.plot.sequence_plan import is_decisive_sentence
 from mailsim.plot.topology import Topology, read_topology
 
 if TYPE_CHECKING:
@@ -258,9 +260,9 @@ def sequence_diagram(
     ax.set_ylim(total_rows + 0.5, -header_rows)
     _draw_lanes(ax, chart.lanes, topo, total_rows, header_rows, look)
     _draw_spans(ax, chart, x_of, look)
-    for gap in breaks:
-        _draw_break(ax, gap, len(chart.lanes), look)
     lane_inches = ax.get_position().width * fig.get_size_inches()[0] / (len(chart.lanes) + 0.6)
+    for gap in breaks:
+        _draw_break(ax, gap, len(chart.lanes), look, lane_inches * (len(chart.lanes) + 0.6))
     for box in chart.boxes:
         _draw_box(ax, box, x_of, look, lane_inches)
     for arrow in chart.arrows:
@@ -295,8 +297,6 @@ def sequence_diagram(
     _draw_ticks(ax, ticks, look)
     _draw_legend(ax, chart, look)
     if chart.note:
-        import textwrap
-
         width_chars = int(fig.get_size_inches()[0] * 72 / (look.small * 0.55))
         note = fig.text(
             0.01,
@@ -456,20 +456,40 @@ def _draw_spans(ax: Axes, chart: Chart, x_of: dict[str, float], look: Look) -> N
                     zorder=2,
                 )
             )
-        if client in x_of:
+        verdict = chart.verdicts.get(conn)
+        if verdict and client in x_of and server in x_of:
+            # What the lines did not say (the message deferred after a lost connection), in
+            # the colour of error replies, under the connection's last line.
+            toward = 1 if x_of[server] >= x_of[client] else -1
             ax.text(
-                x_of[client],
-                min(ys) - 0.45,
+                x_of[client] + toward * 0.06,
+                max(ys) + 0.3,
+                short_text(verdict, 70),
+                ha="left" if toward > 0 else "right",
+                va="top",
+                fontsize=look.small,
+                fontweight="bold",
+                color=ERROR_COLOUR,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
+                zorder=6,
+            ).set_gid("verdict")
+        if client in x_of:
+            # On the far side of the client's lane from the server: the first line's label,
+            # centred between the two lanes, reaches the lane itself when it is long.
+            away = -1 if x_of.get(server, x_of[client] + 1) >= x_of[client] else 1
+            ax.text(
+                x_of[client] + away * 0.05,
+                min(ys) - 0.3,
                 f"conn {conn}",
-                ha="center",
-                va="bottom",
+                ha="right" if away < 0 else "left",
+                va="center",
                 fontsize=look.small * 0.85,
                 color="#666666",
                 zorder=3,
-            )
+            ).set_gid("connection-label")
 
 
-def _draw_break(ax: Axes, gap: Break, n_lanes: int, look: Look) -> None:
+def _draw_break(ax: Axes, gap: Break, n_lanes: int, look: Look, band_inches: float) -> None:
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -498,15 +518,19 @@ def _draw_break(ax: Axes, gap: Break, n_lanes: int, look: Look) -> None:
             zorder=5,
         )
         y += BAND_ROWS / 2 + BAND_LINE_ROWS / 2 - 0.4
+    # Cut to the band's width (DejaVu Sans averages about 0.55 em a character).
+    chars = max(20, int(band_inches * 72 / (look.small * 0.55)) - 2)
     for line in gap.lines:
+        decisive = is_decisive_sentence(line)
         folded = ax.text(
             (n_lanes - 1) / 2,
             y,
-            line,
+            short_text(line, chars),
             ha="center",
             va="center",
             fontsize=look.small,
-            color="#555555",
+            color=ERROR_COLOUR if decisive else "#555555",
+            fontweight="bold" if decisive else "normal",
             zorder=5,
         )
         folded.set_gid("folded")
@@ -535,10 +559,19 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
     )
     patch.set_gid("connection-box")
     ax.add_patch(patch)
-    # One row a line, from the top; refusals in the colour of error replies.
-    top = (box.y0 + box.y1) / 2 - (len(box.label) - 1) / 2
+    # One row a line, from the top; refusals in the colour of error replies. A decisive line
+    # too long for the box wraps onto a second row where the box has one (Box.rows).
+    rows = max(len(box.label), math.floor(box.y1 - box.y0 - 0.6 + 1e-6))
+    lines: list[tuple[str, bool]] = []
     for index, line in enumerate(box.label):
         error = index > 0 and _DECISIVE_ERROR.search(line) is not None
+        spare = rows - len(lines) - (len(box.label) - index)
+        parts = textwrap.wrap(line, chars) if index > 0 and spare > 0 else [line]
+        if len(parts) > 2:
+            parts = [parts[0], " ".join(parts[1:])]
+        lines += [(part, error) for part in parts[: 1 + max(spare, 0)]]
+    top = (box.y0 + box.y1) / 2 - (len(lines) - 1) / 2
+    for index, (line, error) in enumerate(lines):
         text = ax.text(
             (xa + xb) / 2,
             top + index,

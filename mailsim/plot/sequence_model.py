@@ -63,9 +63,15 @@ ROWS_PER_LINE = 1.6
 BREAK_AFTER_ROWS = 10.0
 #: The longest one-way flight is drawn over at most this many rows.
 MAX_FLIGHT_ROWS = 3.5
-#: (rows per line, rows of the longest flight) tried in turn before a chart that does not fit
-#: draws less: lines closer together, and flatter arrows so that their labels stay apart.
-SQUEEZE = ((ROWS_PER_LINE, MAX_FLIGHT_ROWS), (1.25, 2.5), (1.0, 1.8), (0.8, 1.4))
+#: (rows per line, rows of the longest flight, sentences a band holds) tried in turn before a
+#: chart that does not fit draws less: lines closer together, flatter arrows so that their
+#: labels stay apart, and grey bands that count more of what they stand for in one line.
+SQUEEZE = (
+    (ROWS_PER_LINE, MAX_FLIGHT_ROWS, 4),
+    (1.25, 2.5, 4),
+    (1.0, 1.8, 3),
+    (0.8, 1.4, 2),
+)
 #: Labels are cut to this many characters.
 LABEL_CHARS = 52
 
@@ -117,8 +123,10 @@ class Box:
 
     @property
     def rows(self) -> float:
-        """Rows it takes at least: one per line of its label, and a little room."""
-        return max(BOX_MIN_ROWS, len(self.label) + 0.6)
+        """Rows it takes at least: one per line of its label (two for a decisive line too long
+        for one line of a box one lane wide), and a little room."""
+        long = sum(1 for line in self.label[1:] if len(line) > BOX_LINE_CHARS)
+        return max(BOX_MIN_ROWS, len(self.label) + long + 0.6)
 
 
 @dataclass
@@ -171,15 +179,15 @@ class Folds:
         )
         return self.times[first], self.times[last]
 
-    def lines_between(self, lo: int, hi: int) -> int:
+    def lines_between(self, lo: int, hi: int, most: int) -> int:
         """How many sentences a band of candidates ``lo`` to ``hi`` has (:func:`_sentences`),
-        counted without writing them: one a kind, at most :data:`BAND_MAX_LINES`."""
+        counted without writing them: one a kind, at most ``most``."""
         keys: set[tuple[str, ...]] = set()
         for i in range(lo, hi):
             fold = self.every[i]
             if fold.connection.conn not in self.drawn:
                 keys.add(fold.key)
-                if len(keys) >= BAND_MAX_LINES:
+                if len(keys) >= most:
                     break
         return len(keys)
 
@@ -196,6 +204,9 @@ class Chart:
     spans: dict[int, tuple[str, str, float, float, str]] = field(default_factory=dict)
     lanes: list[str] = field(default_factory=list)
     note: str = ""
+    #: conn -> what became of its message when no line of a connection drawn in full said it
+    #: (``deferred: 451 4.4.2 …`` for a connection lost after the final dot).
+    verdicts: dict[int, str] = field(default_factory=dict)
 
 
 def _is_error(proto: str, side: str, line: str) -> bool:
@@ -569,6 +580,12 @@ def _apply(
             for c in sorted(full & parts.spans.keys(), key=parts.spans.__getitem__)
         },
         note=plan.note,
+        verdicts={
+            conn: line
+            for conn in sorted(full)
+            for line in told.get(conn, Story()).decisive
+            if line.startswith(("deferred:", "bounced:"))
+        },
     )
 
 
@@ -594,17 +611,18 @@ BAND_ABOVE = 0.7
 BAND_BELOW = 1.0
 #: The same beside a box, whose edge is all that needs room.
 BAND_BY_BOX = 0.4
+#: Rows kept under a connection drawn in full for what its lines did not say (its verdict).
+VERDICT_ROWS = 1.2
 #: A box is at least this many rows high, to hold its label; while only boxes are open, the
 #: rows advance this much from one box's start or end to the next.
 BOX_MIN_ROWS = 2.0
+#: A decisive line longer than this is given a second row (a box one lane wide holds about
+#: 40 characters at slide size); the drawing wraps it there.
+BOX_LINE_CHARS = 36
 BOX_STEP_ROWS = 0.5
 
 
-#: Sentences a band holds at most; the rest are counted in one last line.
-BAND_MAX_LINES = 4
-
-
-def _sentences(folds: list[Fold]) -> list[str]:
+def _sentences(folds: list[Fold], most: int) -> list[str]:
     """The folded connections of one band, counted together by kind, in order of first time."""
     groups: dict[tuple[str, ...], list[Connection]] = {}
     told: dict[int, Story] = {}
@@ -612,10 +630,12 @@ def _sentences(folds: list[Fold]) -> list[str]:
         groups.setdefault(fold.key, []).append(fold.connection)
         if fold.story is not None:
             told[fold.connection.conn] = fold.story
-    lines = [sentence(group, told) for group in groups.values()]
-    if len(lines) > BAND_MAX_LINES:
-        rest = sum(len(group) for group in list(groups.values())[BAND_MAX_LINES - 1 :])
-        lines = [*lines[: BAND_MAX_LINES - 1], f"… and {rest:,} more connections"]
+    # The sentences naming a decisive reply first, so the last line never counts one in.
+    ordered = sorted(groups.items(), key=lambda item: item[0][0] != "decisive")
+    lines = [sentence(group, told) for _, group in ordered]
+    if len(lines) > most:  # the rest counted in one last line
+        rest = sum(len(group) for _, group in ordered[most - 1 :])
+        lines = [*lines[: most - 1], f"… and {rest:,} more connections"]
     return lines
 
 
@@ -623,6 +643,7 @@ def layout(
     chart: Chart,
     rows_per_line: float = ROWS_PER_LINE,
     max_flight_rows: float = MAX_FLIGHT_ROWS,
+    band_lines: int = SQUEEZE[0][2],
     *,
     words: bool = True,
 ) -> tuple[list[Break], float, list[tuple[float, float]]]:
@@ -679,8 +700,8 @@ def layout(
 
     def band(start: float, t0: float, t1: float, idle: bool, lo: int, hi: int) -> float:
         # A trial needs only how many sentences there are: writing them is most of its cost.
-        count = None if words else folds.lines_between(lo, hi)
-        lines = _sentences(folds.between(lo, hi)) if count is None else [""] * count
+        count = None if words else folds.lines_between(lo, hi, band_lines)
+        lines = _sentences(folds.between(lo, hi), band_lines) if count is None else [""] * count
         height = (BAND_ROWS if idle else 0.6) + BAND_LINE_ROWS * len(lines)
         breaks.append(Break(start, start + height, t0, t1, idle, lines))
         return start + height
@@ -735,7 +756,8 @@ def layout(
         if isinstance(item, Arrow):
             item.y_send = y
             item.y_arrive = y + (item.t_arrive - item.t_send) * scale
-            lowest = max(lowest, item.y_arrive)
+            room = VERDICT_ROWS if item.conn in chart.verdicts else 0.0
+            lowest = max(lowest, item.y_arrive + room)
         elif isinstance(item, Mark):
             item.y = y
             lowest = max(lowest, y)
@@ -754,7 +776,7 @@ def layout(
     rest = folds.span(next_fold, len(folds.every))
     if rest:  # what happened after the last thing drawn
         band(max(y, lowest) + BAND_ABOVE, *rest, False, next_fold, len(folds.every))
-    ends = [y] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
+    ends = [y, lowest] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
     total = max(ends + [gap.y1 for gap in breaks]) + 1.0
     return breaks, total, ticks
 
@@ -780,8 +802,8 @@ def plan_chart(
     chosen = _apply(chart, plan, found, told, parts)
     set_lanes(chosen, topo)
     # Drawn as loosely as still fits: time runs slower where it must, lines stay a row apart.
-    for rows_per_line, flight_rows in SQUEEZE:
-        laid_out = layout(chosen, rows_per_line, flight_rows)
+    for rows_per_line, flight_rows, band_lines in SQUEEZE:
+        laid_out = layout(chosen, rows_per_line, flight_rows, band_lines)
         if laid_out[1] <= budget:
             break
     return chosen, laid_out

@@ -51,6 +51,8 @@ _ROLE_ORDER = ("relay", "mailbox", "session", "submission")
 #: A command as a box names it: ``RCPT TO:<stev@usa.com>`` without its ESMTP parameters.
 _COMMAND = re.compile(r"^(\S+(?: [^ ]*<[^>]*>)?) .*$")
 _HTTP_REQUEST = re.compile(r"^[A-Z]+ \S+ HTTP/\d")
+#: A band's sentence for one folded connection whose replies decide the story.
+_DECISIVE_SENTENCE = re.compile(r"^conn \d+, \S+ → \S+: ")
 
 Record = dict[str, Any]
 
@@ -147,7 +149,17 @@ def choose(
         drawn[pinned] = FULL
     tries = [conn for conn in order if conn != pinned][:MAX_TRIES]
     # A failed connect is one mark, no smaller as a box: it is drawn in full or not at all.
+    # First the connections whose replies the story turns on, each alone, so that none is
+    # crowded out by the neighbours an earlier one brought along (a crash connection late in
+    # the day behind the submissions beside each refusal).
     for conn in tries:
+        if _decisive(found[conn], stories.get(conn)):
+            drawn[conn] = FULL if found[conn].failed else BOX
+            if not fits(drawn):
+                del drawn[conn]
+    for conn in tries:
+        if conn in drawn:
+            continue
         # A folded neighbour costs a band's sentence: try the connection with the connections
         # open at the same time (James's submission beside the relay it starts) drawn too.
         for group in ([conn], [conn, *_beside(found, drawn, tries, conn)]):
@@ -163,6 +175,12 @@ def choose(
             if not fits(drawn):
                 drawn[conn] = BOX
     return _plan(found, stories, drawn)
+
+
+def _decisive(connection: Connection, story: Story | None) -> bool:
+    """Whether a connection's replies are what the story turns on (a refusal, a deferral, a
+    bounce, an HTTP download; not a failed connect, whose run's ends tell that story)."""
+    return story is not None and (story.http or (bool(story.decisive) and not connection.failed))
 
 
 def _beside(
@@ -203,6 +221,8 @@ def estimate(
 
 def fold_key(connection: Connection, story: Story | None = None) -> tuple[str, ...]:
     """Folded connections with the same key are counted together in one sentence."""
+    if _decisive(connection, story):
+        return ("decisive", str(connection.conn))  # a sentence of its own, never counted in
     kind = category(connection, story)
     if kind == "failed":
         return ("failed", connection.client, connection.server, failure(connection))
@@ -223,7 +243,12 @@ def sentence(group: list[Connection], stories: dict[int, Story] | None = None) -
     first = group[0]
     n = len(group)
     times = f"{n} times" if n > 1 else "once"
-    kind = category(first, (stories or {}).get(first.conn))
+    story = (stories or {}).get(first.conn)
+    if story is not None and _decisive(first, story):
+        # A folded refusal or deferral still says what decided it: the lesson stays on the
+        # chart when its box does not fit.
+        return f"conn {first.conn}, {first.client} → {first.server}: {story.decisive[0]}"
+    kind = category(first, story)
     if kind == "empty":
         return f"{first.client} checked its mailbox on {first.server} {times}: nothing new"
     if kind == "failed":
@@ -310,6 +335,11 @@ def describe(
 
 
 # --- reading what each connection teaches ------------------------------------------------------
+
+
+def is_decisive_sentence(line: str) -> bool:
+    """Whether a band's sentence names a decisive reply (drawn like an error reply)."""
+    return _DECISIVE_SENTENCE.match(line) is not None
 
 
 def stories(records: Iterable[Record]) -> dict[int, Story]:

@@ -134,3 +134,60 @@ def test_connection_labels_touch_no_message_label(name: str, size: str) -> None:
                 tag.x1 <= label.x0 or tag.x0 >= label.x1 or tag.y1 <= label.y0 or tag.y0 >= label.y1
             )
             assert apart, (name, size)
+
+
+@pytest.mark.parametrize("name", ["link-outage", "persistent-connection", "james-to-steve"])
+def test_a_slide_chart_spreads_out_to_use_its_height(name: str) -> None:
+    # A chart whose plan fits with room to spare spreads its lines out, not its empty bottom.
+    fig = sequence_diagram(records(name), size="slide")
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    kept = ("gap", "connection-box")
+    drawn = [p.get_y() + p.get_height() for p in ax.patches if p.get_gid() in kept]
+    for gid in ("smtp-line", "pop3-line", "http-line", "smtp-data", "pop3-data"):
+        drawn += [max(a.xy[1], a.xyann[1]) for a in artists_with_gid(fig, gid)]
+    drawn += [c.get_ydata()[0] for c in artists_with_gid(fig, "tcp-fail")]
+    used = (max(drawn) - top) / (bottom - top)
+    assert used > 0.85, f"{name}: only {used:.0%} of the chart's height is used"
+
+
+def _crosses(box, a, b) -> bool:
+    """Whether the segment a-b (pixels) passes through ``box``, shrunk by a pixel."""
+    (x0, y0), (x1, y1) = a, b
+    lo, hi = 0.0, 1.0
+    for p, q in (
+        (x0 - x1, x0 - (box.x0 + 1)),
+        (x1 - x0, (box.x1 - 1) - x0),
+        (y0 - y1, y0 - (box.y0 + 1)),
+        (y1 - y0, (box.y1 - 1) - y0),
+    ):
+        if p == 0:
+            if q < 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            lo = max(lo, t)
+        else:
+            hi = min(hi, t)
+    return lo < hi
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_a_message_label_sits_above_its_own_arrow(size: str) -> None:
+    # The label was level on the arrow's middle, so its own slanted arrow ran through it.
+    fig = sequence_diagram(records("james-to-steve"), size=size)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    checked = 0
+    for gid in ("smtp-line", "pop3-line"):
+        for arrow, label in zip(
+            artists_with_gid(fig, gid), artists_with_gid(fig, f"{gid}-label"), strict=True
+        ):
+            a = ax.transData.transform(arrow.xyann)
+            b = ax.transData.transform(arrow.xy)
+            box = label.get_window_extent(renderer)
+            assert not _crosses(box, a, b), label.get_text()
+            checked += 1
+    assert checked > 5

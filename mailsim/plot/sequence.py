@@ -67,6 +67,7 @@ from mailsim.plot.sequence_model import (
     Break,
     Chart,
     build_chart,
+    fill,
     layout,
     one_way_delays,
     plan_chart,
@@ -114,6 +115,8 @@ _PROTO_STYLE: dict[str, Any] = {
     "http": HTTP_STYLE,
     "tcp": TCP_STYLE,
 }
+#: Advance of a DejaVu Sans Mono character, in ems (regular and bold alike).
+MONO_EM = 0.602
 #: A decisive line of a box that is a refusal (drawn red): ``RCPT → 550 …``, ``bounced: 552 …``.
 _DECISIVE_ERROR = re.compile(r"→ [45]\d\d|→ -ERR|^deferred:|^bounced:|→ HTTP/\S+ [45]")
 
@@ -215,10 +218,15 @@ def sequence_diagram(
         budget = min(budget, fitting)
     if connection is None and math.isfinite(budget):
         pinned = highlight.get("conn") if highlight is not None else None
-        chart, (breaks, total_rows, ticks) = plan_chart(chart, records, topo, budget, pinned)
+        chart, (breaks, total_rows, ticks) = plan_chart(
+            chart, records, topo, budget, pinned, stretch=look.slide and ax is None
+        )
     else:
         set_lanes(chart, topo)
-        breaks, total_rows, ticks = layout(chart)
+        if look.slide and ax is None and math.isfinite(budget):
+            breaks, total_rows, ticks = fill(chart, budget)
+        else:
+            breaks, total_rows, ticks = layout(chart)
     title = _title(records, window) if connection is None else "Message sequence chart"
     if connection is not None:
         title += f" — connection {connection}"
@@ -266,7 +274,7 @@ def sequence_diagram(
     for box in chart.boxes:
         _draw_box(ax, box, x_of, look, lane_inches)
     for arrow in chart.arrows:
-        _draw_arrow(ax, arrow, x_of, look)
+        _draw_arrow(ax, arrow, x_of, look, lane_inches)
     for mark in chart.marks:
         (cross,) = ax.plot(
             [x_of[mark.node]],
@@ -586,7 +594,9 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
         text.set_gid("connection-box-label")
 
 
-def _draw_arrow(ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look) -> None:
+def _draw_arrow(
+    ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look, lane_inches: float
+) -> None:
     colour = ERROR_COLOUR if arrow.error else _PROTO_COLOUR[arrow.proto]
     xs, xa = x_of[arrow.src], x_of[arrow.dst]
     ys, ya = arrow.y_send, arrow.y_arrive
@@ -608,12 +618,19 @@ def _draw_arrow(ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look) -> N
         zorder=5,
     )
     annotation.set_gid(arrow.gid)
-    # The label sits level on the middle of its arrow: level labels of lines one row apart never
-    # cross, as labels turned along arrows slanting opposite ways do when lines come quickly.
+    # The label is level, centred over its arrow and just above it: its lower edge is where
+    # the arrow is highest under the text (the end nearer the sender), so the arrow stays
+    # whole. Level labels of lines a row apart never cross, as labels turned along arrows
+    # slanting opposite ways do when lines come quickly. A monospaced font: its width is
+    # MONO_EM a character.
+    half = (len(arrow.label) + 0.4) * MONO_EM * look.small / 72 / lane_inches / 2
+    middle = (xs + xa) / 2
+    dx = xa - xs
+    edge = 0.0 if dx == 0 else min(max((middle - math.copysign(half, dx) - xs) / dx, 0.0), 1.0)
     label = ax.annotate(
         arrow.label,
-        ((xs + xa) / 2, (ys + ya) / 2),
-        xytext=(0, 1.0 * look.scale),
+        (middle, ys + edge * (ya - ys)),
+        xytext=(0, 1.5 * look.scale),
         textcoords="offset points",
         ha="center",
         va="bottom",
@@ -621,8 +638,8 @@ def _draw_arrow(ax: Axes, arrow: Arrow, x_of: dict[str, float], look: Look) -> N
         fontweight="bold" if arrow.error or collapsed else "normal",
         color=ERROR_COLOUR if arrow.error else "#111111",
         fontfamily="DejaVu Sans Mono",
-        # Opaque, above every arrow: no line strikes through the text (arrows one row apart
-        # overlap in time, so some line always passes where a level label sits).
+        # Opaque, above every arrow: no other line strikes through the text either (arrows a
+        # row apart overlap in time, so the one before often passes where a label sits).
         bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 1.0},
         zorder=6,
     )

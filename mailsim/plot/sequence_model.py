@@ -72,6 +72,13 @@ SQUEEZE = (
     (1.0, 1.8, 3),
     (0.8, 1.4, 2),
 )
+#: How much further apart than usual a slide's lines may be drawn to use its height (tried
+#: largest first, down to 1: the usual spacing); flights grow by at most MAX_FLIGHT_STRETCH,
+#: so that the arrows do not get steep.
+STRETCH = (2.2, 1.8, 1.5, 1.3, 1.2, 1.1, 1.0)
+MAX_FLIGHT_STRETCH = 1.4
+#: What is left of a slide's height after that is shared out evenly, up to this factor.
+MAX_EVEN_STRETCH = 1.5
 #: Labels are cut to this many characters.
 LABEL_CHARS = 52
 
@@ -645,14 +652,17 @@ def layout(
     max_flight_rows: float = MAX_FLIGHT_ROWS,
     band_lines: int = SQUEEZE[0][2],
     *,
+    spread: float = 1.0,
     words: bool = True,
 ) -> tuple[list[Break], float, list[tuple[float, float]]]:
     """Give every arrow, mark and box its rows; returns the bands, the total rows and the ticks.
 
     The rows of an anchor (a send, a mark, a box's start or end) follow the previous one by
     ``dt * scale`` rows, at least one row, or by a band when ``dt`` is an idle gap (module
-    docstring) or folded connections happened in between. Without ``words`` (a trial of the
-    planner, which needs only the rows) the bands' sentences are counted, not written.
+    docstring) or folded connections happened in between; lines are at least ``spread`` rows
+    apart (more than one on a slide with room to spare, :func:`fill`). Without ``words`` (a
+    trial of the planner, which needs only the rows) the bands' sentences are counted, not
+    written.
     """
     anchors: list[tuple[float, int, Any]] = []
     for index, arrow in enumerate(chart.arrows):
@@ -752,7 +762,7 @@ def layout(
             elif boxed:
                 y += BOX_STEP_ROWS
             else:
-                y += max(dt * scale, 1.0)
+                y += max(dt * scale, spread)
         if isinstance(item, Arrow):
             item.y_send = y
             item.y_arrive = y + (item.t_arrive - item.t_send) * scale
@@ -781,10 +791,58 @@ def layout(
     return breaks, total, ticks
 
 
+def fill(chart: Chart, budget: float) -> tuple[list[Break], float, list[tuple[float, float]]]:
+    """The layout of ``chart`` spread as far as still fits ``budget`` rows (:data:`STRETCH`): a
+    slide has a fixed height, and a short chart should use it, not leave its bottom empty.
+    A chart that needs squeezing to fit is laid out as tightly as :data:`SQUEEZE` says."""
+    for factor in STRETCH:
+        flight = MAX_FLIGHT_ROWS * min(factor, MAX_FLIGHT_STRETCH)
+        laid_out = layout(chart, ROWS_PER_LINE * factor, flight, spread=factor)
+        if laid_out[1] <= budget:
+            # What is still left (boxes and bands do not spread): everything moved apart
+            # evenly, boxes and bands growing with it.
+            return _spread_evenly(chart, laid_out, min(budget / laid_out[1], MAX_EVEN_STRETCH))
+    for rows_per_line, flight_rows, band_lines in SQUEEZE[1:]:
+        laid_out = layout(chart, rows_per_line, flight_rows, band_lines)
+        if laid_out[1] <= budget:
+            break
+    return _spread_evenly(chart, laid_out, min(budget / laid_out[1], MAX_EVEN_STRETCH))
+
+
+def _spread_evenly(
+    chart: Chart, laid_out: tuple[list[Break], float, list[tuple[float, float]]], factor: float
+) -> tuple[list[Break], float, list[tuple[float, float]]]:
+    """``laid_out`` with every row ``factor`` times further from the top."""
+    breaks, total, ticks = laid_out
+    if factor <= 1.0:
+        return laid_out
+    for arrow in chart.arrows:
+        arrow.y_send *= factor
+        arrow.y_arrive *= factor
+    for mark in chart.marks:
+        mark.y *= factor
+    for box in chart.boxes:
+        box.y0 *= factor
+        box.y1 *= factor
+    for gap in breaks:
+        # A band keeps its own height (its lines are type); it moves down with the rest.
+        height = gap.y1 - gap.y0
+        gap.y0 *= factor
+        gap.y1 = gap.y0 + height
+    return breaks, total * factor, [(y * factor, t) for y, t in ticks]
+
+
 def plan_chart(
-    chart: Chart, records: Sequence[Record], topo: Topology, budget: float, pinned: int | None
+    chart: Chart,
+    records: Sequence[Record],
+    topo: Topology,
+    budget: float,
+    pinned: int | None,
+    *,
+    stretch: bool = False,
 ) -> tuple[Chart, tuple[list[Break], float, list[tuple[float, float]]]]:
-    """The plan (:func:`sequence_plan.choose`) whose layout fills at most ``budget`` rows."""
+    """The plan (:func:`sequence_plan.choose`) whose layout fills at most ``budget`` rows;
+    with ``stretch`` (a slide) spread out to use them (:func:`fill`)."""
     drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
     found = {conn: c for conn, c in connections(records).items() if conn in drawn}
     told = stories(records)
@@ -801,6 +859,8 @@ def plan_chart(
     plan = choose(found, told, fits, pinned)
     chosen = _apply(chart, plan, found, told, parts)
     set_lanes(chosen, topo)
+    if stretch:
+        return chosen, fill(chosen, budget)
     # Drawn as loosely as still fits: time runs slower where it must, lines stay a row apart.
     for rows_per_line, flight_rows, band_lines in SQUEEZE:
         laid_out = layout(chosen, rows_per_line, flight_rows, band_lines)

@@ -194,3 +194,14 @@ def test_reply_codes_timeline_shows_the_replies_and_lists_only_what_is_seen() ->
     # The refused tries sit under the bounce's cross, the accepted ones under the star.
     assert "attempt: permanent failure" not in legend and "attempt: accepted" not in legend
     assert {"attempt: temporary failure", "bounced", "delivered to mailbox"} <= set(legend)
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_persistent_connection_lanes_put_the_shared_destination_in_the_middle(size: str) -> None:
+    # India's and the UK's relays both go to usa-mail: with usa-mail between the two sites no
+    # connection spans a lane it has nothing to do with (india-mail's box covered ann-pc's and
+    # uk-mail's lanes), and each site's lanes stay together, its host at the outer end.
+    fig = sequence_diagram(records("persistent-connection"), size=size)
+    lanes = [t.get_text().split("\n")[0] for t in artists_with_gid(fig, "lane")]
+    servers = [lane for lane in lanes if lane != "steve-pc"]  # drawn when his fetch fits
+    assert servers == ["james-pc", "india-mail", "usa-mail", "uk-mail", "ann-pc"], lanes

@@ -11,6 +11,7 @@ from plot_traces import artists_with_gid, keep
 import mailsim
 from mailsim.plot import sequence_diagram
 from mailsim.plot._style import LOOKS
+from mailsim.plot.placement import segment_hits
 
 
 @cache
@@ -151,28 +152,6 @@ def test_a_slide_chart_spreads_out_to_use_its_height(name: str) -> None:
     assert used > 0.85, f"{name}: only {used:.0%} of the chart's height is used"
 
 
-def _crosses(box, a, b) -> bool:
-    """Whether the segment a-b (pixels) passes through ``box``, shrunk by a pixel."""
-    (x0, y0), (x1, y1) = a, b
-    lo, hi = 0.0, 1.0
-    for p, q in (
-        (x0 - x1, x0 - (box.x0 + 1)),
-        (x1 - x0, (box.x1 - 1) - x0),
-        (y0 - y1, y0 - (box.y0 + 1)),
-        (y1 - y0, (box.y1 - 1) - y0),
-    ):
-        if p == 0:
-            if q < 0:
-                return False
-            continue
-        t = q / p
-        if p < 0:
-            lo = max(lo, t)
-        else:
-            hi = min(hi, t)
-    return lo < hi
-
-
 @pytest.mark.parametrize("size", ["default", "slide"])
 def test_a_message_label_sits_above_its_own_arrow(size: str) -> None:
     # The label was level on the arrow's middle, so its own slanted arrow ran through it.
@@ -188,6 +167,6 @@ def test_a_message_label_sits_above_its_own_arrow(size: str) -> None:
             a = ax.transData.transform(arrow.xyann)
             b = ax.transData.transform(arrow.xy)
             box = label.get_window_extent(renderer)
-            assert not _crosses(box, a, b), label.get_text()
+            assert not segment_hits(box.padded(-1), a, b), label.get_text()
             checked += 1
     assert checked > 5

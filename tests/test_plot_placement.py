@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.transforms import Bbox
 
 from mailsim.plot._style import new_figure
-from mailsim.plot.placement import LabelPlacer, Spot, _segment_hits
+from mailsim.plot.placement import LabelPlacer, Spot, segment_hits
 
 
 def _axes():
@@ -78,7 +78,7 @@ def test_when_no_spot_is_free_the_least_covering_one_is_kept() -> None:
 
 def test_segment_hits() -> None:
     box = Bbox.from_extents(0, 0, 10, 10)
-    assert _segment_hits(box, (-5, 5), (15, 5))  # straight through
-    assert _segment_hits(box, (5, 5), (50, 50))  # starts inside
-    assert not _segment_hits(box, (-5, 15), (15, 15))  # passes above
-    assert not _segment_hits(box, (11, -5), (30, 20))  # passes beside
+    assert segment_hits(box, (-5, 5), (15, 5))  # straight through
+    assert segment_hits(box, (5, 5), (50, 50))  # starts inside
+    assert not segment_hits(box, (-5, 15), (15, 15))  # passes above
+    assert not segment_hits(box, (11, -5), (30, 20))  # passes beside

@@ -81,7 +81,7 @@ class LabelPlacer:
             crossings = sum(
                 1
                 for i, (a, b) in enumerate(self.segments)
-                if i != own_segment and _segment_hits(box, a, b)
+                if i != own_segment and segment_hits(box, a, b)
             )
             cost = (covered, crossings, index)
             if best is None or cost < best[0]:
@@ -114,7 +114,7 @@ def _area(a: Bbox, b: Bbox) -> float:
     return width * height if width > 0 and height > 0 else 0.0
 
 
-def _segment_hits(box: Bbox, a: tuple[float, float], b: tuple[float, float]) -> bool:
+def segment_hits(box: Bbox, a: tuple[float, float], b: tuple[float, float]) -> bool:
     """True when the segment a-b passes through ``box`` (Liang-Barsky clipping)."""
     (x0, y0), (x1, y1) = a, b
     dx, dy = x1 - x0, y1 - y0

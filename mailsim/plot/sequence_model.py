@@ -52,7 +52,6 @@ from mailsim.plot.sequence_plan import (
     sentence,
     stories,
 )
-from mailsim.plot.topology import _KIND_RANK as KIND_RANK
 from mailsim.plot.topology import Topology
 from mailsim.trace.connections import Connection, connections
 
@@ -494,7 +493,7 @@ def lane_order(topo: Topology, names: list[str], pairs: list[tuple[str, str]]) -
     for order in itertools.permutations(sites):
         if best_cost == 0:
             break
-        lanes = _lanes_by_sites(topo, best, list(order))
+        lanes = topo.lane_order(best, sites=list(order))
         cost = _lanes_crossed(lanes, pairs)
         if cost < best_cost:
             best, best_cost = lanes, cost
@@ -507,27 +506,6 @@ def _lanes_crossed(lanes: list[str], pairs: list[tuple[str, str]]) -> int:
     return sum(
         abs(where[a] - where[b]) - 1 for a, b in pairs if a in where and b in where and a != b
     )
-
-
-def _lanes_by_sites(topo: Topology, lanes: list[str], sites: list[str]) -> list[str]:
-    """``lanes`` grouped by site in the order ``sites``: hosts first in the left half, last in
-    the right half, split to both ends in the middle (as :meth:`Topology.lane_order`)."""
-    center = (len(sites) - 1) / 2
-    known = [name for name in lanes if name in topo.nodes]
-    ordered: list[tuple[int, int, int, str]] = []
-    for index, name in enumerate(known):
-        node = topo.nodes[name]
-        position = sites.index(node.site)
-        rank = KIND_RANK.get(node.kind, 1)
-        if position > center:
-            rank = -rank
-        elif position == center and node.kind == "host":
-            hosts = [n for n in known if topo.nodes[n].site == node.site]
-            hosts = [n for n in hosts if topo.nodes[n].kind == "host"]
-            rank = 0 if hosts.index(name) < (len(hosts) + 1) // 2 else 10
-        ordered.append((position, rank, index, name))
-    ordered.sort()
-    return [name for *_, name in ordered] + [name for name in lanes if name not in topo.nodes]
 
 
 def _group_bursts(arrows: list[Arrow]) -> list[Arrow]:

@@ -120,15 +120,16 @@ class Topology:
         middle = [s for s in order if s not in first and s not in last]
         return first + middle + last
 
-    def lane_order(self, names: Iterable[str]) -> list[str]:
+    def lane_order(self, names: Iterable[str], sites: list[str] | None = None) -> list[str]:
         """``names`` ordered as sequence-diagram lanes: by site, user hosts at the outer ends.
 
         Within the leftmost half of the sites, hosts come first and servers after them; in the
         rightmost half the other way round, so James's PC is at the far left and Steve's at the far
-        right with the mail servers between. Nodes the trace never described go last.
+        right with the mail servers between. ``sites`` gives another order of the sites (default:
+        :meth:`sites`). Nodes the trace never described go last.
         """
         names = list(dict.fromkeys(names))
-        sites = self.sites()
+        sites = self.sites() if sites is None else sites
         known = [n for n in self.nodes if n in names]
         unknown = [n for n in names if n not in self.nodes]
         center = (len(sites) - 1) / 2

@@ -106,6 +106,23 @@ def _format_option(command: Any) -> Any:
     )(command)
 
 
+def _message_option(command: Any) -> Any:
+    return click.option(
+        "--message",
+        default="auto",
+        show_default=True,
+        metavar="ID|auto|all",
+        help="What sequence.png shows: one message's journey (its id, like m260@usa.com), "
+        "the whole run (all), or the whole run unless it is busy, then the journey of a "
+        "message that was retried (auto).",
+    )(command)
+
+
+def _chart_message(message: str) -> str | None:
+    """``--message`` as ``render_all`` takes it: all is None."""
+    return None if message == "all" else message
+
+
 def _figure_size_option(command: Any) -> Any:
     return click.option(
         "--figure-size",
@@ -152,6 +169,7 @@ def _figure_size_option(command: Any) -> Any:
     "(no transcript, much faster), or nothing but summary.json.",
 )
 @_figure_size_option
+@_message_option
 @click.option(
     "--mailboxes",
     type=click.Path(file_okay=False),
@@ -184,6 +202,7 @@ def run(
     no_figures: bool,
     trace: str,
     figure_size: str,
+    message: str,
     mailboxes: str | None,
     mailbox_format: str,
     output_format: str | None,
@@ -193,6 +212,7 @@ def run(
     """Run SCENARIO (a YAML file, or the name of a bundled one like james-to-steve)."""
     from mailsim.cli_formats import choose_format
     from mailsim.cli_report import run_command
+    from mailsim.plot import PlotError
     from mailsim.scenario.mailboxes import MailboxExportError
 
     if pcap_filter:
@@ -216,6 +236,7 @@ def run(
             figures=not no_figures,
             trace=trace,
             figure_size=figure_size,
+            message=_chart_message(message),
             mailboxes=mailboxes,
             mailbox_format=mailbox_format,
             quiet=quiet,
@@ -223,6 +244,8 @@ def run(
         )
     except MailboxExportError as error:
         _fail_input([f"--mailboxes: {error}"])
+    except PlotError as error:  # the run's events and summary are written already
+        _fail_input([f"--message: {error}; 'mailsim plot DIR --message ID' redraws the chart"])
     raise SystemExit(code)
 
 
@@ -393,15 +416,15 @@ def sweep(
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @_figure_size_option
-def plot(directory: str, figure_size: str) -> None:
+@_message_option
+def plot(directory: str, figure_size: str, message: str) -> None:
     """Redraw the figures of a run folder from its events.jsonl, or of a sweep folder."""
     from pathlib import Path
 
-    from mailsim.plot import render_all
+    from mailsim.plot import PlotError, render_all
     from mailsim.trace import load_events
 
     if (Path(directory) / "study.json").is_file():
-        from mailsim.plot import PlotError
         from mailsim.plot.sweep import save_sweep_figure
 
         try:
@@ -416,7 +439,13 @@ def plot(directory: str, figure_size: str) -> None:
         records = load_events(events)
     except ValueError as error:
         _fail_input([f"{events}: not a mailsim trace ({error})"])
-    for path in render_all(records, Path(directory), size=figure_size):
+    try:
+        written = render_all(
+            records, Path(directory), size=figure_size, message=_chart_message(message)
+        )
+    except PlotError as error:
+        _fail_input([f"--message: {error}"])
+    for path in written:
         click.echo(f"wrote {path}")
 
 

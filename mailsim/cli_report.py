@@ -44,6 +44,7 @@ def run_command(
     figures: bool = True,
     trace: str = "full",
     figure_size: str = "default",
+    message: str | None = "auto",
     mailboxes: str | None = None,
     mailbox_format: str = "maildir",
     quiet: bool = False,
@@ -100,6 +101,7 @@ def run_command(
         pcap_filter=pcap_filter,
         pcap_per_node=pcap_per_node,
         figure_size=figure_size,
+        message=message,
     )
     exported: dict[str, Path] = {}
     if mailboxes is not None:

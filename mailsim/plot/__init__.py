@@ -5,7 +5,8 @@ Every function takes trace records, as ``Recorder.records`` holds them or as
 :class:`matplotlib.figure.Figure` drawn without pyplot (Agg canvas), so the same call works in a
 notebook, in ``mailsim run`` on a server and in tests.
 
-- :func:`sequence_diagram`: the message sequence chart of the SMTP and POP3 dialogues.
+- :func:`sequence_diagram`: the message sequence chart of the SMTP and POP3 dialogues, or of
+  one message's journey (:func:`message_story`, :func:`telling_message`).
 - :func:`delivery_timeline`: one row per (message, recipient), attempts, outages behind.
 - :func:`topology_figure`: the network by site, links with latency and bandwidth, outages, routes.
 - :func:`queue_figure`, :func:`latency_cdf`, :func:`attempts_histogram`: queues and performance.
@@ -27,6 +28,7 @@ from mailsim.plot._style import LOOKS, Look, PlotError, look_for
 from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
 from mailsim.plot.sequence import SEQUENCE_MAX_ROWS, sequence_diagram
+from mailsim.plot.sequence_story import STORY_AFTER, message_story, telling_message
 from mailsim.plot.states import state_diagram
 from mailsim.plot.sweep import save_sweep_figure, sweep_figure
 from mailsim.plot.timeline import Journey, delivery_timeline, journeys
@@ -44,6 +46,7 @@ __all__ = [
     "delivery_timeline",
     "journeys",
     "latency_cdf",
+    "message_story",
     "queue_figure",
     "queue_lengths",
     "read_topology",
@@ -53,6 +56,7 @@ __all__ = [
     "sequence_diagram",
     "state_diagram",
     "sweep_figure",
+    "telling_message",
     "topology_figure",
 ]
 
@@ -69,11 +73,14 @@ def render_all(
     dpi: float | None = None,
     size: str = "default",
     sequence: bool = True,
+    message: str | None = "auto",
 ) -> list[Path]:
     """Write the standard figures of a run into ``out_dir`` and return their paths.
 
     Always ``sequence.png`` (data lines collapsed, bursts of lines joined, at most
-    :data:`SEQUENCE_MAX_ROWS` rows: connections that move mail first, empty POP3 checks folded),
+    :data:`SEQUENCE_MAX_ROWS` rows: connections that move mail first, empty POP3 checks folded;
+    for a run of more than :data:`~mailsim.plot.sequence_story.STORY_AFTER` connections, one
+    message's journey, see ``message``),
     ``timeline.png`` (a linear time axis, so steady retries look steady; at most
     :data:`TIMELINE_MAX_ROWS` rows, the most retried) and ``topology.png``; also ``queues.png``
     when more than :data:`QUEUE_FIGURE_AFTER` messages were submitted. Used by ``mailsim run``
@@ -87,6 +94,13 @@ def render_all(
         size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
         sequence: False leaves out the sequence chart (a summary trace has no protocol lines
             to draw).
+        message: what the sequence chart shows: "auto" (the whole run, or for a busy run the
+            journey of the message :func:`~mailsim.plot.sequence_story.telling_message`
+            picks), a message id (that message's journey) or None (the whole run, however
+            busy).
+
+    Raises:
+        PlotError: ``message`` names no message of the trace.
     """
     look = look_for(size)
     records = list(records)
@@ -94,8 +108,16 @@ def render_all(
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if sequence:
+        if message == "auto":
+            busy = sum(1 for r in records if r["type"] == "tcp.open") > STORY_AFTER
+            message = telling_message(records) if busy else None
         figures["sequence.png"] = sequence_diagram(
-            records, hide_data=True, group_bursts=True, max_rows=SEQUENCE_MAX_ROWS, size=size
+            records,
+            message=message,
+            hide_data=True,
+            group_bursts=True,
+            max_rows=SEQUENCE_MAX_ROWS,
+            size=size,
         )
     figures["timeline.png"] = delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size)
     figures["topology.png"] = topology_figure(records, size=size)

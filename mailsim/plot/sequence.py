@@ -24,6 +24,12 @@ room before folding. A note under the chart says what was left out. With
 ``group_bursts``, the lines one side sends at one instant (a multi-line EHLO reply, pipelined
 MAIL, RCPT and DATA) are one arrow.
 
+**One message's journey.** ``message=ID`` draws only the connections that carried that message
+(:mod:`mailsim.plot.sequence_story`): its submission, every try, the relay and the fetch, and
+its bounce report's way back; the grey bands that cut out the waits say what it was doing
+meanwhile (in a queue, in a mailbox, a link on its way down). ``render_all`` draws such a
+journey for a run too busy to chart whole.
+
 **Highlighting one event.** ``highlight=record`` (the step-through view of ``mailsim.teach`` uses
 it) puts a yellow glow under the arrow that record drew: its protocol line, the run of data lines
 it belongs to, or the handshake or FIN segment. A record that drew no arrow (a queue entry, a
@@ -73,7 +79,8 @@ from mailsim.plot.sequence_model import (
     plan_chart,
     set_lanes,
 )
-from mailsim.plot.sequence_plan import is_decisive_sentence
+from mailsim.plot.sequence_plan import is_decisive_sentence, without_verb
+from mailsim.plot.sequence_story import message_story
 from mailsim.plot.topology import Topology, read_topology
 
 if TYPE_CHECKING:
@@ -124,6 +131,7 @@ _DECISIVE_ERROR = re.compile(r"→ [45]\d\d|→ -ERR|^deferred:|^bounced:|→ HT
 def sequence_diagram(
     records: Sequence[Record],
     *,
+    message: str | None = None,
     connection: int | None = None,
     window: tuple[float, float] | None = None,
     hide_data: bool | None = None,
@@ -138,6 +146,10 @@ def sequence_diagram(
 
     Args:
         records: trace records (``Recorder.records`` or ``load_events(path)``).
+        message: draw only this message's journey (its id as the trace names it,
+            ``m260@usa.com``): the connections that submitted, tried to relay, relayed and
+            fetched it, and those of its bounce report (:mod:`mailsim.plot.sequence_story`;
+            :func:`~mailsim.plot.sequence_story.telling_message` picks a telling one).
         connection: show only this connection id (``conn`` of ``tcp.open``), in full.
         window: show only records with ``t0 <= t <= t1`` (simulated seconds).
         hide_data: collapse the message lines between SMTP's 354 and the final ``.`` (and the
@@ -165,11 +177,16 @@ def sequence_diagram(
         what was left out is a figure text with gid ``left-out``.
 
     Raises:
-        PlotError: ``connection`` is not in the trace, ``window`` is empty or reversed, or
-            ``size`` is unknown.
+        PlotError: ``message`` or ``connection`` is not in the trace, ``window`` is empty or
+            reversed, or ``size`` is unknown.
     """
     look = look_for(size)
     records = list(records)
+    topo = read_topology(records)
+    story = None
+    if message is not None:
+        story = message_story(records, message, topo)
+        records = story.records(records)
     if window is not None and not window[0] <= window[1]:
         raise PlotError(f"window must be (start, end) with start <= end, got {window!r}")
     if connection is not None and not any(
@@ -194,7 +211,6 @@ def sequence_diagram(
         hide_data = choosing
     if group_bursts is None:
         group_bursts = choosing
-    topo = read_topology(records)
     chart = build_chart(
         records,
         topo,
@@ -204,6 +220,8 @@ def sequence_diagram(
         show_tcp=show_tcp,
         group_bursts=group_bursts,
     )
+    if story is not None:
+        chart.asides = story.asides
     row_height = ROW_HEIGHT * look.scale * (SLIDE_ROW_FACTOR if look.slide else 1.0)
     # The lane headers (two lines of bold type in a box) sit inside the axes, above row 0.
     header_rows = HEADER_BASE_ROWS + HEADER_EMS * look.font / 72 / row_height + 0.3
@@ -227,7 +245,13 @@ def sequence_diagram(
             breaks, total_rows, ticks = fill(chart, budget)
         else:
             breaks, total_rows, ticks = layout(chart)
-    title = _title(records, window) if connection is None else "Message sequence chart"
+    if story is not None:
+        title = story.title
+        chart.note = " ".join(filter(None, (story.note, chart.note)))
+    elif connection is None:
+        title = _title(records, window)
+    else:
+        title = "Message sequence chart"
     if connection is not None:
         title += f" — connection {connection}"
     if window is not None:
@@ -572,6 +596,8 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
     rows = max(len(box.label), math.floor(box.y1 - box.y0 - 0.6 + 1e-6))
     lines: list[tuple[str, bool]] = []
     for index, line in enumerate(box.label):
+        if index == 0 and len(line) > chars:
+            line = without_verb(line)  # the lanes say what it was for
         error = index > 0 and _DECISIVE_ERROR.search(line) is not None
         spare = rows - len(lines) - (len(box.label) - index)
         parts = textwrap.wrap(line, chars) if index > 0 and spare > 0 else [line]

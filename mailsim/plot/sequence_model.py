@@ -199,6 +199,18 @@ class Folds:
         return len(keys)
 
 
+@dataclass(frozen=True)
+class Aside:
+    """A line for the grey band of an idle gap between ``t0`` and ``t1``: what a message is
+    doing meanwhile (``waits in india-mail's queue for its next try``), written in each band it
+    mostly covers, or, ``once``, only in the first band it overlaps (a link outage)."""
+
+    t0: float
+    t1: float
+    text: str
+    once: bool = False
+
+
 @dataclass
 class Chart:
     """Everything the chart shows, in time order, before layout."""
@@ -214,6 +226,8 @@ class Chart:
     #: conn -> what became of its message when no line of a connection drawn in full said it
     #: (``deferred: 451 4.4.2 …`` for a connection lost after the final dot).
     verdicts: dict[int, str] = field(default_factory=dict)
+    #: Said in the bands of idle gaps (a message's story, :mod:`mailsim.plot.sequence_story`).
+    asides: tuple[Aside, ...] = ()
 
 
 def _is_error(proto: str, side: str, line: str) -> bool:
@@ -628,6 +642,7 @@ def _apply(
             for line in told.get(conn, Story()).decisive
             if line.startswith(("deferred:", "bounced:"))
         },
+        asides=chart.asides,
     )
 
 
@@ -678,6 +693,23 @@ def _sentences(folds: list[Fold], most: int) -> list[str]:
     if len(lines) > most:  # the rest counted in one last line
         rest = sum(len(group) for _, group in ordered[most - 1 :])
         lines = [*lines[: most - 1], f"… and {rest:,} more connections"]
+    return lines
+
+
+def _aside_lines(asides: Iterable[Aside], t0: float, t1: float, said: set[Aside]) -> list[str]:
+    """The asides of a band cutting out ``t0`` to ``t1``: those covering most of it, and those
+    said once that overlap it and were not said yet (added to ``said``)."""
+    lines = []
+    for aside in asides:
+        covered = min(aside.t1, t1) - max(aside.t0, t0)
+        if aside.once:
+            # A moment belongs to the band it starts (what happened then is drawn above it).
+            moment = aside.t0 == aside.t1 and t0 <= aside.t0 < t1
+            if (covered > 0 or moment) and aside not in said:
+                said.add(aside)
+                lines.append(aside.text)
+        elif covered > (t1 - t0) / 2:
+            lines.append(aside.text)
     return lines
 
 
@@ -740,6 +772,7 @@ def layout(
     ticks: list[tuple[float, float]] = []
     folds = chart.folds
     next_fold = 0  # the first candidate fold not yet in a band
+    said: set[Aside] = set()  # the asides said once that are said
     y = 0.0
     lowest = 0.0  # the lowest row anything drawn so far reaches
 
@@ -747,6 +780,8 @@ def layout(
         # A trial needs only how many sentences there are: writing them is most of its cost.
         count = None if words else folds.lines_between(lo, hi, band_lines)
         lines = _sentences(folds.between(lo, hi), band_lines) if count is None else [""] * count
+        if idle:
+            lines = _aside_lines(chart.asides, t0, t1, said) + lines
         height = (BAND_ROWS if idle else 0.6) + BAND_LINE_ROWS * len(lines)
         breaks.append(Break(start, start + height, t0, t1, idle, lines))
         return start + height

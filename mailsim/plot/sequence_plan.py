@@ -280,6 +280,8 @@ def box_label(connection: Connection, story: Story | None = None) -> list[str]:
         head = f"conn {connection.conn}: HTTP"
     else:
         mail = f"{connection.messages} message{'s' if connection.messages != 1 else ''}"
+        if connection.messages:  # the lanes say who; the verb says what for
+            mail = f"{_VERBS[connection.role]} {mail}"
         trips = f"{connection.round_trips} round trips"
         if not story.decisive:  # two short lines fit a narrow box
             return [f"conn {connection.conn}: {mail}", trips]
@@ -289,6 +291,14 @@ def box_label(connection: Connection, story: Story | None = None) -> list[str]:
     first, *rest = story.decisive or ("",)
     decisive = [first, *(line for line in rest if line.startswith(("deferred:", "bounced:")))]
     return [head, *[line for line in decisive if line][:BOX_LINES]]
+
+
+def without_verb(head: str) -> str:
+    """A box's first line without the verb :func:`box_label` gave it, for a narrow box:
+    ``conn 2: relayed 5 messages`` becomes ``conn 2: 5 messages``."""
+    conn, _, rest = head.partition(": ")
+    verb, _, mail = rest.partition(" ")
+    return f"{conn}: {mail}" if mail and verb in _VERBS.values() else head
 
 
 def describe(

@@ -132,6 +132,10 @@ class Topology:
         sites = self.sites() if sites is None else sites
         known = [n for n in self.nodes if n in names]
         unknown = [n for n in names if n not in self.nodes]
+        # The middle of the sites that have lanes: a chart of India and the UK out of four
+        # sites still has the UK's hosts at its right end.
+        present = {self.nodes[n].site for n in known}
+        sites = [site for site in sites if site in present]
         center = (len(sites) - 1) / 2
         ordered: list[tuple[float, float, int, str]] = []
         for index, name in enumerate(known):

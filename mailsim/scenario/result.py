@@ -315,11 +315,13 @@ class Result:
         pcap_filter: Iterable[str] | None = None,
         pcap_per_node: bool = False,
         figure_size: str = "default",
+        message: str | None = "auto",
     ) -> Path:
         """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
 
         Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does. ``figure_size``
-        is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`).
+        is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`);
+        ``message`` what ``sequence.png`` shows (see :func:`mailsim.plot.render_all`).
 
         ``events.jsonl``, ``summary.json``, ``transcript.txt``, and unless ``figures`` is False
         ``sequence.png``, ``timeline.png``, ``topology.png`` (``queues.png`` with more than a
@@ -333,6 +335,7 @@ class Result:
         Raises:
             ValueError: ``pcap_filter`` names an unknown protocol (checked before anything is
                 written), or a pcap was asked for but the run had no segment tracing.
+            PlotError: ``message`` names no message of the run.
         """
         protocols = None
         if pcap_filter is not None:
@@ -356,7 +359,13 @@ class Result:
         if figures and self.trace != "off":
             from mailsim.plot import render_all
 
-            render_all(self.records, out, size=figure_size, sequence=self.trace == "full")
+            render_all(
+                self.records,
+                out,
+                size=figure_size,
+                sequence=self.trace == "full",
+                message=message,
+            )
             if self.trace != "full":
                 (out / "sequence.png").unlink(missing_ok=True)  # not an earlier run's chart
         if pcap:

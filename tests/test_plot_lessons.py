@@ -170,3 +170,10 @@ def test_a_message_label_sits_above_its_own_arrow(size: str) -> None:
             assert not segment_hits(box.padded(-1), a, b), label.get_text()
             checked += 1
     assert checked > 5
+
+
+def test_seed_transcript_at_slide_size_draws_the_typed_session_line_by_line() -> None:
+    # The tutorial's telnet session is the lesson: it was a box while Steve's fetch was drawn.
+    fig = sequence_diagram(records("seed-transcript"), size="slide")
+    labels = [t.get_text() for t in artists_with_gid(fig, "smtp-line-label")]
+    assert "HELO USA.com" in labels and "250 Message accepted for delivery." in labels, labels

@@ -4,8 +4,8 @@ A story's connections are not equally telling. First come those whose replies th
 on: a refused command and its reply (``RCPT → 550 5.1.1 …``), a greeting of 421, a message
 deferred or bounced (``552 5.3.4`` for one too big to send, ``451 4.4.2`` for a connection lost
 after the final dot), an HTTP download, and the first and the last failed try of each run of
-connect timeouts. Then the connections that move mail (relays, the fetches that retrieve it,
-typed sessions, submissions); then the failed tries in the middle of a run; then connections
+connect timeouts. Then the connections that move mail (relays, typed sessions, the fetches
+that retrieve it, submissions); then the failed tries in the middle of a run; then connections
 that carried nothing; the many POP3 checks that found no new mail come last. Each connection is
 drawn at one of three levels:
 
@@ -46,8 +46,9 @@ _ROLE_NOUNS = {
     "session": ("typed session", "typed sessions"),
     "mailbox": ("POP3 fetch that retrieved mail", "POP3 fetches that retrieved mail"),
 }
-#: Moving connections in the order they teach: the relay is the story, the submission its start.
-_ROLE_ORDER = ("relay", "mailbox", "session", "submission")
+#: Moving connections in the order they teach: the relay is the story, a typed session the
+#: tutorial's exercise, the submission its start.
+_ROLE_ORDER = ("relay", "session", "mailbox", "submission")
 #: A command as a box names it: ``RCPT TO:<stev@usa.com>`` without its ESMTP parameters.
 _COMMAND = re.compile(r"^(\S+(?: [^ ]*<[^>]*>)?) .*$")
 _HTTP_REQUEST = re.compile(r"^[A-Z]+ \S+ HTTP/\d")

@@ -77,12 +77,7 @@ class LabelPlacer:
         for index, spot in enumerate(spots):
             self._move(text, spot, ScaledTranslation, fig)
             box = text.get_window_extent(self.renderer).padded(MARGIN_PX)
-            covered = sum(_area(box, other) for other in self.taken) + self._outside(box)
-            crossings = sum(
-                1
-                for i, (a, b) in enumerate(self.segments)
-                if i != own_segment and segment_hits(box, a, b)
-            )
+            covered, crossings = self.misfit(box, own_segment=own_segment)
             cost = (covered, crossings, index)
             if best is None or cost < best[0]:
                 best = (cost, spot, box)
@@ -94,6 +89,21 @@ class LabelPlacer:
         self._move(text, spot, ScaledTranslation, fig)
         self.taken.append(box)
         return box
+
+    def withdraw(self, box: Bbox) -> None:
+        """Free the space of a box :meth:`place` returned (to try the label another way)."""
+        self.taken.remove(box)
+
+    def misfit(self, box: Bbox, *, own_segment: int | None = None) -> tuple[float, int]:
+        """What ``box`` (pixels) spoils: the area it covers of the placed boxes (but itself)
+        and outside the axes, and how many lines cross it; ``(0, 0)`` when it is free."""
+        covered = sum(_area(box, other) for other in self.taken if other is not box)
+        crossings = sum(
+            1
+            for i, (a, b) in enumerate(self.segments)
+            if i != own_segment and segment_hits(box, a, b)
+        )
+        return covered + self._outside(box), crossings
 
     def _move(self, text: Text, spot: Spot, translation: type, fig: object) -> None:
         offset = translation(spot.dx / 72, spot.dy / 72, fig.dpi_scale_trans)  # type: ignore[attr-defined]

@@ -14,7 +14,8 @@ below. A rule that most states share (``"peer closed" -> CLOSED`` from every sta
 from a dashed "any state" box; a rule into that row that several states share (``QUIT -> CLOSED``,
 ``4xx/5xx -> QUIT_SENT``) is drawn once from a dashed box naming them. Forward edges are straight,
 edges that skip columns or go back are arcs; triggers of the same edge are joined into one label,
-and each label goes where its rendered box covers no other label, state or edge if it can.
+and each label goes where its rendered box covers no other label, state or edge if it can
+(:mod:`mailsim.plot.state_labels`).
 Geometry is measured in ems of the label type, so the default and the slide look are one layout.
 """
 
@@ -35,11 +36,17 @@ from mailsim.plot._style import (
     look_for,
     new_figure,
 )
+from mailsim.plot.state_labels import (
+    NARROW_LABEL_WIDTH,
+    loop_ends,
+    measure,
+    place_labels,
+    triggers_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mailsim.plot.placement import Spot
 
 #: Geometry, in ems of the label type: a state's ellipse is as high as 2.6 lines of type, the
 #: rows of a column 3.4 ems apart beyond that (room for a two-line label), the columns 4.2 ems
@@ -47,9 +54,6 @@ if TYPE_CHECKING:
 ELLIPSE_HEIGHT = 2.6
 ROW_GAP = 3.4
 COLUMN_GAP = 4.2
-#: A label is wrapped to this many characters a line, on a short level arc to the narrower width.
-LABEL_WIDTH = 18
-NARROW_LABEL_WIDTH = 10
 #: A family of rules into the bottom row is folded into one box when this many states share it.
 FAMILY_MIN = 3
 
@@ -74,11 +78,6 @@ def _written_name(state: Any) -> str:
         return name
     cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
     return f"{name[: cut + 1]}\n{name[cut + 1 :]}"
-
-
-def _triggers_text(triggers: list[str], width: int = LABEL_WIDTH) -> str:
-    text = ", ".join(str(t) for t in triggers)
-    return "\n".join(textwrap.wrap(text, width=width, break_long_words=False)) or text
 
 
 #: Stands for "every state" in a diagram: the source of transitions that most states share.
@@ -182,20 +181,6 @@ def _layers(
     return layer, back
 
 
-def _measure(text: str, points: float, *, bold: bool = False, italic: bool = False) -> float:
-    """Width of ``text`` (its longest line) set in ``points``-point type, in points."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-
-    font = FontProperties(
-        size=points, weight="bold" if bold else "normal", style="italic" if italic else "normal"
-    )
-    return max(
-        float(TextPath((0, 0), line, size=points, prop=font).get_extents().width)
-        for line in (text.splitlines() or [text])
-    )
-
-
 def _spine(main: list[Any], forward: list[tuple[Any, Any]]) -> set[Any]:
     """The longest forward path from the start: the states drawn on one straight line."""
     successors: dict[Any, list[Any]] = {s: [] for s in main}
@@ -297,7 +282,7 @@ def state_diagram(
     for a, b, rad, triggers in arcs:
         (xa, ya), (xb, yb) = positions[a], positions[b]
         if a == b:
-            lines = _triggers_text(triggers).count("\n") + 1
+            lines = triggers_text(triggers).count("\n") + 1
             ys.append(ya + heights[a] / 2 + 1.6 + 1.25 * lines)
         else:
             ys.append((ya + yb) / 2 - rad * (xb - xa) / 2)
@@ -349,7 +334,19 @@ def state_diagram(
             gid="loop-note",
         )
         patches["loop-note"] = note
-    _place_labels(fig, ax, arcs, positions, heights, widths, patches, arrows, label_size)
+    every_height = {item: heights.get(item, ELLIPSE_HEIGHT) for item in positions}
+    place_labels(
+        fig,
+        ax,
+        arcs,
+        positions,
+        every_height,
+        widths,
+        patches,
+        arrows,
+        label_size,
+        any_state=ANY_STATE,
+    )
     return fig
 
 
@@ -370,18 +367,16 @@ def _sizes(
     for s in states:
         text = _written_name(s)
         h = 1.25 * (text.count("\n") + 1) * name_pt / label_pt
-        w = _measure(text, name_pt, bold=True) / label_pt
+        w = measure(text, name_pt, bold=True) / label_pt
         widths[s] = w / math.sqrt(1 - min(0.8, (h / heights[s]) ** 2)) + pad / 3
     for family in boxes:
-        widths[family] = _measure(family.text, label_pt, italic=True) / label_pt + 1.6
+        widths[family] = measure(family.text, label_pt, italic=True) / label_pt + 1.6
     if from_any:
-        widths[ANY_STATE] = _measure("any state", name_pt, italic=True) / label_pt + 2.0
+        widths[ANY_STATE] = measure("any state", name_pt, italic=True) / label_pt + 2.0
     label_ems = {frozenset((a, b)): _label_ems(t, label_pt) for (a, b), t in edges.items()}
     for family, rules in boxes.items():
         for target, t in rules.items():
-            label_ems[frozenset((family, target))] = (
-                _measure(_triggers_text(t), label_pt) / label_pt
-            )
+            label_ems[frozenset((family, target))] = measure(triggers_text(t), label_pt) / label_pt
     return widths, label_ems
 
 
@@ -520,7 +515,7 @@ def _place(
             gaps[right] = max(gaps[right], room)
     row_step = ELLIPSE_HEIGHT + ROW_GAP
     loop_room = {
-        a: 1.25 * len(_triggers_text(t).splitlines()) + 1.0 for (a, b), t in edges.items() if a == b
+        a: 1.25 * len(triggers_text(t).splitlines()) + 1.0 for (a, b), t in edges.items() if a == b
     }
 
     def layout(
@@ -805,18 +800,15 @@ def _draw_arrows(
     patches: dict[Any, Any],
     line: float,
 ) -> list[Any]:
-    """One arrow per arc (a loop on top of the state for a self-loop), in the order of arcs."""
+    """One arrow per arc (a self-loop on top of its state; its label may move it under), in
+    the order of arcs."""
     from matplotlib.patches import FancyArrowPatch
 
     arrows = []
     for a, b, rad, _ in arcs:
-        x, y = positions[a]
         if a == b:
-            # A chord of 2 ems on the ellipse's top, bent 1.4 ems upwards.
-            top = y + heights[a] / 2 - 0.25
             arrow = FancyArrowPatch(
-                (x - 1.0, top),
-                (x + 1.0, top),
+                *loop_ends(positions[a], heights[a], side=1),
                 connectionstyle="arc3,rad=-1.4",
                 arrowstyle="-|>",
                 mutation_scale=12 * line,
@@ -849,180 +841,12 @@ def _draw_arrows(
     return arrows
 
 
-def _place_labels(
-    fig: Any,
-    ax: Any,
-    arcs: list[tuple[Any, Any, float, list[str]]],
-    positions: dict[Any, tuple[float, float]],
-    heights: dict[Any, float],
-    widths: dict[Any, float],
-    patches: dict[Any, Any],
-    arrows: list[Any],
-    size: float,
-) -> None:
-    """Write each arc's triggers with a :class:`LabelPlacer`: the nearest place along the arc
-    (over a self-loop, or beside its state) whose rendered box covers no other label, state or
-    box and crosses no other arrow; if every near place covers something, anywhere around it."""
-    from mailsim.plot.placement import LabelPlacer
-
-    placer = LabelPlacer(ax)
-    renderer = placer.renderer
-    for item in [*patches.values(), *ax.texts]:
-        placer.block(item.get_window_extent(renderer))
-    # Every arrow as a chain of short segments in pixels (arcs flattened), to keep labels off.
-    chains = []
-    for arrow in arrows:
-        path = ax.transData.transform_path(arrow.get_path())
-        chain = []
-        for polygon in path.to_polygons(closed_only=False):
-            chain += [(tuple(p), tuple(q)) for p, q in itertools.pairwise(polygon)]
-        chains.append(chain)
-    # Self-loops first (they have the fewest places), then the shortest arcs, and of two arcs
-    # from one box the longer label first (it has fewer places that fit it).
-    order = sorted(
-        range(len(arcs)),
-        key=lambda i: (
-            arcs[i][0] != arcs[i][1],
-            -len(", ".join(arcs[i][3])) if arcs[i][0] is ANY_STATE else 0,
-            _chord(positions, arcs[i]),
-        ),
-    )
-    for index in order:
-        a, b, rad, triggers = arcs[index]
-        label = ax.text(
-            0,
-            0,
-            _label_text(a, b, triggers, positions, widths, size),
-            fontsize=size,
-            color="#1f3d7a",
-            linespacing=1.05,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
-            zorder=5,
-            gid="label",
-        )
-        label.set_label(f"arc {index}")  # names its arrow (same label), for tests and readers
-        arrows[index].set_label(f"arc {index}")
-        placer.segments = [seg for j, chain in enumerate(chains) if j != index for seg in chain]
-        spots = _candidates(a, b, rad, positions, heights.get(a, ELLIPSE_HEIGHT))
-        box = placer.place(label, spots)
-        if any(_overlap(box, other) for other in placer.taken[:-1]):
-            # Every place on the arrow covers something: try the label wrapped otherwise.
-            placer.taken.pop()
-            for width in (NARROW_LABEL_WIDTH, 30, 10_000, LABEL_WIDTH):
-                label.set_text(_triggers_text(triggers, width))
-                box = placer.place(label, spots)
-                if not any(_overlap(box, other) for other in placer.taken[:-1]):
-                    break
-                placer.taken.pop()
-            else:
-                # Nowhere on the arrow is free: just beside it, as near as will do.
-                label.set_text(_label_text(a, b, triggers, positions, widths, size))
-                placer.place(label, _beside(spots))
-
-
-def _overlap(one: Any, other: Any) -> bool:
-    return bool(
-        min(one.x1, other.x1) > max(one.x0, other.x0)
-        and min(one.y1, other.y1) > max(one.y0, other.y0)
-    )
-
-
-def _label_text(
-    a: Any,
-    b: Any,
-    triggers: list[str],
-    positions: dict[Any, tuple[float, float]],
-    widths: dict[Any, float],
-    size: float,
-) -> str:
-    """The triggers wrapped to :data:`LABEL_WIDTH`, or narrower where that does not fit between
-    the two states of a level arc."""
-    text = _triggers_text(triggers)
-    (xa, ya), (xb, yb) = positions[a], positions[b]
-    if a == b or abs(yb - ya) >= 1.0:
-        return text
-    room = abs(xb - xa) - (widths[a] + widths[b]) / 2 - 1.0
-    if _measure(text, size) / size <= room:
-        return text
-    return _triggers_text(triggers, NARROW_LABEL_WIDTH)
-
-
-def _beside(spots: list[Spot]) -> list[Spot]:
-    """The places of ``spots`` moved 6, then 12 points to either side (up, down, left, right)."""
-    from dataclasses import replace
-
-    return [
-        replace(spot, dx=spot.dx + ox, dy=spot.dy + oy)
-        for step in (6.0, 12.0)
-        for spot in spots
-        for ox, oy in ((0, step), (0, -step), (step, 0), (-step, 0))
-    ]
-
-
 def _label_ems(triggers: list[str], points: float) -> float:
     """How wide a level arc's label needs the gap (ems): its usual wrapping up to 6 ems wide,
     else its narrow one."""
-    wide = _measure(_triggers_text(triggers), points) / points
+    wide = measure(triggers_text(triggers), points) / points
     return (
         wide
         if wide <= 6.0
-        else _measure(_triggers_text(triggers, NARROW_LABEL_WIDTH), points) / points
+        else measure(triggers_text(triggers, NARROW_LABEL_WIDTH), points) / points
     )
-
-
-def _chord(positions: dict[Any, tuple[float, float]], arc: tuple[Any, Any, float, Any]) -> float:
-    (xa, ya), (xb, yb) = positions[arc[0]], positions[arc[1]]
-    return math.hypot(xb - xa, yb - ya)
-
-
-def _candidates(
-    a: Any, b: Any, rad: float, positions: dict[Any, tuple[float, float]], height: float
-) -> list[Spot]:
-    """Places for a label that all touch its own arrow, best first: on the arrow (a quadratic
-    Bezier from A over arc3's control point to B) near its middle, then just beside it, further
-    along; over a self-loop's top, or beside it."""
-    from mailsim.plot.placement import Spot
-
-    (xa, ya), (xb, yb) = positions[a], positions[b]
-    if a == b:
-        apex = ya + height / 2 - 0.25 + 1.4  # the loop: a 2-em chord bent 1.4 ems upwards
-        return [
-            Spot(xa, apex, dy=1.0, va="bottom"),
-            Spot(xa + 0.6, apex - 0.6, dx=1.0, ha="left"),
-            Spot(xa - 0.6, apex - 0.6, dx=-1.0, ha="right"),
-            Spot(xa + 0.35, apex - 0.1, dx=1.0, dy=1.0, ha="left", va="bottom"),
-            Spot(xa - 0.35, apex - 0.1, dx=-1.0, dy=1.0, ha="right", va="bottom"),
-            Spot(xa + 0.85, apex - 1.1, dx=1.0, dy=-1.0, ha="left", va="top"),
-            Spot(xa - 0.85, apex - 1.1, dx=-1.0, dy=-1.0, ha="right", va="top"),
-        ]
-    cx, cy = (xa + xb) / 2 + rad * (yb - ya), (ya + yb) / 2 - rad * (xb - xa)
-    spots = []
-    for t in (
-        0.5,
-        0.46,
-        0.54,
-        0.42,
-        0.58,
-        0.38,
-        0.62,
-        0.34,
-        0.66,
-        0.3,
-        0.7,
-        0.27,
-        0.73,
-        0.2,
-        0.8,
-        0.14,
-        0.86,
-    ):
-        x = (1 - t) ** 2 * xa + 2 * (1 - t) * t * cx + t**2 * xb
-        y = (1 - t) ** 2 * ya + 2 * (1 - t) * t * cy + t**2 * yb
-        spots += [
-            Spot(x, y),
-            Spot(x, y, dy=2.0, va="bottom"),
-            Spot(x, y, dy=-2.0, va="top"),
-            Spot(x, y, dx=3.0, ha="left"),
-            Spot(x, y, dx=-3.0, ha="right"),
-        ]
-    return spots

@@ -245,7 +245,7 @@ def run(
     except MailboxExportError as error:
         _fail_input([f"--mailboxes: {error}"])
     except PlotError as error:  # the run's events and summary are written already
-        _fail_input([f"--message: {error}; 'mailsim plot DIR --message ID' redraws the chart"])
+        _fail_input([f"figures: {error}; the run's events.jsonl and summary.json are written"])
     raise SystemExit(code)
 
 

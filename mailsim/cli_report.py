@@ -77,6 +77,16 @@ def run_command(
             markup=False,
         )
         return 2
+    if message not in ("auto", None) and (not figures or trace != "full"):
+        why = (
+            "--no-figures draws no figures; leave one of the two out"
+            if not figures
+            else f"--trace {trace} records no protocol lines to draw; use --trace full"
+        )
+        err.print(
+            f"--message chooses what sequence.png shows, but {why}", markup=False, soft_wrap=True
+        )
+        return 2
     if not quiet:
         for warning in scenario.warnings:
             err.print(str(warning), markup=False)
@@ -94,15 +104,21 @@ def run_command(
         result = run_scenario(scenario, **options)
     else:
         result = _run_with_progress(scenario, options, err)
-    result.save(
-        out,
-        figures=figures,
-        pcap=pcap,
-        pcap_filter=pcap_filter,
-        pcap_per_node=pcap_per_node,
-        figure_size=figure_size,
-        message=message,
-    )
+    from mailsim.plot.sequence_story import UnknownMessage
+
+    unknown = None
+    try:
+        result.save(
+            out,
+            figures=figures,
+            pcap=pcap,
+            pcap_filter=pcap_filter,
+            pcap_per_node=pcap_per_node,
+            figure_size=figure_size,
+            message=message,
+        )
+    except UnknownMessage as error:  # everything else is written: report it after the rest
+        unknown = error
     exported: dict[str, Path] = {}
     if mailboxes is not None:
         exported = result.export_mailboxes(mailboxes, format=mailbox_format)
@@ -136,6 +152,14 @@ def run_command(
         for problem in result.books.problems:
             err.print(f"[red]books do not balance:[/red] {problem}")
         return 1
+    if unknown is not None:
+        err.print(
+            f"--message: {unknown}; no sequence.png was drawn, "
+            f"'mailsim plot {out} --message ID' draws it",
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
     return 0
 
 

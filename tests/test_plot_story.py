@@ -77,7 +77,10 @@ def test_the_story_chart_draws_only_its_connections_and_says_what_the_waits_are(
     assert "One message's journey: james@india.com → steve@usa.com (m1@india.com)" in text
     drawn = {int(n) for n in re.findall(r"\bconn (\d+)", text)}
     story = message_story(recs, "m1@india.com")
-    assert drawn and drawn <= story.conns
+    failed = {r["conn"] for r in recs if r["type"] == "tcp.fail"}
+    # Every connection that moved it is drawn (submission, relay, fetch); failed tries may fold.
+    assert story.conns - failed <= drawn <= story.conns
+    assert len(story.conns - failed) == 3
     assert "the link india-gw–usa-gw is down from 00:00:30 to 03:00:30" in text
     assert "it waits in india-mail's queue for the next try" in text
     assert "it waits in steve's mailbox on usa-mail until it is fetched" in text
@@ -199,15 +202,55 @@ def test_mailsim_run_message_draws_that_journey_or_keeps_the_run_and_says_what_e
 ) -> None:
     runner = CliRunner()
     out = tmp_path / "run"
-    wrong = runner.invoke(main, ["run", "link-outage", "--out", str(out), "--message", "m9@x"])
-    assert wrong.exit_code == 2
-    assert (
-        wrong.output.strip()
-        .splitlines()[-1]
-        .startswith("--message: message 'm9@x' is not in the trace; its messages are m1@india.com")
+    (out).mkdir()
+    (out / "sequence.png").write_bytes(b"an earlier run's chart")
+    wrong = runner.invoke(
+        main, ["run", "link-outage", "--out", str(out), "--message", "m9@x", "--pcap"]
     )
-    # The run itself is kept: its events and summary are there to redraw from.
-    assert (out / "events.jsonl").is_file() and (out / "summary.json").is_file()
+    assert wrong.exit_code == 2
+    said = [line for line in wrong.output.splitlines() if line.startswith("--message: ")]
+    assert said == [
+        "--message: message 'm9@x' is not in the trace; its messages are m1@india.com; no "
+        f"sequence.png was drawn, 'mailsim plot {out} --message ID' draws it"
+    ]
+    # Everything but that chart is written (and no earlier run's chart is left to mislead).
+    written = {p.name for p in out.iterdir()}
+    assert {"events.jsonl", "summary.json", "timeline.png", "topology.png", "trace.pcap"} <= written
+    assert "sequence.png" not in written
     args = ["run", "link-outage", "--out", str(out), "--message", "m1@india.com", "-q"]
     assert runner.invoke(main, args).exit_code == 0
     assert (out / "sequence.png").is_file()
+
+
+def test_mail_delivered_where_it_was_handed_in_has_its_submission_in_the_journey() -> None:
+    # The tutorial's typed session hands the mail to india-mail for a local mailbox: no queue id
+    # ("250 Message accepted for delivery."), yet connection 1 carried it.
+    story = message_story(records("seed-transcript"), "INDIAMAIL00001@India.com")
+    assert story.conns == {1, 2}  # the typed session and Steve's POP3 fetch
+
+
+def test_a_trace_without_some_connections_opening_tells_the_rest() -> None:
+    recs = records("link-outage")
+    first_try = next(r["conn"] for r in recs if r["type"] == "mail.attempt")
+    cut = [r for r in recs if not (r["type"] == "tcp.open" and r["conn"] == first_try)]
+    story = message_story(cut, "m1@india.com")
+    assert first_try not in story.conns and len(story.conns) == 7
+    only_mail = [r for r in recs if r["type"].startswith("mail.")]
+    assert message_story(only_mail, "m1@india.com").conns == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--trace", "summary"], "--trace summary records no protocol lines to draw"),
+        (["--no-figures"], "--no-figures draws no figures"),
+    ],
+)
+def test_mailsim_run_message_without_a_sequence_chart_is_refused_before_the_run(
+    tmp_path: Path, extra: list[str], says: str
+) -> None:
+    out = tmp_path / "run"
+    args = ["run", "link-outage", "--out", str(out), "--message", "m1@india.com", *extra]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2 and says in refused.output
+    assert not out.exists()

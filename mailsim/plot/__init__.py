@@ -28,7 +28,12 @@ from mailsim.plot._style import LOOKS, Look, PlotError, look_for
 from mailsim.plot.animation import animate, save_animation
 from mailsim.plot.queues import attempts_histogram, latency_cdf, queue_figure, queue_lengths
 from mailsim.plot.sequence import SEQUENCE_MAX_ROWS, sequence_diagram
-from mailsim.plot.sequence_story import STORY_AFTER, message_story, telling_message
+from mailsim.plot.sequence_story import (
+    STORY_AFTER,
+    UnknownMessage,
+    message_story,
+    telling_message,
+)
 from mailsim.plot.states import state_diagram
 from mailsim.plot.sweep import save_sweep_figure, sweep_figure
 from mailsim.plot.timeline import Journey, delivery_timeline, journeys
@@ -41,6 +46,7 @@ __all__ = [
     "Look",
     "PlotError",
     "Topology",
+    "UnknownMessage",
     "animate",
     "attempts_histogram",
     "delivery_timeline",
@@ -100,27 +106,17 @@ def render_all(
             busy).
 
     Raises:
-        PlotError: ``message`` names no message of the trace.
+        UnknownMessage: ``message`` names no message of the trace (the other figures are
+            written by then).
     """
     look = look_for(size)
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {}
-    if sequence:
-        if message == "auto":
-            busy = sum(1 for r in records if r["type"] == "tcp.open") > STORY_AFTER
-            message = telling_message(records) if busy else None
-        figures["sequence.png"] = sequence_diagram(
-            records,
-            message=message,
-            hide_data=True,
-            group_bursts=True,
-            max_rows=SEQUENCE_MAX_ROWS,
-            size=size,
-        )
-    figures["timeline.png"] = delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size)
-    figures["topology.png"] = topology_figure(records, size=size)
+    figures = {
+        "timeline.png": delivery_timeline(records, max_rows=TIMELINE_MAX_ROWS, size=size),
+        "topology.png": topology_figure(records, size=size),
+    }
     messages = {r["msg"] for r in records if r["type"] in ("mail.submit", "mail.queue")}
     if len(messages) > QUEUE_FIGURE_AFTER:
         figures["queues.png"] = queue_figure(records, size=size)
@@ -129,4 +125,19 @@ def render_all(
         path = out / name
         figure.savefig(path, dpi=dpi if dpi is not None else look.dpi)
         written.append(path)
+    if sequence:  # last: a message id that is not in the trace costs only this chart
+        if message == "auto":
+            busy = sum(1 for r in records if r["type"] == "tcp.open") > STORY_AFTER
+            message = telling_message(records) if busy else None
+        chart = sequence_diagram(
+            records,
+            message=message,
+            hide_data=True,
+            group_bursts=True,
+            max_rows=SEQUENCE_MAX_ROWS,
+            size=size,
+        )
+        path = out / "sequence.png"
+        chart.savefig(path, dpi=dpi if dpi is not None else look.dpi)
+        written.insert(0, path)  # listed first, as it is read first
     return written

@@ -95,15 +95,15 @@ class LabelPlacer:
         self.taken.remove(box)
 
     def misfit(self, box: Bbox, *, own_segment: int | None = None) -> tuple[float, int]:
-        """What ``box`` (pixels) spoils: the area it covers of the placed boxes (but itself)
-        and outside the axes, and how many lines cross it; ``(0, 0)`` when it is free."""
-        covered = sum(_area(box, other) for other in self.taken if other is not box)
+        """What ``box`` (pixels) spoils: the area it covers of the placed boxes and outside the
+        axes, and how many lines cross it; ``(0, 0)`` when it is free."""
+        covered = sum(_area(box, other) for other in self.taken)
         crossings = sum(
             1
             for i, (a, b) in enumerate(self.segments)
             if i != own_segment and segment_hits(box, a, b)
         )
-        return covered + self._outside(box), crossings
+        return covered + self.outside(box), crossings
 
     def _move(self, text: Text, spot: Spot, translation: type, fig: object) -> None:
         offset = translation(spot.dx / 72, spot.dy / 72, fig.dpi_scale_trans)  # type: ignore[attr-defined]
@@ -112,7 +112,7 @@ class LabelPlacer:
         text.set_horizontalalignment(spot.ha)
         text.set_verticalalignment(spot.va)
 
-    def _outside(self, box: Bbox) -> float:
+    def outside(self, box: Bbox) -> float:
         """The area of ``box`` that lies outside the axes, weighted so it counts as a collision."""
         inner = _area(box, self.bounds)
         return (box.width * box.height - inner) * 4

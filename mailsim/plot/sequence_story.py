@@ -9,14 +9,16 @@ out of the recipient's mailbox; for a bounced message, the bounce report's way b
 :func:`message_story` finds those connections in the trace:
 
 - the submission: the connection whose reply to the final dot names the queue id the message
-  got (``250 2.0.0 Ok: queued as USAMAIL00148``, ``mail.queue``'s ``queue_id``);
+  got (``250 2.0.0 Ok: queued as USAMAIL00148``, ``mail.queue``'s ``queue_id``), or, for mail
+  delivered where it was handed in (no queue id), the server's 250 at ``mail.submit``'s moment;
 - every try: the ``conn`` of each ``mail.attempt`` of the message, failed connects included;
 - the fetch: the POP3 connection to the server a ``mail.fetch`` names, open at its moment, in
   which that user logged in (``USER uma`` or ``APOP uma …``).
 
 :func:`telling_message` picks the message whose story teaches most: one that was retrieved
-by its recipient after at least one failed try (the longer the run of failed tries, up to
-:data:`TELLING_TRIES`), the earliest of those; failing that, the earliest delivered message.
+by its recipient (or whose bounce report was) after the most failed tries, up to
+:data:`TELLING_TRIES`, the earliest of those; failing that, one delivered or bounced, ranked
+the same way; failing that, the earliest message.
 ``render_all`` draws that story as ``sequence.png`` when a run has more than
 :data:`STORY_AFTER` connections.
 """
@@ -44,6 +46,11 @@ STORY_AFTER = 200
 TELLING_TRIES = 3
 #: Messages an unknown id's error names.
 LISTED = 8
+
+
+class UnknownMessage(PlotError):
+    """A message id (``--message``, ``message=``) that no message of the trace has."""
+
 
 _QUEUED_AS = re.compile(r"queued as (\S+)")
 _LOGIN = re.compile(r"^(?:USER|APOP) (\S+)", re.IGNORECASE)
@@ -103,13 +110,15 @@ def message_story(
     ``topo`` is the trace's :class:`~mailsim.plot.topology.Topology` when the caller has it.
 
     Raises:
-        PlotError: no ``mail.submit`` or ``mail.queue`` of the trace names ``msg``.
+        UnknownMessage: no ``mail.submit`` or ``mail.queue`` of the trace names ``msg``.
     """
     found = _Index(records)
     if msg not in found.messages:
         known = list(found.messages)
         listed = ", ".join(known[:LISTED]) + (" …" if len(known) > LISTED else "")
-        raise PlotError(f"message {msg!r} is not in the trace; its messages are {listed or 'none'}")
+        raise UnknownMessage(
+            f"message {msg!r} is not in the trace; its messages are {listed or 'none'}"
+        )
     conns: set[int] = set()
     sender, rcpts = found.messages[msg]
     todo = [msg]
@@ -177,6 +186,8 @@ class _Index:
         #: msg -> the bounce reports (DSN messages) sent about it.
         self.reports: dict[str, list[str]] = {}
         self.queued_by: dict[str, int] = {}  #: queue id -> the connection that was told it
+        self.submitted_by: dict[str, int] = {}  #: msg -> the connection that handed it in
+        awaiting: dict[str, tuple[float, str]] = {}  # server -> (when, msg) of a mail.submit
         self.logins: dict[int, str] = {}  #: POP3 connection -> the user who logged in
         self.opened: dict[int, tuple[float, str]] = {}  #: conn -> (open time, server)
         self.ends: dict[int, float] = {}
@@ -200,6 +211,10 @@ class _Index:
                     queued = _QUEUED_AS.search(rec["line"])
                     if queued:
                         self.queued_by.setdefault(queued.group(1), conn)
+                    submit = awaiting.get(rec.get("src", ""))
+                    if submit and submit[0] == rec["t"] and rec["line"].startswith("250"):
+                        self.submitted_by.setdefault(submit[1], conn)
+                        del awaiting[rec["src"]]
                 elif kind == "pop3.line":
                     login = _LOGIN.match(rec["line"])
                     if login:
@@ -209,6 +224,8 @@ class _Index:
                 if kind == "tcp.fail":
                     self.failed[rec["conn"]] = rec.get("reason", "")
             elif kind == "mail.submit":
+                if rec.get("kind", "mail") != "dsn":
+                    awaiting[rec.get("node", "")] = (rec["t"], rec["msg"])
                 rcpts = tuple(rec.get("rcpts", ()))
                 self.messages.setdefault(rec["msg"], (rec.get("sender", ""), rcpts))
             elif kind == "mail.queue":
@@ -223,8 +240,10 @@ class _Index:
                 self.reports.setdefault(rec["msg"], []).append(str(rec["dsn"]))
 
     def carried(self, msg: str) -> set[int]:
-        """The connections that carried ``msg`` or tried to."""
+        """The connections that carried ``msg`` or tried to (those the trace saw open)."""
         conns = set(self.attempts.get(msg, ()))
+        if msg in self.submitted_by:
+            conns.add(self.submitted_by[msg])
         for queue_id in self.queue_ids.get(msg, ()):
             if queue_id in self.queued_by:
                 conns.add(self.queued_by[queue_id])
@@ -233,11 +252,12 @@ class _Index:
                 conn
                 for conn, login in self.logins.items()
                 if login == user
+                and conn in self.opened
                 and self.opened[conn][1] == server
                 and self.opened[conn][0] <= t <= self.ends[conn]
             ]
             conns.update(session[:1])
-        return conns
+        return {conn for conn in conns if conn in self.opened}
 
     def asides(self, msg: str, conns: set[int], topo: Topology) -> list[Aside]:
         """What ``msg`` is doing between the connections drawn: a connect waiting for an answer,
@@ -270,12 +290,15 @@ class _Index:
                     text = f"{node} gives up after {after} and bounces it: a report goes back"
                     found.append(Aside(rec["t"], rec["t"], text, once=True))
                 elif kind == "mail.deliver":
-                    fetched = (
+                    mailbox = rec.get("mailbox", rec.get("rcpt"))
+                    fetched = (  # by the owner of this mailbox, from this server
                         later["t"]
                         for later in self.steps[current]
-                        if later["type"] == "mail.fetch" and later["t"] >= rec["t"]
+                        if later["type"] == "mail.fetch"
+                        and later["t"] >= rec["t"]
+                        and later.get("node") == node
+                        and later.get("user") == mailbox
                     )
-                    mailbox = rec.get("mailbox", rec.get("rcpt"))
                     text = f"{who} waits in {mailbox}'s mailbox on {node} until it is fetched"
                     found.append(Aside(rec["t"], next(fetched, math.inf), text))
         # The outages on the way of its connections (their usual routes), while it lasts.

@@ -47,7 +47,7 @@ def loop_ends(
     position: tuple[float, float], height: float, *, side: int
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """A self-loop's ends: a chord of 2 ems on the ellipse's top (side 1) or bottom (side -1),
-    bent 1.4 ems outwards by arc3's rad of -1.4 (its bend is to the right of its direction)."""
+    bent 1.4 ems outwards (arc3's rad of -1.4 bends to the left of the chord's direction)."""
     x, y = position
     rim = y + side * (height / 2 - 0.25)
     return (x - side * 1.0, rim), (x + side * 1.0, rim)
@@ -160,7 +160,9 @@ def _place_loop_label(
         box = placer.place(label, where)
         placer.withdraw(box)  # only measured here
         covered, crossed = placer.misfit(box)
-        crossed += placer.misfit(arrow.get_window_extent(placer.renderer))[1]
+        drawn = arrow.get_window_extent(placer.renderer)  # the loop: in the axes, over no arrow
+        covered += placer.outside(drawn)
+        crossed += placer.misfit(drawn)[1]
         if best is None or (covered, crossed) < best[0]:
             best = ((covered, crossed), width, side, where)
         if (covered, crossed) == (0, 0):

@@ -335,7 +335,8 @@ class Result:
         Raises:
             ValueError: ``pcap_filter`` names an unknown protocol (checked before anything is
                 written), or a pcap was asked for but the run had no segment tracing.
-            PlotError: ``message`` names no message of the run.
+            UnknownMessage: ``message`` names no message of the run; raised once everything
+                else is written (the other figures, the pcap files).
         """
         protocols = None
         if pcap_filter is not None:
@@ -356,16 +357,21 @@ class Result:
             self.books, scenario=self.scenario.name, seed=self.seed, end_time=self.end_time
         )
         write_summary_stream(out / "summary.json", head, self.books.rows.values())
+        unknown = None
         if figures and self.trace != "off":
-            from mailsim.plot import render_all
+            from mailsim.plot import UnknownMessage, render_all
 
-            render_all(
-                self.records,
-                out,
-                size=figure_size,
-                sequence=self.trace == "full",
-                message=message,
-            )
+            try:
+                render_all(
+                    self.records,
+                    out,
+                    size=figure_size,
+                    sequence=self.trace == "full",
+                    message=message,
+                )
+            except UnknownMessage as error:
+                unknown = error
+                (out / "sequence.png").unlink(missing_ok=True)  # not an earlier run's chart
             if self.trace != "full":
                 (out / "sequence.png").unlink(missing_ok=True)  # not an earlier run's chart
         if pcap:
@@ -374,6 +380,8 @@ class Result:
             from mailsim.trace.pcap import write_pcap_per_node
 
             write_pcap_per_node(self.records, out / "pcap", protocols=protocols)
+        if unknown is not None:
+            raise unknown
         return out
 
     def write_pcap(

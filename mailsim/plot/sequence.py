@@ -196,8 +196,9 @@ def sequence_diagram(
     ):
         known = sorted({r["conn"] for r in records if r["type"] == "tcp.open"})
         listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "")
+        where = f"message {message}'s journey" if story is not None else "the trace"
         raise PlotError(
-            f"connection {connection} does not appear in the trace; known connections: "
+            f"connection {connection} does not appear in {where}; known connections: "
             f"{listed or 'none'}"
         )
     if max_rows == "auto":

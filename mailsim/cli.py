@@ -427,6 +427,9 @@ def plot(directory: str, figure_size: str, message: str) -> None:
     if (Path(directory) / "study.json").is_file():
         from mailsim.plot.sweep import save_sweep_figure
 
+        if message != "auto":
+            _fail_input([f"--message: {directory} is a sweep folder; it has no sequence chart"])
+
         try:
             click.echo(f"wrote {save_sweep_figure(Path(directory), size=figure_size)}")
         except PlotError as error:

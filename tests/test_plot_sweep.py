@@ -85,6 +85,8 @@ def test_bad_sources_are_plot_errors(folder: Path, tmp_path: Path) -> None:
     (tmp_path / "aggregate.csv").write_text("point\n")
     result = CliRunner().invoke(main, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "not a mailsim study description" in result.stderr
+    result = CliRunner().invoke(main, ["plot", str(tmp_path), "--message", "m1@india.com"])
+    assert result.exit_code == 2 and "is a sweep folder; it has no sequence chart" in result.stderr
 
 
 def test_slide_size_is_16_by_9_with_projector_type(folder: Path) -> None:

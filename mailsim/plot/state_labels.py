@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: A label is wrapped to this many characters a line, on a short level arc to the narrower width.
 LABEL_WIDTH = 18
 NARROW_LABEL_WIDTH = 10
+#: The other wraps a crowded label tries, in order: narrow, wide, on one line, the usual again.
+LOOSER_WIDTHS = (NARROW_LABEL_WIDTH, 30, 10_000, LABEL_WIDTH)
 
 
 def triggers_text(triggers: list[str], width: int = LABEL_WIDTH) -> str:
@@ -112,19 +114,24 @@ def place_labels(
             )
         else:
             box = placer.place(label, spots)
-        if any(_overlap(box, other) for other in placer.taken[:-1]):
-            # Every place on the arrow covers something: try the label wrapped otherwise.
+        if not any(_overlap(box, other) for other in placer.taken[:-1]):
+            continue
+        placer.taken.pop()
+        if a == b:
+            # _place_loop_label has tried every width on both sides: just beside the loop.
+            placer.place(label, _beside(spots))
+            continue
+        # Every place on the arrow covers something: try the label wrapped otherwise.
+        for width in LOOSER_WIDTHS:
+            label.set_text(triggers_text(triggers, width))
+            box = placer.place(label, spots)
+            if not any(_overlap(box, other) for other in placer.taken[:-1]):
+                break
             placer.taken.pop()
-            for width in (NARROW_LABEL_WIDTH, 30, 10_000, LABEL_WIDTH):
-                label.set_text(triggers_text(triggers, width))
-                box = placer.place(label, spots)
-                if not any(_overlap(box, other) for other in placer.taken[:-1]):
-                    break
-                placer.taken.pop()
-            else:
-                # Nowhere on the arrow is free: just beside it, as near as will do.
-                label.set_text(_label_text(a, b, triggers, positions, widths, size))
-                placer.place(label, _beside(spots))
+        else:
+            # Nowhere on the arrow is free: just beside it, as near as will do.
+            label.set_text(_label_text(a, b, triggers, positions, widths, size))
+            placer.place(label, _beside(spots))
 
 
 def _place_loop_label(
@@ -150,7 +157,7 @@ def _place_loop_label(
     ]
     tries = [
         (width, side, where)
-        for width in (LABEL_WIDTH, NARROW_LABEL_WIDTH, 10_000)
+        for width in (LABEL_WIDTH, *LOOSER_WIDTHS[:-1])
         for side, where in ((1, spots), (-1, below))
     ]
     best = None

@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_for
 
 from mailsim.live import pop3_session
 from mailsim.live.cli import plaintext_auth_warning
@@ -69,15 +70,6 @@ def read_until_closed(sock: socket.socket) -> bytes:
 def deliver(running: ServerThread, content: bytes, count: int = 1) -> None:
     assert running.server is not None and running.server.store is not None
     running.server.store.deliver([("Steve", content)] * count)
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def login_pop3(sock: socket.socket) -> None:

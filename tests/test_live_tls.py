@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from mailsim.live.server import ServeConfig, ServerThread
 
@@ -116,7 +117,8 @@ def test_swaks_tls_delivers_and_verifies_the_certificate(running: ServerThread) 
     assert "<-  220 2.0.0 Ready to start TLS" in done.stdout
     assert " ~> EHLO" in done.stdout  # RFC 3207 4.2: EHLO again, under TLS
     assert len(stored(running)) == 1
-    session = running.server.records[-1]
+    # swaks exits on the 221 to QUIT, maybe before the server has recorded the session's end.
+    session = wait_for(lambda: running.server.records, timeout=10)[-1]
     assert session["verdicts"]["tls"] is True
     assert session["commands"][1] == "STARTTLS"
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 import mailsim
 from mailsim.live.background import BackgroundRun
@@ -210,14 +211,6 @@ def start_serving(folder: Path, ports: Path, scale: float) -> subprocess.Popen[s
 def events(folder: Path) -> list[dict[str, Any]]:
     lines = (folder / "events.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.endswith("}")]
-
-
-def wait_for(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
 
 
 def ctl(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -75,6 +75,7 @@ def run_command(
         err.print(
             f"{asked}: a pcap file needs every segment; use --trace full, not {trace}",
             markup=False,
+            soft_wrap=True,
         )
         return 2
     if message not in ("auto", None) and (not figures or trace != "full"):
@@ -89,7 +90,7 @@ def run_command(
         return 2
     if not quiet:
         for warning in scenario.warnings:
-            err.print(str(warning), markup=False)
+            err.print(str(warning), markup=False, soft_wrap=True)  # one line each, for grep
     want_segments = True if pcap or pcap_per_node else None
     out = Path(out_dir) if out_dir else Path("runs") / scenario.slug
     options: dict[str, Any] = {
@@ -150,7 +151,7 @@ def run_command(
             )
     if not result.books.balanced:
         for problem in result.books.problems:
-            err.print(f"[red]books do not balance:[/red] {problem}")
+            err.print(f"[red]books do not balance:[/red] {problem}", soft_wrap=True)
         return 1
     if unknown is not None:
         err.print(

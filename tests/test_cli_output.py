@@ -63,6 +63,16 @@ def test_validate_warns_about_unserved_recipients_and_bare_numbers_and_exits_0(t
     )
 
 
+def test_run_prints_each_warning_on_one_line_too(tmp_path):
+    path = story(tmp_path, "oops", *MISTAKES)
+    code, _, err = invoke("run", str(path), "--out", str(tmp_path / "out"), "--no-figures")
+    assert code == 0
+    warned = [line for line in err.splitlines() if ": warning: " in line]
+    assert len(warned) == 3
+    for line in warned:
+        assert line.startswith(f"{path}:") and len(line) > 80, line
+
+
 def test_strict_makes_the_warnings_errors(tmp_path):
     path = story(tmp_path, "oops", *MISTAKES)
     code, out, err = invoke("validate", "--strict", "--format", "table", str(path))

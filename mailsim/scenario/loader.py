@@ -335,6 +335,10 @@ def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
         full = f"{error.problem} {error.context}"
         hint = next((hint for needle, hint in _SYNTAX_HINTS if needle in full), None)
         message += f"; {hint}" if hint else "; check the indentation and quotes near here"
+        opened = error.context_mark
+        if hint and hint.endswith("not closed") and opened is not None and opened.line + 1 < line:
+            # The error is found where the file goes on; the fix is where the bracket opened.
+            message += f" (it opens at line {opened.line + 1}, column {opened.column + 1})"
         return _FAILED, SourceMap(), [Problem(path, line, col, "", message)]
     except ReaderError as error:
         line = text.count("\n", 0, error.position) + 1

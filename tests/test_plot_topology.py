@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from functools import cache
 
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 from plot_traces import (
     LINK_DOWN_AT,
     LINK_UP_AT,
@@ -280,3 +282,22 @@ def test_no_link_runs_through_a_node_name(name: str, size: str) -> None:
             if _segment_crosses(box, a, b):
                 crossed.append(f"{line.get_label()} through {text.get_text()!r}")
     assert not crossed, crossed
+
+
+def test_a_failing_link_s_dashes_do_not_show_through_its_label() -> None:
+    fig = topology_figure(list(_scenario_records("link-outage")), size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (label,) = [t for t in fig.axes[0].texts if t.get_text() == "110 ms\n20 Mbit/s"]
+    box = label.get_window_extent(renderer)
+    pixels = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].astype(int)
+    height = pixels.shape[0]
+    inside = pixels[height - int(box.y1) : height - int(box.y0), int(box.x0) : int(box.x1)].reshape(
+        -1, 3
+    )
+    red = np.array(to_rgb(ERROR_COLOUR)) * 255
+    # Red, or white tinted by red through a half-transparent box: more red than green and blue.
+    tinted = (inside[:, 0] - inside[:, 1:].max(axis=1) > 12) & (
+        np.abs(inside - red).sum(axis=1) < 600
+    )
+    assert not tinted.any(), f"{tinted.sum()} reddish pixels inside the label"

@@ -539,7 +539,8 @@ def _link_labels(
     style: dict[str, Any] = {
         "fontsize": look.small,
         "linespacing": 1.1,
-        "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        # Opaque: through a see-through box a failing link's red dashes tint the figures.
+        "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
         "zorder": 3,
     }
     for link in labelled:

@@ -307,3 +307,15 @@ def test_a_few_rows_on_a_slide_get_room_and_the_time_of_each_try():
     # Not at the default size, nor with many rows.
     assert not _texts(delivery_timeline(records), "timeline-time")
     assert not _texts(delivery_timeline(link_outage(), size="slide"), "timeline-time")
+
+
+def test_a_submission_under_the_first_try_still_shows():
+    fig = delivery_timeline(link_outage(), size="slide")
+    (submitted,) = artists_with_gid(fig, "timeline-submitted")
+    tries = [
+        c for name in ("temporary", "accepted") for c in artists_with_gid(fig, f"timeline-{name}")
+    ]
+    # Drawn over the tries, as a ring larger than a triangle with nothing inside that hides it.
+    assert all(submitted.get_zorder() > c.get_zorder() for c in tries)
+    assert submitted.get_facecolor().size == 0 or submitted.get_facecolor()[0][3] == 0
+    assert all(submitted.get_sizes()[0] > c.get_sizes()[0] for c in tries)

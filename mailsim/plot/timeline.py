@@ -291,12 +291,15 @@ def _attach_fetch(pairs: dict[tuple[str, str], Journey], rec: Record) -> None:
 # --- the figure ---------------------------------------------------------------------------------
 
 _MARKERS: dict[str, dict[str, Any]] = {
+    # A ring larger than a triangle, drawn over the tries: the first try usually follows the
+    # submission within a second, at the same place on an axis of hours (link-outage).
     "submitted": {
         "marker": "o",
-        "s": 42,
-        "facecolors": "white",
+        "s": 110,
+        "facecolors": "none",
         "edgecolors": "black",
-        "zorder": 6,
+        "linewidths": 1.3,
+        "zorder": 8.5,
     },
     "queued": {"marker": "|", "s": 90, "color": "#555555", "linewidths": 1.5, "zorder": 5},
     "accepted": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["accepted"], "zorder": 6},

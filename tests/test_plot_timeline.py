@@ -319,3 +319,51 @@ def test_a_submission_under_the_first_try_still_shows():
     assert all(submitted.get_zorder() > c.get_zorder() for c in tries)
     assert submitted.get_facecolor().size == 0 or submitted.get_facecolor()[0][3] == 0
     assert all(submitted.get_sizes()[0] > c.get_sizes()[0] for c in tries)
+
+
+def _quiet_day(pairs: int) -> list[dict]:
+    """``pairs`` messages through one relay, each delivered at its first try: nothing retried."""
+    records: list[dict] = []
+    for i in range(pairs):
+        t = 60.0 * i
+        rcpts = ["x@far"]
+        records += [
+            {"t": t, "type": "mail.submit", "msg": f"m{i}", "node": "pc", "rcpts": rcpts},
+            {"t": t + 0.1, "type": "mail.queue", "msg": f"m{i}", "node": "mx", "rcpts": rcpts},
+            {"t": t + 1.0, "type": "mail.attempt", "msg": f"m{i}", "node": "mx", "rcpts": rcpts},
+            {
+                "t": t + 1.5,
+                "type": "mail.deliver",
+                "msg": f"m{i}",
+                "node": "far",
+                "rcpt": "x@far",
+                "mailbox": "x",
+            },
+        ]
+    return records
+
+
+def test_a_slide_draws_every_row_that_fits():
+    # persistent-connection: ten pairs, each delivered at its first try; ten rows fit a slide.
+    import mailsim
+
+    records = mailsim.load("persistent-connection").run().records
+    fig = delivery_timeline(records, size="slide")
+    ax = fig.axes[0]
+    assert len(artists_with_gid(fig, "timeline-row")) == 10
+    assert ax.get_title(loc="left") == "Delivery timeline, one row per (message, recipient)"
+    # The ten rows are no closer together than the rows of a default timeline (x1.5).
+    from mailsim.plot.timeline import ROW_INCHES
+
+    height = ax.get_position().height * fig.get_size_inches()[1]
+    assert height / (10 + 0.35) >= ROW_INCHES * 1.5 - 1e-6
+
+
+def test_rows_left_out_of_a_slide_are_said_to_be_the_earliest_when_none_was_retried():
+    fig = delivery_timeline(_quiet_day(40), size="slide")
+    title = fig.axes[0].get_title(loc="left")
+    drawn = len(artists_with_gid(fig, "timeline-row"))
+    assert 5 < drawn < 40
+    assert title == f"Delivery timeline: {drawn} of 40 (message, recipient) pairs, the earliest"
+    rows = [t.get_text().split(" →")[0] for t in fig.axes[0].get_yticklabels()]
+    assert rows == [f"m{i}" for i in range(drawn)]

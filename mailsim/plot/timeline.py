@@ -351,14 +351,30 @@ _LEGEND_NAMES = {
 }
 
 
-def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
-    """The ``keep`` journeys with the most attempts (undelivered first on ties), by start time."""
-    order = sorted(
-        range(len(rows)),
-        key=lambda i: (-len(rows[i].attempts), rows[i].delivered is not None, rows[i].start),
-    )
-    chosen = sorted(order[:keep])
-    return [rows[i] for i in chosen]
+#: How :func:`_most_eventful` says it chose, by the part of its sort key that did.
+_CHOSEN_BY = ("the most retried", "the undelivered", "the earliest")
+
+
+def _most_eventful(rows: list[Journey], keep: int) -> tuple[list[Journey], str]:
+    """The ``keep`` journeys with the most attempts (undelivered first on ties), by start time,
+    and how they were chosen, naming only what set them apart from the rows left out.
+
+    Ten pairs delivered at their first try are ``the earliest``, not ``the most retried``.
+    """
+
+    def key(i: int) -> tuple[int, bool, float]:
+        return (-len(rows[i].attempts), rows[i].delivered is not None, rows[i].start)
+
+    order = sorted(range(len(rows)), key=key)
+    chosen, left = order[:keep], order[keep:]
+    used: set[int] = set()
+    if left:
+        first_left = key(left[0])
+        for i in chosen:
+            own = key(i)
+            used |= {next((c for c in range(3) if own[c] != first_left[c]), 2)}
+    how = ", then ".join(_CHOSEN_BY[c] for c in sorted(used)) or "the earliest"
+    return [rows[i] for i in sorted(chosen)], how
 
 
 def _rows_that_tell_the_day(
@@ -372,7 +388,7 @@ def _rows_that_tell_the_day(
     (:func:`_most_eventful`).
     """
     if not outages:
-        return _most_eventful(rows, keep), "the most retried"
+        return _most_eventful(rows, keep)
 
     def failed_during(journey: Journey, outage: Outage) -> int:
         return sum(a.outcome != "accepted" and outage.covers(a.t) for a in journey.attempts)
@@ -400,7 +416,9 @@ def _rows_that_tell_the_day(
         how += " and one delivered at once"
     rest = [j for j in rows if j not in chosen]
     if len(chosen) < keep and rest:
-        chosen += _most_eventful(rest, keep - len(chosen))
+        more, more_how = _most_eventful(rest, keep - len(chosen))
+        chosen += more
+        how += f", then {more_how} of the rest"
     return sorted(chosen, key=lambda j: j.start), how
 
 
@@ -452,17 +470,48 @@ def delivery_timeline(
     """
     look = look_for(size)
     records = list(records)
-    rows = sorted(journeys(records), key=lambda j: j.start)
-    total = len(rows)
+    every = sorted(journeys(records), key=lambda j: j.start)
     outages = read_topology(records).outages
+    if not look.slide or ax is not None:
+        return _draw_timeline(records, every, outages, max_rows, log_time, ax, look).figure
+    # A slide does not grow: it draws as many rows as fit. What fits is measured on the drawn
+    # figure (the legend's rows and the lines of outage names take their share of the height,
+    # and both depend on the rows drawn), so it is drawn again with the rows that fit, until a
+    # count is drawn a second time; the most rows that fitted win.
+    cap = len(every) if max_rows is None else min(max_rows, len(every))
+    first_guess = int((SLIDE_INCHES[1] - 2.9 * look.scale) / (ROW_INCHES * look.scale))
+    keep = max(min(cap, first_guess), 1)
+    drawn: dict[int, _Drawn] = {}
+    while keep not in drawn and len(drawn) < 4:
+        drawn[keep] = _draw_timeline(records, every, outages, keep, log_time, None, look)
+        keep = max(min(cap, drawn[keep].fitting), 1)
+    fitted = [k for k, result in drawn.items() if result.fitting >= k]
+    return drawn[max(fitted) if fitted else min(drawn)].figure
+
+
+@dataclass
+class _Drawn:
+    """A drawn timeline and how many rows its frame has room for at :data:`ROW_INCHES`."""
+
+    figure: Figure
+    fitting: int
+
+
+def _draw_timeline(
+    records: list[Record],
+    every: list[Journey],
+    outages: list[Outage],
+    max_rows: int | None,
+    log_time: bool,
+    ax: Axes | None,
+    look: Look,
+) -> _Drawn:
+    """:func:`delivery_timeline` with its rows (``every``, in start order) and outages read."""
+    rows = every
+    total = len(rows)
     own_figure = ax is None
     row_inches = ROW_INCHES * look.scale
     top = 0.45 * look.scale
-    if look.slide and own_figure:
-        # A slide does not grow: as many rows as fit above the axis label and the legend.
-        fitting = int((SLIDE_INCHES[1] - top - 1.6 * look.scale) / row_inches)
-        max_rows = fitting if max_rows is None else min(max_rows, fitting)
-    every = rows
     how = ""
     if max_rows is not None and total > max_rows:
         rows, how = _rows_that_tell_the_day(rows, outages, max_rows)
@@ -486,7 +535,7 @@ def delivery_timeline(
     ax.set_title(title, fontsize=look.title, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
-        return fig
+        return _Drawn(fig, 0)
     times = [r["t"] for r in records if r["type"].startswith("mail.")]
     t_first = min(j.start for j in every)  # the axis covers the whole trace, not the rows kept
     t_last = max(times)
@@ -573,7 +622,10 @@ def delivery_timeline(
         )
         if shift and fig.legends:
             fig.legends[0].set_bbox_to_anchor((0.5, shift / height), transform=fig.transFigure)
-    return fig
+        # Rows the frame has room for, no closer together than row_inches.
+        fitting = int((height - top - bottom) / row_inches - 0.35 + 1e-9)
+        return _Drawn(fig, fitting)
+    return _Drawn(fig, len(rows))
 
 
 def _log_axis(ax: Axes, hi: float) -> None:

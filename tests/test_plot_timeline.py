@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -367,3 +368,49 @@ def test_rows_left_out_of_a_slide_are_said_to_be_the_earliest_when_none_was_retr
     assert title == f"Delivery timeline: {drawn} of 40 (message, recipient) pairs, the earliest"
     rows = [t.get_text().split(" →")[0] for t in fig.axes[0].get_yticklabels()]
     assert rows == [f"m{i}" for i in range(drawn)]
+
+
+def _outage_names(fig):
+    """``{outage index: (text, its pixel bbox)}`` of the outage names drawn above the frame."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return {
+        int(t.get_gid().split(":")[1]): (t.get_text(), t.get_window_extent(renderer))
+        for t in fig.axes[0].texts
+        if (t.get_gid() or "").startswith("outage-name:")
+    }
+
+
+def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
+    import mailsim
+    from mailsim.plot.topology import read_topology
+
+    records = mailsim.load("busy-day").run(trace="summary").records
+    outages = read_topology(records).outages
+    fig = delivery_timeline(records, size="slide")
+    ax = fig.axes[0]
+    names = _outage_names(fig)
+    # busy-day's eleven outages: each named (some went unnamed before, among them core–usa-mail
+    # from 19.45 h to the end, the reason m2354 is still queued).
+    assert len([t for t in ax.texts if t.get_text().endswith(" down")]) == len(outages)
+    assert sorted(names) == list(range(len(outages)))
+    last = max(range(len(outages)), key=lambda i: outages[i].start)
+    assert outages[last].end is None and names[last][0] == f"{outages[last].label} down"
+    boxes = [box for _, box in names.values()]
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b)
+    # Each name has a bracket spanning exactly its band, so overlapping bands (12 to 13.5 h)
+    # are told apart by extent, not by where a name happens to start.
+    bands = [p for p in ax.patches if p.get_gid() == "outage"]
+    brackets = {
+        int(line.get_gid().split(":")[1]): line
+        for line in ax.lines
+        if (line.get_gid() or "").startswith("outage-bracket:")
+    }
+    assert sorted(brackets) == sorted(names)
+    for i, line in brackets.items():
+        x0, x1 = line.get_xdata()
+        band = bands[i].get_extents()  # bands are drawn in outage order
+        px = ax.transData.transform([(x0, 0), (x1, 0)])[:, 0]
+        assert px[0] == pytest.approx(band.x0, abs=1) and px[1] == pytest.approx(band.x1, abs=1)
+    assert not any("not named" in t.get_text() for t in fig.legends[0].get_texts())

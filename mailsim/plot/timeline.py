@@ -36,6 +36,7 @@ from mailsim.plot._style import (
     short_text,
     time_unit,
 )
+from mailsim.plot.timeline_outages import draw_outages
 from mailsim.plot.topology import Outage, read_topology
 
 if TYPE_CHECKING:
@@ -561,9 +562,8 @@ def _draw_timeline(
         x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
-    outage_lines = _draw_outages(ax, outages, x_of, x_lo, x_hi, look)
     # The outages' names sit between the title and the frame.
-    outage_room = outage_lines * look.small * 1.35 + (3 * look.scale if outage_lines else 0)
+    outage_room, unnamed = draw_outages(ax, outages, rows, x_of, x_lo, x_hi, look)
     ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + outage_room)
     top += outage_room / 72
     points: dict[str, list[tuple[float, float]]] = {}
@@ -596,7 +596,7 @@ def _draw_timeline(
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     _fit_run_labels(ax, run_labels, look)
-    legend_rows = _legend(ax, outages, own_figure, look)
+    legend_rows = _legend(ax, outages, unnamed, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
         bottom = (0.75 + 0.2 * legend_rows) * look.scale
@@ -649,74 +649,6 @@ def _row_label(journey: Journey) -> str:
     if journey.kind == "dsn":
         return f"{_REPORT_NAMES[journey.report]} → {short_text(journey.rcpt, 22)}"
     return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}"
-
-
-#: Most stacked lines of outage names above the timeline; a repeated name that finds no room
-#: is left out (its band is the same), a new one gets a line of its own up to this many.
-OUTAGE_LABEL_LINES = 4
-
-
-def _draw_outages(
-    ax: Axes,
-    outages: list[Outage],
-    x_of: Any,
-    x_lo: float,
-    x_hi: float,
-    look: Look,
-) -> int:
-    """Shade each outage behind the rows and name it above the frame; returns the lines used.
-
-    Names go on the lowest line where they do not run into another one (or off the right edge,
-    where they are moved left), so overlapping outages stay readable.
-    """
-    fig = ax.get_figure()
-    assert fig is not None
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    right = ax.get_window_extent(renderer).x1
-    gap = 6 * look.scale * fig.dpi / 72
-    line = look.small * 1.35
-    taken: list[float] = []  # the right end (pixels) of the last name on each line
-    named: set[str] = set()
-    for outage in outages:
-        start = max(x_of(outage.start), x_lo)
-        end = x_hi if outage.end is None else min(x_of(outage.end), x_hi)
-        if end <= start:
-            continue
-        span = ax.axvspan(
-            start,
-            end,
-            color=OUTAGE_COLOURS[outage.kind],
-            alpha=0.14,
-            linewidth=0,
-            zorder=0,
-        )
-        span.set_gid("outage")
-        text = ax.annotate(
-            f"{outage.label} down",
-            (start, 1.0),
-            xycoords=ax.get_xaxis_transform(),
-            xytext=(0, 0),
-            textcoords="offset points",
-            ha="left",
-            va="bottom",
-            fontsize=look.small,
-            color=OUTAGE_COLOURS[outage.kind],
-            fontweight="bold",
-            annotation_clip=False,
-        )
-        box = text.get_window_extent(renderer)
-        left = min(box.x0, right - box.width)
-        level = next((i for i, end_px in enumerate(taken) if left >= end_px + gap), None)
-        if level is None:
-            if text.get_text() in named or len(taken) >= OUTAGE_LABEL_LINES:
-                text.remove()
-                continue
-            taken.append(0.0)
-            level = len(taken) - 1
-        taken[level] = left + box.width
-        named.add(text.get_text())
-        text.xyann = ((left - box.x0) * 72 / fig.dpi, 3 * look.scale + level * line)
-    return len(taken)
 
 
 @dataclass
@@ -960,8 +892,13 @@ def _draw_row(
         add("duplicate", t)
 
 
-def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> int:
-    """Put the legend under the figure (or right of a given axes); returns its number of rows."""
+def _legend(
+    ax: Axes, outages: list[Outage], unnamed: dict[str, int], own_figure: bool, look: Look
+) -> int:
+    """Put the legend under the figure (or right of a given axes); returns its number of rows.
+
+    ``unnamed`` counts the outages of each kind whose names found no room above the frame.
+    """
     from matplotlib.patches import Patch
 
     handles, labels = ax.get_legend_handles_labels()
@@ -973,7 +910,7 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> in
     labels = [lab for _, lab in pairs]
     for kind in sorted({o.kind for o in outages}):
         handles.append(Patch(color=OUTAGE_COLOURS[kind], alpha=0.25))
-        labels.append(f"{kind} down")
+        labels.append(f"{kind} down" + (f" ({unnamed[kind]} not named)" if kind in unnamed else ""))
     if not own_figure:
         ax.legend(
             handles,

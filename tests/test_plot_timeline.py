@@ -414,3 +414,25 @@ def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
         px = ax.transData.transform([(x0, 0), (x1, 0)])[:, 0]
         assert px[0] == pytest.approx(band.x0, abs=1) and px[1] == pytest.approx(band.x1, abs=1)
     assert not any("not named" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_one_row_on_a_slide_does_not_fill_the_slide():
+    import mailsim
+
+    fig = delivery_timeline(mailsim.load("link-outage").run().records, size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    frame = ax.get_window_extent(renderer)
+    height = fig.get_size_inches()[1] * fig.dpi
+    # It took 36% of the slide's height before (389 of 1080 px): rows are capped in height.
+    assert frame.height < 0.2 * height
+    # Still room for the run's label above the row and the times under it, inside the frame.
+    labels = _texts(fig, "timeline-label") + _texts(fig, "timeline-time")
+    assert labels
+    for text in (t for t in ax.texts if t.get_gid() in ("timeline-label", "timeline-time")):
+        box = text.get_window_extent(renderer)
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1
+    # The picture sits in the middle of the slide, not at its top or bottom.
+    mid = (frame.y0 + frame.y1) / 2
+    assert 0.35 * height < mid < 0.65 * height

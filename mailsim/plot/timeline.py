@@ -431,9 +431,9 @@ REASON_LABEL_CHARS = 56
 #: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
 DENSE_GAP = 1.5
 
-#: Most inches between two rows on a slide (times the look's scale): one or two rows get room
-#: for their labels, not the whole height of the slide.
-SLIDE_ROW_INCHES = 1.6
+#: Most inches between two rows on a slide (times the look's scale): room for a row's labels
+#: above and times below, but one row is a band in the middle, not a third of the slide.
+SLIDE_ROW_INCHES = 0.8
 #: Rows on a slide up to which each try is also labelled with its time, under the row.
 TIMED_ROWS = 3
 

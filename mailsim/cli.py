@@ -59,7 +59,7 @@ def _load(scenario: str, assignments: tuple[str, ...] = ()) -> Any:
     """A scenario by path or bundled name, changed by ``--set``; or exit 2 with its problems."""
     from mailsim.scenario import ScenarioError
     from mailsim.scenario.catalog import load
-    from mailsim.scenario.overrides import parse_assignment
+    from mailsim.scenario.overrides import in_context, parse_assignment
 
     overrides = []
     for text in assignments:
@@ -70,7 +70,7 @@ def _load(scenario: str, assignments: tuple[str, ...] = ()) -> Any:
     try:
         return load(scenario, overrides)
     except ScenarioError as error:
-        _fail_input(str(error).splitlines())
+        _fail_input([str(problem) for problem in in_context(error.problems, overrides)])
     except FileNotFoundError as error:
         _fail_input([str(error)])
 

@@ -62,7 +62,24 @@ def test_validate_accepts_every_bundled_scenario() -> None:
 def test_an_unknown_scenario_name_lists_the_bundled_ones() -> None:
     code, _, err = invoke("run", "james-to-stve")
     assert code == 2
-    assert "no bundled scenario" in err and "james-to-steve" in err
+    assert "no bundled scenario" in err and "did you mean 'james-to-steve'?" in err
+
+
+def test_a_folder_given_as_a_scenario_lists_its_scenario_files(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("name: mine\n", encoding="utf-8")
+    code, _, err = invoke("run", str(tmp_path))
+    assert code == 2
+    expected = f"{tmp_path}: a folder, not a scenario file; its scenario files: mine.yaml"
+    assert err.strip() == expected
+
+
+def test_a_study_file_given_as_a_scenario_says_to_sweep_it() -> None:
+    study = Path(__file__).resolve().parent.parent / "scenarios" / "studies" / "outage-study.yaml"
+    for command in ("run", "validate"):
+        code, _, err = invoke(command, str(study))
+        assert code == 2
+        (line,) = err.splitlines()
+        assert "this is a study file" in line and line.endswith(f"mailsim sweep {study}")
 
 
 def test_run_rejects_a_bad_until_with_exit_2() -> None:

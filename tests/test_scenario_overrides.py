@@ -221,3 +221,12 @@ def test_mailsim_run_set_reports_bad_input_with_exit_2() -> None:
     result = runner.invoke(main, ["run", "link-outage", "--set", "faults[0]"])
     assert result.exit_code == 2
     assert "expected PATH=VALUE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mailsim_run_set_names_itself_in_the_problems_it_causes_elsewhere_in_the_file() -> None:
+    result = CliRunner().invoke(main, ["run", "link-outage", "--set", "servers.retry.policy=exim"])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert ":27:" in line and line.endswith("(with --set servers.retry.policy=exim)"), line

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from mailsim.scenario.errors import ScenarioError
+from mailsim.scenario.errors import ScenarioError, did_you_mean
 from mailsim.scenario.loader import load_scenario
 from mailsim.scenario.overrides import Override
 from mailsim.scenario.schema import Scenario
@@ -52,9 +52,16 @@ def find(name_or_path: str) -> Path:
     candidate = bundled_dir() / f"{stem}.yaml"
     if candidate.is_file() and len(path.parts) == 1:
         return candidate
-    names = ", ".join(name for name, _ in bundled())
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.y*ml"))
+        inside = (
+            f"; its scenario files: {', '.join(files)}" if files else ", and has no .yaml files"
+        )
+        raise FileNotFoundError(f"{name_or_path}: a folder, not a scenario file{inside}")
+    known = [name for name, _ in bundled()]
     raise FileNotFoundError(
-        f"{name_or_path}: no such file, and no bundled scenario of that name (bundled: {names})"
+        f"{name_or_path}: no such file, and no bundled scenario of that name"
+        f"{did_you_mean(stem, known)} (bundled: {', '.join(known)})"
     )
 
 

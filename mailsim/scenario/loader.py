@@ -655,6 +655,14 @@ def _load_text(text: str, name: str, base: Path, overrides: Sequence[Override] =
             f"got {shown(data)}"
         )
         raise ScenarioError([*problems, Problem(name, line, col, "", message)])
+    if {"scenario", "parameters"} <= data.keys() and "nodes" not in data:
+        # A study file (mailsim.study) names a scenario and varies it; it is not one itself.
+        line, col = source.position(("scenario",))
+        message = (
+            "this is a study file (scenario: and parameters:), not a scenario; "
+            f"run it with: mailsim sweep {name}"
+        )
+        raise ScenarioError([*problems, Problem(name, line, col, "scenario", message)])
     return _validate(data, source, problems, name, base, overrides)
 
 

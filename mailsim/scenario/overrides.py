@@ -24,6 +24,7 @@ from mailsim.scenario.schema.issues import Loc, dotted
 __all__ = [
     "Override",
     "apply_overrides",
+    "in_context",
     "parse_assignment",
     "parse_field_path",
     "relocate",
@@ -252,3 +253,25 @@ def _exists(data: Any, loc: Loc) -> bool:
             return False
         data = data[part]
     return True
+
+
+def in_context(problems: Sequence[Problem], combination: Sequence[Override]) -> list[Problem]:
+    """The problems of a scenario changed by ``combination``; those found in the scenario file
+    (a field the overrides left, now in conflict with one they set) end by naming them."""
+    origins = {override.origin for override in combination}
+    context = ", ".join(
+        f"--set {override.assignment()}" if override.origin == "--set" else override.assignment()
+        for override in combination
+    )
+    return [
+        problem
+        if problem.path in origins or not context
+        else Problem(
+            problem.path,
+            problem.line,
+            problem.col,
+            problem.field,
+            f"{problem.message} (with {context})",
+        )
+        for problem in problems
+    ]

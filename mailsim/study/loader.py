@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from mailsim.scenario.errors import Problem, ScenarioError, did_you_mean
-from mailsim.scenario.overrides import Override, parse_field_path, yaml_text
+from mailsim.scenario.overrides import Override, in_context, parse_field_path, yaml_text
 from mailsim.study.grid import Parameter, PlotChoice, Point, Study, grid_points, shown_path
 from mailsim.study.metrics import DEFAULT_METRICS, MetricSpec, check_metric
 from mailsim.study.schema import MAX_RUNS, StudyFile
@@ -509,7 +509,7 @@ def _assemble(
         try:
             scenario = load_point(overrides)
         except ScenarioError as error:
-            problems.extend(_in_context(error.problems, combination))
+            problems.extend(in_context(error.problems, combination))
             continue
         points.append(
             Point(
@@ -548,24 +548,6 @@ def _assemble(
         points=tuple(points),
         plot=choice,
     )
-
-
-def _in_context(problems: Sequence[Problem], combination: Sequence[Override]) -> list[Problem]:
-    """Problems of one combination; those left in the scenario file say which combination."""
-    origins = {override.origin for override in combination}
-    context = ", ".join(override.assignment() for override in combination)
-    return [
-        problem
-        if problem.path in origins or not context
-        else Problem(
-            problem.path,
-            problem.line,
-            problem.col,
-            problem.field,
-            f"{problem.message} (with {context})",
-        )
-        for problem in problems
-    ]
 
 
 def _number_at(scenario: Scenario, path: Sequence[str | int]) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -307,3 +308,131 @@ def test_a_few_rows_on_a_slide_get_room_and_the_time_of_each_try():
     # Not at the default size, nor with many rows.
     assert not _texts(delivery_timeline(records), "timeline-time")
     assert not _texts(delivery_timeline(link_outage(), size="slide"), "timeline-time")
+
+
+def test_a_submission_under_the_first_try_still_shows():
+    fig = delivery_timeline(link_outage(), size="slide")
+    (submitted,) = artists_with_gid(fig, "timeline-submitted")
+    tries = [
+        c for name in ("temporary", "accepted") for c in artists_with_gid(fig, f"timeline-{name}")
+    ]
+    # Drawn over the tries, as a ring larger than a triangle with nothing inside that hides it.
+    assert all(submitted.get_zorder() > c.get_zorder() for c in tries)
+    assert submitted.get_facecolor().size == 0 or submitted.get_facecolor()[0][3] == 0
+    assert all(submitted.get_sizes()[0] > c.get_sizes()[0] for c in tries)
+
+
+def _quiet_day(pairs: int) -> list[dict]:
+    """``pairs`` messages through one relay, each delivered at its first try: nothing retried."""
+    records: list[dict] = []
+    for i in range(pairs):
+        t = 60.0 * i
+        rcpts = ["x@far"]
+        records += [
+            {"t": t, "type": "mail.submit", "msg": f"m{i}", "node": "pc", "rcpts": rcpts},
+            {"t": t + 0.1, "type": "mail.queue", "msg": f"m{i}", "node": "mx", "rcpts": rcpts},
+            {"t": t + 1.0, "type": "mail.attempt", "msg": f"m{i}", "node": "mx", "rcpts": rcpts},
+            {
+                "t": t + 1.5,
+                "type": "mail.deliver",
+                "msg": f"m{i}",
+                "node": "far",
+                "rcpt": "x@far",
+                "mailbox": "x",
+            },
+        ]
+    return records
+
+
+def test_a_slide_draws_every_row_that_fits():
+    # persistent-connection: ten pairs, each delivered at its first try; ten rows fit a slide.
+    import mailsim
+
+    records = mailsim.load("persistent-connection").run().records
+    fig = delivery_timeline(records, size="slide")
+    ax = fig.axes[0]
+    assert len(artists_with_gid(fig, "timeline-row")) == 10
+    assert ax.get_title(loc="left") == "Delivery timeline, one row per (message, recipient)"
+    # The ten rows are no closer together than the rows of a default timeline (x1.5).
+    from mailsim.plot.timeline import ROW_INCHES
+
+    height = ax.get_position().height * fig.get_size_inches()[1]
+    assert height / (10 + 0.35) >= ROW_INCHES * 1.5 - 1e-6
+
+
+def test_rows_left_out_of_a_slide_are_said_to_be_the_earliest_when_none_was_retried():
+    fig = delivery_timeline(_quiet_day(40), size="slide")
+    title = fig.axes[0].get_title(loc="left")
+    drawn = len(artists_with_gid(fig, "timeline-row"))
+    assert 5 < drawn < 40
+    assert title == f"Delivery timeline: {drawn} of 40 (message, recipient) pairs, the earliest"
+    rows = [t.get_text().split(" →")[0] for t in fig.axes[0].get_yticklabels()]
+    assert rows == [f"m{i}" for i in range(drawn)]
+
+
+def _outage_names(fig):
+    """``{outage index: (text, its pixel bbox)}`` of the outage names drawn above the frame."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return {
+        int(t.get_gid().split(":")[1]): (t.get_text(), t.get_window_extent(renderer))
+        for t in fig.axes[0].texts
+        if (t.get_gid() or "").startswith("outage-name:")
+    }
+
+
+def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
+    import mailsim
+    from mailsim.plot.topology import read_topology
+
+    records = mailsim.load("busy-day").run(trace="summary").records
+    outages = read_topology(records).outages
+    fig = delivery_timeline(records, size="slide")
+    ax = fig.axes[0]
+    names = _outage_names(fig)
+    # busy-day's eleven outages: each named (some went unnamed before, among them core–usa-mail
+    # from 19.45 h to the end, the reason m2354 is still queued).
+    assert len([t for t in ax.texts if t.get_text().endswith(" down")]) == len(outages)
+    assert sorted(names) == list(range(len(outages)))
+    last = max(range(len(outages)), key=lambda i: outages[i].start)
+    assert outages[last].end is None and names[last][0] == f"{outages[last].label} down"
+    boxes = [box for _, box in names.values()]
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b)
+    # Each name has a bracket spanning exactly its band, so overlapping bands (12 to 13.5 h)
+    # are told apart by extent, not by where a name happens to start.
+    bands = [p for p in ax.patches if p.get_gid() == "outage"]
+    brackets = {
+        int(line.get_gid().split(":")[1]): line
+        for line in ax.lines
+        if (line.get_gid() or "").startswith("outage-bracket:")
+    }
+    assert sorted(brackets) == sorted(names)
+    for i, line in brackets.items():
+        x0, x1 = line.get_xdata()
+        band = bands[i].get_extents()  # bands are drawn in outage order
+        px = ax.transData.transform([(x0, 0), (x1, 0)])[:, 0]
+        assert px[0] == pytest.approx(band.x0, abs=1) and px[1] == pytest.approx(band.x1, abs=1)
+    assert not any("not named" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_one_row_on_a_slide_does_not_fill_the_slide():
+    import mailsim
+
+    fig = delivery_timeline(mailsim.load("link-outage").run().records, size="slide")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    frame = ax.get_window_extent(renderer)
+    height = fig.get_size_inches()[1] * fig.dpi
+    # It took 36% of the slide's height before (389 of 1080 px): rows are capped in height.
+    assert frame.height < 0.2 * height
+    # Still room for the run's label above the row and the times under it, inside the frame.
+    labels = _texts(fig, "timeline-label") + _texts(fig, "timeline-time")
+    assert labels
+    for text in (t for t in ax.texts if t.get_gid() in ("timeline-label", "timeline-time")):
+        box = text.get_window_extent(renderer)
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1
+    # The picture sits in the middle of the slide, not at its top or bottom.
+    mid = (frame.y0 + frame.y1) / 2
+    assert 0.35 * height < mid < 0.65 * height

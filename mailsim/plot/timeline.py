@@ -36,6 +36,7 @@ from mailsim.plot._style import (
     short_text,
     time_unit,
 )
+from mailsim.plot.timeline_outages import draw_outages
 from mailsim.plot.topology import Outage, read_topology
 
 if TYPE_CHECKING:
@@ -291,12 +292,15 @@ def _attach_fetch(pairs: dict[tuple[str, str], Journey], rec: Record) -> None:
 # --- the figure ---------------------------------------------------------------------------------
 
 _MARKERS: dict[str, dict[str, Any]] = {
+    # A ring larger than a triangle, drawn over the tries: the first try usually follows the
+    # submission within a second, at the same place on an axis of hours (link-outage).
     "submitted": {
         "marker": "o",
-        "s": 42,
-        "facecolors": "white",
+        "s": 110,
+        "facecolors": "none",
         "edgecolors": "black",
-        "zorder": 6,
+        "linewidths": 1.3,
+        "zorder": 8.5,
     },
     "queued": {"marker": "|", "s": 90, "color": "#555555", "linewidths": 1.5, "zorder": 5},
     "accepted": {"marker": ">", "s": 46, "color": OUTCOME_COLOURS["accepted"], "zorder": 6},
@@ -348,14 +352,30 @@ _LEGEND_NAMES = {
 }
 
 
-def _most_eventful(rows: list[Journey], keep: int) -> list[Journey]:
-    """The ``keep`` journeys with the most attempts (undelivered first on ties), by start time."""
-    order = sorted(
-        range(len(rows)),
-        key=lambda i: (-len(rows[i].attempts), rows[i].delivered is not None, rows[i].start),
-    )
-    chosen = sorted(order[:keep])
-    return [rows[i] for i in chosen]
+#: How :func:`_most_eventful` says it chose, by the part of its sort key that did.
+_CHOSEN_BY = ("the most retried", "the undelivered", "the earliest")
+
+
+def _most_eventful(rows: list[Journey], keep: int) -> tuple[list[Journey], str]:
+    """The ``keep`` journeys with the most attempts (undelivered first on ties), by start time,
+    and how they were chosen, naming only what set them apart from the rows left out.
+
+    Ten pairs delivered at their first try are ``the earliest``, not ``the most retried``.
+    """
+
+    def key(i: int) -> tuple[int, bool, float]:
+        return (-len(rows[i].attempts), rows[i].delivered is not None, rows[i].start)
+
+    order = sorted(range(len(rows)), key=key)
+    chosen, left = order[:keep], order[keep:]
+    used: set[int] = set()
+    if left:
+        first_left = key(left[0])
+        for i in chosen:
+            own = key(i)
+            used |= {next((c for c in range(3) if own[c] != first_left[c]), 2)}
+    how = ", then ".join(_CHOSEN_BY[c] for c in sorted(used)) or "the earliest"
+    return [rows[i] for i in sorted(chosen)], how
 
 
 def _rows_that_tell_the_day(
@@ -369,7 +389,7 @@ def _rows_that_tell_the_day(
     (:func:`_most_eventful`).
     """
     if not outages:
-        return _most_eventful(rows, keep), "the most retried"
+        return _most_eventful(rows, keep)
 
     def failed_during(journey: Journey, outage: Outage) -> int:
         return sum(a.outcome != "accepted" and outage.covers(a.t) for a in journey.attempts)
@@ -397,7 +417,9 @@ def _rows_that_tell_the_day(
         how += " and one delivered at once"
     rest = [j for j in rows if j not in chosen]
     if len(chosen) < keep and rest:
-        chosen += _most_eventful(rest, keep - len(chosen))
+        more, more_how = _most_eventful(rest, keep - len(chosen))
+        chosen += more
+        how += f", then {more_how} of the rest"
     return sorted(chosen, key=lambda j: j.start), how
 
 
@@ -409,9 +431,9 @@ REASON_LABEL_CHARS = 56
 #: ticks: triangles that close melt into one solid bar (bounce-after-days: 204 in 5 days).
 DENSE_GAP = 1.5
 
-#: Most inches between two rows on a slide (times the look's scale): one or two rows get room
-#: for their labels, not the whole height of the slide.
-SLIDE_ROW_INCHES = 1.6
+#: Most inches between two rows on a slide (times the look's scale): room for a row's labels
+#: above and times below, but one row is a band in the middle, not a third of the slide.
+SLIDE_ROW_INCHES = 0.8
 #: Rows on a slide up to which each try is also labelled with its time, under the row.
 TIMED_ROWS = 3
 
@@ -449,17 +471,48 @@ def delivery_timeline(
     """
     look = look_for(size)
     records = list(records)
-    rows = sorted(journeys(records), key=lambda j: j.start)
-    total = len(rows)
+    every = sorted(journeys(records), key=lambda j: j.start)
     outages = read_topology(records).outages
+    if not look.slide or ax is not None:
+        return _draw_timeline(records, every, outages, max_rows, log_time, ax, look).figure
+    # A slide does not grow: it draws as many rows as fit. What fits is measured on the drawn
+    # figure (the legend's rows and the lines of outage names take their share of the height,
+    # and both depend on the rows drawn), so it is drawn again with the rows that fit, until a
+    # count is drawn a second time; the most rows that fitted win.
+    cap = len(every) if max_rows is None else min(max_rows, len(every))
+    first_guess = int((SLIDE_INCHES[1] - 2.9 * look.scale) / (ROW_INCHES * look.scale))
+    keep = max(min(cap, first_guess), 1)
+    drawn: dict[int, _Drawn] = {}
+    while keep not in drawn and len(drawn) < 4:
+        drawn[keep] = _draw_timeline(records, every, outages, keep, log_time, None, look)
+        keep = max(min(cap, drawn[keep].fitting), 1)
+    fitted = [k for k, result in drawn.items() if result.fitting >= k]
+    return drawn[max(fitted) if fitted else min(drawn)].figure
+
+
+@dataclass
+class _Drawn:
+    """A drawn timeline and how many rows its frame has room for at :data:`ROW_INCHES`."""
+
+    figure: Figure
+    fitting: int
+
+
+def _draw_timeline(
+    records: list[Record],
+    every: list[Journey],
+    outages: list[Outage],
+    max_rows: int | None,
+    log_time: bool,
+    ax: Axes | None,
+    look: Look,
+) -> _Drawn:
+    """:func:`delivery_timeline` with its rows (``every``, in start order) and outages read."""
+    rows = every
+    total = len(rows)
     own_figure = ax is None
     row_inches = ROW_INCHES * look.scale
     top = 0.45 * look.scale
-    if look.slide and own_figure:
-        # A slide does not grow: as many rows as fit above the axis label and the legend.
-        fitting = int((SLIDE_INCHES[1] - top - 1.6 * look.scale) / row_inches)
-        max_rows = fitting if max_rows is None else min(max_rows, fitting)
-    every = rows
     how = ""
     if max_rows is not None and total > max_rows:
         rows, how = _rows_that_tell_the_day(rows, outages, max_rows)
@@ -483,7 +536,7 @@ def delivery_timeline(
     ax.set_title(title, fontsize=look.title, loc="left")
     if not rows:
         empty_note(ax, "no mail in the trace (no mail.* records)")
-        return fig
+        return _Drawn(fig, 0)
     times = [r["t"] for r in records if r["type"].startswith("mail.")]
     t_first = min(j.start for j in every)  # the axis covers the whole trace, not the rows kept
     t_last = max(times)
@@ -509,9 +562,8 @@ def delivery_timeline(
         x_lo, x_hi = x_of(t_first - pad), x_of(t_last + pad)
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
-    outage_lines = _draw_outages(ax, outages, x_of, x_lo, x_hi, look)
     # The outages' names sit between the title and the frame.
-    outage_room = outage_lines * look.small * 1.35 + (3 * look.scale if outage_lines else 0)
+    outage_room, unnamed = draw_outages(ax, outages, rows, x_of, x_lo, x_hi, look)
     ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + outage_room)
     top += outage_room / 72
     points: dict[str, list[tuple[float, float]]] = {}
@@ -544,7 +596,7 @@ def delivery_timeline(
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     _fit_run_labels(ax, run_labels, look)
-    legend_rows = _legend(ax, outages, own_figure, look)
+    legend_rows = _legend(ax, outages, unnamed, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
         bottom = (0.75 + 0.2 * legend_rows) * look.scale
@@ -570,7 +622,10 @@ def delivery_timeline(
         )
         if shift and fig.legends:
             fig.legends[0].set_bbox_to_anchor((0.5, shift / height), transform=fig.transFigure)
-    return fig
+        # Rows the frame has room for, no closer together than row_inches.
+        fitting = int((height - top - bottom) / row_inches - 0.35 + 1e-9)
+        return _Drawn(fig, fitting)
+    return _Drawn(fig, len(rows))
 
 
 def _log_axis(ax: Axes, hi: float) -> None:
@@ -594,74 +649,6 @@ def _row_label(journey: Journey) -> str:
     if journey.kind == "dsn":
         return f"{_REPORT_NAMES[journey.report]} → {short_text(journey.rcpt, 22)}"
     return f"{short_text(journey.msg, 16)} → {short_text(journey.rcpt, 22)}"
-
-
-#: Most stacked lines of outage names above the timeline; a repeated name that finds no room
-#: is left out (its band is the same), a new one gets a line of its own up to this many.
-OUTAGE_LABEL_LINES = 4
-
-
-def _draw_outages(
-    ax: Axes,
-    outages: list[Outage],
-    x_of: Any,
-    x_lo: float,
-    x_hi: float,
-    look: Look,
-) -> int:
-    """Shade each outage behind the rows and name it above the frame; returns the lines used.
-
-    Names go on the lowest line where they do not run into another one (or off the right edge,
-    where they are moved left), so overlapping outages stay readable.
-    """
-    fig = ax.get_figure()
-    assert fig is not None
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    right = ax.get_window_extent(renderer).x1
-    gap = 6 * look.scale * fig.dpi / 72
-    line = look.small * 1.35
-    taken: list[float] = []  # the right end (pixels) of the last name on each line
-    named: set[str] = set()
-    for outage in outages:
-        start = max(x_of(outage.start), x_lo)
-        end = x_hi if outage.end is None else min(x_of(outage.end), x_hi)
-        if end <= start:
-            continue
-        span = ax.axvspan(
-            start,
-            end,
-            color=OUTAGE_COLOURS[outage.kind],
-            alpha=0.14,
-            linewidth=0,
-            zorder=0,
-        )
-        span.set_gid("outage")
-        text = ax.annotate(
-            f"{outage.label} down",
-            (start, 1.0),
-            xycoords=ax.get_xaxis_transform(),
-            xytext=(0, 0),
-            textcoords="offset points",
-            ha="left",
-            va="bottom",
-            fontsize=look.small,
-            color=OUTAGE_COLOURS[outage.kind],
-            fontweight="bold",
-            annotation_clip=False,
-        )
-        box = text.get_window_extent(renderer)
-        left = min(box.x0, right - box.width)
-        level = next((i for i, end_px in enumerate(taken) if left >= end_px + gap), None)
-        if level is None:
-            if text.get_text() in named or len(taken) >= OUTAGE_LABEL_LINES:
-                text.remove()
-                continue
-            taken.append(0.0)
-            level = len(taken) - 1
-        taken[level] = left + box.width
-        named.add(text.get_text())
-        text.xyann = ((left - box.x0) * 72 / fig.dpi, 3 * look.scale + level * line)
-    return len(taken)
 
 
 @dataclass
@@ -905,8 +892,13 @@ def _draw_row(
         add("duplicate", t)
 
 
-def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> int:
-    """Put the legend under the figure (or right of a given axes); returns its number of rows."""
+def _legend(
+    ax: Axes, outages: list[Outage], unnamed: dict[str, int], own_figure: bool, look: Look
+) -> int:
+    """Put the legend under the figure (or right of a given axes); returns its number of rows.
+
+    ``unnamed`` counts the outages of each kind whose names found no room above the frame.
+    """
     from matplotlib.patches import Patch
 
     handles, labels = ax.get_legend_handles_labels()
@@ -918,7 +910,7 @@ def _legend(ax: Axes, outages: list[Outage], own_figure: bool, look: Look) -> in
     labels = [lab for _, lab in pairs]
     for kind in sorted({o.kind for o in outages}):
         handles.append(Patch(color=OUTAGE_COLOURS[kind], alpha=0.25))
-        labels.append(f"{kind} down")
+        labels.append(f"{kind} down" + (f" ({unnamed[kind]} not named)" if kind in unnamed else ""))
     if not own_figure:
         ax.legend(
             handles,

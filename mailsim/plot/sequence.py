@@ -68,6 +68,7 @@ from mailsim.plot._style import (
 from mailsim.plot.sequence_model import (
     BAND_LINE_ROWS,
     BAND_ROWS,
+    TICK_ROWS,
     Arrow,
     Box,
     Break,
@@ -98,8 +99,6 @@ SEQUENCE_MAX_ROWS = 160
 ROW_HEIGHT = 0.2
 #: Rows of a slide are this much closer, relative to its larger type: a slide has few rows.
 SLIDE_ROW_FACTOR = 0.72
-#: Time labels on the left axis are at least this many rows apart.
-TICK_ROWS = 0.9
 #: Rows from row 0 up to the bottom of the lane headers, and their height in ems of the lane
 #: font (two lines 1.2 apart, and the box's padding of 0.3 em above and below).
 HEADER_BASE_ROWS = 1.2

@@ -871,7 +871,9 @@ def layout(
         previous_t, previous_item = t, item
     rest = folds.span(next_fold, len(folds.every))
     if rest:  # what happened after the last thing drawn
-        band(max(y, lowest) + BAND_ABOVE, *rest, False, next_fold, len(folds.every))
+        # Under a box only its edge needs room, as for a band between two things drawn.
+        above = BAND_BY_BOX if isinstance(previous_item, tuple) else BAND_ABOVE
+        band(max(y, lowest) + above, *rest, False, next_fold, len(folds.every))
     ends = [y, lowest] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
     total = max(ends + [gap.y1 for gap in breaks]) + 1.0
     return breaks, total, ticks

@@ -247,7 +247,10 @@ def sequence_diagram(
             breaks, total_rows, ticks = layout(chart)
     if story is not None:
         title = story.title
-        chart.note = " ".join(filter(None, (story.note, chart.note)))
+        # Those it has no room for are folded: the note counts what the chart draws.
+        drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
+        drawn |= {b.conn for b in chart.boxes}
+        chart.note = " ".join(filter(None, (story.note(len(drawn & story.conns)), chart.note)))
     elif connection is None:
         title = _title(records, window)
     else:

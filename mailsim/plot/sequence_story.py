@@ -92,11 +92,13 @@ class MessageStory:
         to = ", ".join(self.rcpts[:2]) + (" …" if len(self.rcpts) > 2 else "")
         return f"One message's journey: {self.sender or 'a bounce report'} → {to} ({self.msg})"
 
-    @property
-    def note(self) -> str:
+    def note(self, drawn: int) -> str:
+        """The note under its chart, which draws ``drawn`` of its connections (the rest are
+        counted in the grey bands when the chart has no room for them)."""
         carried = len(self.conns)
+        which = f"{drawn} of the" if drawn < carried else "the"
         return (
-            f"Drawn: the {carried} connection{'s' if carried != 1 else ''} that carried "
+            f"Drawn: {which} {carried} connection{'s' if carried != 1 else ''} that carried "
             f"{self.msg}, "
             + (f"one of {self.messages:,} messages" if self.messages > 1 else "the only message")
             + f"; the run's {self.connections - carried:,} other connections are not drawn."

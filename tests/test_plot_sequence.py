@@ -322,3 +322,19 @@ def test_the_time_axis_states_when_each_box_ends(size):
     assert boxed
     for conn in boxed:
         assert clock(found[conn].end) in ticks, (conn, clock(found[conn].end), ticks)
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_a_grey_band_names_the_link_that_is_down_before_the_tries_fail(size):
+    # The bands said only "india-mail → usa-mail: 2 tries failed (connect timeout)": nothing on
+    # the chart said why they failed.
+    recs = _scenario("link-outage")
+    (outage,) = read_topology(recs).outages
+    fig = _as_run_draws_it(recs, size)
+    keep(fig, f"link_outage_{size}")
+    said = f"the {outage.label} is down from {clock(outage.start)[:-4]} to {clock(outage.end)[:-4]}"
+    folded = artists_with_gid(fig, "folded")
+    named = [t for t in folded if t.get_text() == said]
+    assert len(named) == 1, [t.get_text() for t in folded]  # said once
+    first_failure = min(cross.get_ydata()[0] for cross in artists_with_gid(fig, "tcp-fail"))
+    assert named[0].get_position()[1] < first_failure  # rows run downward

@@ -81,7 +81,7 @@ from mailsim.plot.sequence_model import (
     set_lanes,
 )
 from mailsim.plot.sequence_plan import is_decisive_sentence, without_verb
-from mailsim.plot.sequence_story import message_story
+from mailsim.plot.sequence_story import message_story, outage_asides
 from mailsim.plot.topology import Topology, read_topology
 
 if TYPE_CHECKING:
@@ -222,6 +222,18 @@ def sequence_diagram(
     )
     if story is not None:
         chart.asides = story.asides
+    elif connection is None and chart.spans:
+        # The grey bands name the outages the connections ran into: a band of failed tries
+        # alone does not say why they failed.
+        spans = chart.spans.values()
+        chart.asides = tuple(
+            outage_asides(
+                topo,
+                [(client, server) for client, server, *_ in spans],
+                min(span[2] for span in spans),
+                max(span[3] for span in spans),
+            )
+        )
     row_height = ROW_HEIGHT * look.scale * (SLIDE_ROW_FACTOR if look.slide else 1.0)
     # The lane headers (two lines of bold type in a box) sit inside the axes, above row 0.
     header_rows = HEADER_BASE_ROWS + HEADER_EMS * look.font / 72 / row_height + 0.3

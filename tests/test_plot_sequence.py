@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.text import Text
@@ -16,10 +19,12 @@ from plot_traces import (
     link_outage,
 )
 
+import mailsim
 from mailsim.plot import PlotError, read_topology, sequence_diagram
-from mailsim.plot._style import ERROR_COLOUR
-from mailsim.plot.sequence import one_way_delays
+from mailsim.plot._style import ERROR_COLOUR, clock
+from mailsim.plot.sequence import SEQUENCE_MAX_ROWS, one_way_delays
 from mailsim.trace import load_events
+from mailsim.trace.connections import connections
 
 # Connections of james_to_steve(): 1 submission, 2 the tutorial relay, 3 Steve's POP3 session.
 
@@ -257,3 +262,79 @@ def test_no_line_strikes_through_a_message_label(size):
         assert to_rgba(patch.get_facecolor())[3] == 1.0
         assert patch.get_alpha() in (None, 1.0)
         assert label.get_zorder() > max(a.get_zorder() for a in arrows)
+
+
+@cache
+def _scenario(name: str) -> list[dict]:
+    return mailsim.load(name).run().records
+
+
+def _as_run_draws_it(records, size):
+    """The chart as ``mailsim run`` draws it (``render_all``)."""
+    return sequence_diagram(
+        records, hide_data=True, group_bursts=True, max_rows=SEQUENCE_MAX_ROWS, size=size
+    )
+
+
+_CONN = re.compile(r"^conn (\d+)\b")
+
+
+def _drawn(fig) -> set[int]:
+    """The connections drawn line by line (their "conn N" label), as a box or as a failed try."""
+    gids = ("connection-label", "connection-box-label", "tcp-fail-label")
+    return {
+        int(match.group(1))
+        for gid in gids
+        for text in artists_with_gid(fig, gid)
+        if (match := _CONN.match(text.get_text()))
+    }
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_the_pop3_fetch_that_retrieves_the_mail_is_drawn_not_folded(size):
+    # Steve's fetch of the ten messages was tried before the submissions were drawn, when
+    # their folded bands left it no room; drawn beside the relays they cost no rows. At slide
+    # size it fits only if the last band, under a box, keeps just the box's edge of room.
+    recs = _scenario("persistent-connection")
+    fig = _as_run_draws_it(recs, size)
+    keep(fig, f"persistent_connection_{size}")
+    fetch = next(c.conn for c in connections(recs).values() if c.role == "mailbox" and c.messages)
+    assert fetch in _drawn(fig)
+    folded = " ".join(t.get_text() for t in artists_with_gid(fig, "folded"))
+    assert "fetched" not in folded, folded
+    assert "fetch that retrieved mail" not in artists_with_gid(fig, "left-out")[0].get_text()
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_the_time_axis_states_when_each_box_ends(size):
+    # conn 2 (five messages over one connection, 2.5 s) ended half a row below conn 1 (70 ms),
+    # too close for its time label: the axis read 10.000 to 10.070 for both.
+    recs = _scenario("persistent-connection")
+    fig = _as_run_draws_it(recs, size)
+    ax = fig.axes[0]
+    ticks = [label.get_text() for label in ax.get_yticklabels()]
+    found = connections(recs)
+    boxed = {
+        int(match.group(1))
+        for text in artists_with_gid(fig, "connection-box-label")
+        if (match := _CONN.match(text.get_text()))
+    }
+    assert boxed
+    for conn in boxed:
+        assert clock(found[conn].end) in ticks, (conn, clock(found[conn].end), ticks)
+
+
+@pytest.mark.parametrize("size", ["default", "slide"])
+def test_a_grey_band_names_the_link_that_is_down_before_the_tries_fail(size):
+    # The bands said only "india-mail → usa-mail: 2 tries failed (connect timeout)": nothing on
+    # the chart said why they failed.
+    recs = _scenario("link-outage")
+    (outage,) = read_topology(recs).outages
+    fig = _as_run_draws_it(recs, size)
+    keep(fig, f"link_outage_{size}")
+    said = f"the {outage.label} is down from {clock(outage.start)[:-4]} to {clock(outage.end)[:-4]}"
+    folded = artists_with_gid(fig, "folded")
+    named = [t for t in folded if t.get_text() == said]
+    assert len(named) == 1, [t.get_text() for t in folded]  # said once
+    first_failure = min(cross.get_ydata()[0] for cross in artists_with_gid(fig, "tcp-fail"))
+    assert named[0].get_position()[1] < first_failure  # rows run downward

@@ -254,3 +254,26 @@ def test_mailsim_run_message_without_a_sequence_chart_is_refused_before_the_run(
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code == 2 and says in refused.output
     assert not out.exists()
+
+
+def test_the_journey_s_note_counts_the_connections_it_draws() -> None:
+    # At slide size three of m1's five failed tries fold into a band: the note said "Drawn:
+    # the 8 connections" over a chart of five.
+    recs = records("link-outage")
+    fig = sequence_diagram(
+        recs, message="m1@india.com", hide_data=True, group_bursts=True, max_rows=160, size="slide"
+    )
+    gids = ("connection-label", "connection-box-label", "tcp-fail-label")
+    drawn = {
+        int(match.group(1))
+        for gid in gids
+        for text in fig.findobj(lambda a, gid=gid: a.get_gid() == gid)
+        if (match := re.match(r"conn (\d+)\b", text.get_text()))
+    }
+    story = message_story(recs, "m1@india.com")
+    assert drawn < story.conns  # some of its tries are folded
+    note = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    said = re.search(r"Drawn: (\d+) of the (\d+) connections that carried m1@india.com", note)
+    assert said, note
+    assert (int(said.group(1)), int(said.group(2))) == (len(drawn), len(story.conns))
+    assert "3 of 5 failed tries" in note  # what was left out, and where it is counted

@@ -68,6 +68,7 @@ from mailsim.plot._style import (
 from mailsim.plot.sequence_model import (
     BAND_LINE_ROWS,
     BAND_ROWS,
+    TICK_ROWS,
     Arrow,
     Box,
     Break,
@@ -80,7 +81,7 @@ from mailsim.plot.sequence_model import (
     set_lanes,
 )
 from mailsim.plot.sequence_plan import is_decisive_sentence, without_verb
-from mailsim.plot.sequence_story import message_story
+from mailsim.plot.sequence_story import message_story, outage_asides
 from mailsim.plot.topology import Topology, read_topology
 
 if TYPE_CHECKING:
@@ -98,8 +99,6 @@ SEQUENCE_MAX_ROWS = 160
 ROW_HEIGHT = 0.2
 #: Rows of a slide are this much closer, relative to its larger type: a slide has few rows.
 SLIDE_ROW_FACTOR = 0.72
-#: Time labels on the left axis are at least this many rows apart.
-TICK_ROWS = 0.9
 #: Rows from row 0 up to the bottom of the lane headers, and their height in ems of the lane
 #: font (two lines 1.2 apart, and the box's padding of 0.3 em above and below).
 HEADER_BASE_ROWS = 1.2
@@ -223,6 +222,18 @@ def sequence_diagram(
     )
     if story is not None:
         chart.asides = story.asides
+    elif connection is None and chart.spans:
+        # The grey bands name the outages the connections ran into: a band of failed tries
+        # alone does not say why they failed.
+        spans = chart.spans.values()
+        chart.asides = tuple(
+            outage_asides(
+                topo,
+                [(client, server) for client, server, *_ in spans],
+                min(span[2] for span in spans),
+                max(span[3] for span in spans),
+            )
+        )
     row_height = ROW_HEIGHT * look.scale * (SLIDE_ROW_FACTOR if look.slide else 1.0)
     # The lane headers (two lines of bold type in a box) sit inside the axes, above row 0.
     header_rows = HEADER_BASE_ROWS + HEADER_EMS * look.font / 72 / row_height + 0.3
@@ -248,7 +259,10 @@ def sequence_diagram(
             breaks, total_rows, ticks = layout(chart)
     if story is not None:
         title = story.title
-        chart.note = " ".join(filter(None, (story.note, chart.note)))
+        # Those it has no room for are folded: the note counts what the chart draws.
+        drawn = {a.conn for a in chart.arrows} | {m.conn for m in chart.marks}
+        drawn |= {b.conn for b in chart.boxes}
+        chart.note = " ".join(filter(None, (story.note(len(drawn & story.conns)), chart.note)))
     elif connection is None:
         title = _title(records, window)
     else:

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsim.plot._style import short_text
+from mailsim.plot._style import clock, short_text
 from mailsim.plot.sequence_plan import (
     BOX,
     FOLDED,
@@ -677,6 +677,10 @@ BOX_MIN_ROWS = 2.0
 #: 40 characters at slide size); the drawing wraps it there.
 BOX_LINE_CHARS = 36
 BOX_STEP_ROWS = 0.5
+#: Time labels on the left axis are at least this many rows apart (a closer one is not
+#: written); a box's end is put at least this far below the last one written, so that the axis
+#: says when it ended.
+TICK_ROWS = 0.9
 
 
 def _sentences(folds: list[Fold], most: int) -> list[str]:
@@ -806,7 +810,9 @@ def layout(
     previous_t: float | None = None
     previous_item: Any = None
     open_boxes = 0
-    for t, _, item in anchors:
+    # The last time label the axis will write (as sequence._draw_ticks chooses them).
+    label_y, label_text = -math.inf, ""
+    for index, (t, _, item) in enumerate(anchors):
         # Folded connections wait for a band until no box is open, so no band cuts through one.
         lo = hi = next_fold
         if not open_boxes:
@@ -849,13 +855,25 @@ def layout(
             else:
                 open_boxes -= 1
                 y = max(y, box.y0 + box.rows)
+                # Ending too close under the last time label, a box's end would have none: the
+                # axis would give a 2.5 s connection the end of the 70 ms one beside it. Unless
+                # what comes next starts at that moment (its label says it).
+                text = clock(t)
+                follows = index + 1 < len(anchors) and clock(anchors[index + 1][0]) == text
+                if text != label_text and not follows:
+                    y = max(y, label_y + TICK_ROWS)
                 box.y1 = y
                 lowest = max(lowest, y)
         ticks.append((y, t))
+        text = clock(t)
+        if text != label_text and y - label_y >= TICK_ROWS:
+            label_y, label_text = y, text
         previous_t, previous_item = t, item
     rest = folds.span(next_fold, len(folds.every))
     if rest:  # what happened after the last thing drawn
-        band(max(y, lowest) + BAND_ABOVE, *rest, False, next_fold, len(folds.every))
+        # Under a box only its edge needs room, as for a band between two things drawn.
+        above = BAND_BY_BOX if isinstance(previous_item, tuple) else BAND_ABOVE
+        band(max(y, lowest) + above, *rest, False, next_fold, len(folds.every))
     ends = [y, lowest] + [a.y_arrive for a in chart.arrows] + [b.y1 for b in chart.boxes]
     total = max(ends + [gap.y1 for gap in breaks]) + 1.0
     return breaks, total, ticks

@@ -17,8 +17,9 @@ drawn at one of three levels:
 
 :func:`choose` fills the chart it is given: if everything fits line by line it draws
 everything; otherwise it starts from nothing drawn and, in the order above, draws each
-connection as a box where it still fits, then in full where it still fits. So the chart uses
-its room before it folds, and what it folds is what teaches least.
+connection as a box where it still fits (one left out is tried again once something drawn
+after it has taken a band away), then in full where it still fits. So the chart uses its room
+before it folds, and what it folds is what teaches least.
 """
 
 from __future__ import annotations
@@ -158,24 +159,49 @@ def choose(
             drawn[conn] = FULL if found[conn].failed else BOX
             if not fits(drawn):
                 del drawn[conn]
+    left_out: list[int] = []  # tried and not drawn, until something after them was drawn
+    retry: list[int] = []
     for conn in tries:
         if conn in drawn:
             continue
         # A folded neighbour costs a band's sentence: try the connection with the connections
         # open at the same time (James's submission beside the relay it starts) drawn too.
         for group in ([conn], [conn, *_beside(found, drawn, tries, conn)]):
-            for c in group:
-                drawn[c] = FULL if found[c].failed else BOX
-            if fits(drawn):
+            if _draw_if_it_fits(found, drawn, group, fits):
+                retry += left_out
+                left_out = []
                 break
-            for c in group:
-                del drawn[c]
+        else:
+            left_out.append(conn)
+    # What was drawn after a connection was left out may have made room for it: drawn, a
+    # connection no longer costs the band's sentence it had folded (the submissions beside
+    # the relays, drawn after Steve's fetch was tried, took their band away).
+    for conn in retry:
+        if conn not in drawn:
+            _draw_if_it_fits(found, drawn, [conn], fits)
     for conn in tries:
         if drawn.get(conn) == BOX:
             drawn[conn] = FULL
             if not fits(drawn):
                 drawn[conn] = BOX
     return _plan(found, stories, drawn)
+
+
+def _draw_if_it_fits(
+    found: dict[int, Connection],
+    drawn: dict[int, str],
+    group: list[int],
+    fits: Callable[[dict[int, str]], bool],
+) -> bool:
+    """Add ``group`` to ``drawn`` (a failed connect in full, the rest as boxes) if the chart
+    still ``fits``; whether it did."""
+    for c in group:
+        drawn[c] = FULL if found[c].failed else BOX
+    if fits(drawn):
+        return True
+    for c in group:
+        del drawn[c]
+    return False
 
 
 def _decisive(connection: Connection, story: Story | None) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,11 +92,13 @@ class MessageStory:
         to = ", ".join(self.rcpts[:2]) + (" …" if len(self.rcpts) > 2 else "")
         return f"One message's journey: {self.sender or 'a bounce report'} → {to} ({self.msg})"
 
-    @property
-    def note(self) -> str:
+    def note(self, drawn: int) -> str:
+        """The note under its chart, which draws ``drawn`` of its connections (the rest are
+        counted in the grey bands when the chart has no room for them)."""
         carried = len(self.conns)
+        which = f"{drawn} of the" if drawn < carried else "the"
         return (
-            f"Drawn: the {carried} connection{'s' if carried != 1 else ''} that carried "
+            f"Drawn: {which} {carried} connection{'s' if carried != 1 else ''} that carried "
             f"{self.msg}, "
             + (f"one of {self.messages:,} messages" if self.messages > 1 else "the only message")
             + f"; the run's {self.connections - carried:,} other connections are not drawn."
@@ -301,27 +303,38 @@ class _Index:
                     )
                     text = f"{who} waits in {mailbox}'s mailbox on {node} until it is fetched"
                     found.append(Aside(rec["t"], next(fetched, math.inf), text))
-        # The outages on the way of its connections (their usual routes), while it lasts.
-        nodes = {self.clients[c] for c in conns} | {self.opened[c][1] for c in conns}
-        on_the_way = {
-            frozenset(hop)
-            for c in conns
-            for hop in itertools.pairwise(topo.route(self.clients[c], self.opened[c][1]))
-        }
+        # The outages on the way of its connections, while it lasts.
         if found:
             t0, t1 = min(a.t0 for a in found), max(a.t1 for a in found)
-            for outage in topo.outages:
-                end = math.inf if outage.end is None else outage.end
-                if outage.start >= t1 or end <= t0:
-                    continue
-                if outage.kind == "link" and frozenset(outage.what) not in on_the_way:
-                    continue
-                if outage.kind != "link" and outage.what[0] not in nodes:
-                    continue
-                until = f"to {_seconds(end)}" if outage.end is not None else "and stays down"
-                what = {"link": f"the {outage.label}", "node": outage.what[0]}.get(
-                    outage.kind, outage.label
-                )
-                text = f"{what} is down from {_seconds(outage.start)} {until}"
-                found.append(Aside(outage.start, end, text, once=True))
+            pairs = [(self.clients[c], self.opened[c][1]) for c in conns]
+            found += outage_asides(topo, pairs, t0, t1)
         return found
+
+
+def outage_asides(
+    topo: Topology, pairs: Iterable[tuple[str, str]], t0: float, t1: float
+) -> list[Aside]:
+    """The outages between ``t0`` and ``t1`` on the way of connections between ``pairs``
+    (client, server; their usual routes) or of their ends, each an aside said once: ``the link
+    india-gw–usa-gw is down from 00:00:30 to 03:00:30``."""
+    pairs = list(pairs)
+    nodes = {node for pair in pairs for node in pair}
+    on_the_way = {
+        frozenset(hop) for a, b in set(pairs) for hop in itertools.pairwise(topo.route(a, b))
+    }
+    found = []
+    for outage in topo.outages:
+        end = math.inf if outage.end is None else outage.end
+        if outage.start >= t1 or end <= t0:
+            continue
+        if outage.kind == "link" and frozenset(outage.what) not in on_the_way:
+            continue
+        if outage.kind != "link" and outage.what[0] not in nodes:
+            continue
+        until = f"to {_seconds(end)}" if outage.end is not None else "and stays down"
+        what = {"link": f"the {outage.label}", "node": outage.what[0]}.get(
+            outage.kind, outage.label
+        )
+        text = f"{what} is down from {_seconds(outage.start)} {until}"
+        found.append(Aside(outage.start, end, text, once=True))
+    return found

@@ -11,18 +11,20 @@ lines of each connection, headed by its id ("conn 2").
 
 What is drawn where (arrival times, the time scale, the grey bands that cut out idle gaps and
 count folded connections) is decided by :mod:`mailsim.plot.sequence_model`; this module draws it.
-The time of every line is written on the left axis, so the real clock can always be read off.
+The time of every line, and the end of every box, is written on the left axis, so the real clock
+can always be read off.
 
 **Choosing what fits.** A chart is at most ``max_rows`` long (by default
 :data:`SEQUENCE_MAX_ROWS`, as ``mailsim run``; a slide as many as it holds) and chooses by what
 the connections teach (:mod:`mailsim.plot.sequence_plan`): the refusals, deferrals, bounces,
 HTTP downloads and the ends of each run of failed tries first, then the connections that move
 mail; runs of POP3 checks that found nothing fold into the grey bands, which say in words what
-they stand for; a connection that does not fit line by line is drawn as a box between its two
-lanes, saying what it carried and its decisive reply (``RCPT → 550 5.1.1 …``). It fills its
-room before folding. A note under the chart says what was left out. With
-``group_bursts``, the lines one side sends at one instant (a multi-line EHLO reply, pipelined
-MAIL, RCPT and DATA) are one arrow.
+they stand for, and the first band a link outage overlaps names the link that is down and
+when, so failed tries have their cause on the chart; a connection that does not fit line by
+line is drawn as a box between its two lanes, saying what it carried and its decisive reply
+(``RCPT → 550 5.1.1 …``). It fills its room before folding. A note under the chart says what
+was left out. With ``group_bursts``, the lines one side sends at one instant (a multi-line EHLO
+reply, pipelined MAIL, RCPT and DATA) are one arrow.
 
 **One message's journey.** ``message=ID`` draws only the connections that carried that message
 (:mod:`mailsim.plot.sequence_story`): its submission, every try, the relay and the fetch, and

@@ -4,7 +4,9 @@ Each row shows when the message was submitted and queued, every delivery attempt
 outcome (accepted, temporary failure with a short reason, permanent failure), the delivery into
 the mailbox, the user fetching it, and the bounce or expiry when it never arrived. Outages of
 links, nodes and services (``link.down``/``up``, ``node.down``/``up``, ``service.down``/``up``)
-are shaded behind the rows, so "the link was down, so the tries failed" can be seen at a glance.
+are shaded behind the rows and each named above the frame on a bracket spanning its band
+(:mod:`mailsim.plot.timeline_outages`), so "the link was down, so the tries failed" can be seen
+at a glance.
 
 :func:`journeys` is the reading of the trace behind it (also used by :mod:`mailsim.plot.queues`):
 a :class:`Journey` per (message, recipient) with its attempts and their outcomes. An attempt's

@@ -1,7 +1,7 @@
 """The outages on the delivery timeline: shaded bands behind the rows, named above the frame.
 
 Split from :mod:`mailsim.plot.timeline` (which draws the rows): placing the names of many
-overlapping outages (busy-day has 21) so each is told apart is a job of its own.
+overlapping outages (busy-day has 11) so each is told apart is a job of its own.
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ def test_queue_chart_cuts_the_idle_time_between_two_bursts(size: str) -> None:
     assert cut.endswith(" s idle") and 40 < float(cut.split()[0]) < 50
     ticks = [float(t.get_text()) for t in ax.get_xticklabels() if t.get_text()]
     assert min(ticks) <= 12 and max(ticks) >= 60  # labelled in real simulated time
-    assert "every queue empty cut" in ax.get_xlabel()
+    assert "idle stretches (every queue empty) cut out" in ax.get_xlabel()
     # A queue that is never empty keeps its whole axis.
     assert "cut" not in queue_figure(link_outage(), size=size).axes[0].get_xlabel()
 

@@ -185,7 +185,8 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(
-        f"simulated time ({name})" + (", stretches with every queue empty cut" if cuts else ""),
+        f"simulated time ({name})"
+        + ("; idle stretches (every queue empty) cut out" if cuts else ""),
         fontsize=look.font,
     )
     ax.set_ylabel("queued (message, recipient) pairs", fontsize=look.font)

@@ -40,6 +40,30 @@ def test_push_and_pull_slide_draws_the_http_pull() -> None:
     assert drawn, _texts(fig)
 
 
+def test_attachments_slide_says_how_long_each_relay_took_as_the_attachments_grow() -> None:
+    # Boxes are one row high whatever they last; only their words tell the note's relay from
+    # the video's. The three relays carry a note, a 2 MB photo and a 5 MB video.
+    fig = sequence_diagram(records("attachments"), size="slide")
+    keep(fig, "lesson_attachments_slide")
+    labels = [t.get_text() for t in artists_with_gid(fig, "connection-box-label")]
+    took = [
+        float(m[1]) * (1e-3 if m[2] == "ms" else 1.0)
+        for label in labels
+        if (m := re.fullmatch(r"6 round trips, ([\d.]+) (ms|s)", label))
+    ]
+    assert len(took) == 3, labels
+    note, photo, video = took
+    assert note < 2 < 5 * note < photo < video, took
+
+
+def test_a_box_line_too_long_for_a_narrow_box_loses_whole_clauses_not_half_a_number() -> None:
+    fig = sequence_diagram(records("persistent-connection"), size="slide")
+    labels = [t.get_text() for t in artists_with_gid(fig, "connection-box-label")]
+    # Steve's fetch sits between two neighbouring lanes: "27 round trips, 163 ms" does not fit.
+    assert "27 round trips" in labels, labels
+    assert not [label for label in labels if label.endswith("…") and "round trips" in label]
+
+
 def test_a_box_names_its_decisive_reply_with_the_command_it_answered() -> None:
     fig = sequence_diagram(records("reply-codes"), size="slide")
     labels = [t.get_text() for t in artists_with_gid(fig, "connection-box-label")]

@@ -161,9 +161,9 @@ def human_duration(seconds: float) -> str:
     Used for gap labels and outage lengths on figures.
     """
     seconds = abs(seconds)
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:  # 0.9996 s is "1 s", not "1000 ms"
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
+    if float(f"{seconds:.3g}") < 60:  # 59.96 s is "1 min", not "60 s"
         return f"{seconds:.3g} s"
     parts: list[str] = []
     remaining = round(seconds)

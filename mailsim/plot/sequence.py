@@ -14,17 +14,17 @@ count folded connections) is decided by :mod:`mailsim.plot.sequence_model`; this
 The time of every line, and the end of every box, is written on the left axis, so the real clock
 can always be read off.
 
-**Choosing what fits.** A chart is at most ``max_rows`` long (by default
-:data:`SEQUENCE_MAX_ROWS`, as ``mailsim run``; a slide as many as it holds) and chooses by what
-the connections teach (:mod:`mailsim.plot.sequence_plan`): the refusals, deferrals, bounces,
-HTTP downloads and the ends of each run of failed tries first, then the connections that move
-mail; runs of POP3 checks that found nothing fold into the grey bands, which say in words what
-they stand for, and the first band a link outage overlaps names the link that is down and
-when, so failed tries have their cause on the chart; a connection that does not fit line by
-line is drawn as a box between its two lanes, saying what it carried and its decisive reply
-(``RCPT → 550 5.1.1 …``). It fills its room before folding. A note under the chart says what
-was left out. With ``group_bursts``, the lines one side sends at one instant (a multi-line EHLO
-reply, pipelined MAIL, RCPT and DATA) are one arrow.
+**Choosing what fits.** A chart is at most ``max_rows`` long (by default :data:`SEQUENCE_MAX_ROWS`,
+as ``mailsim run``; a slide as many as it holds) and chooses by what the connections teach
+(:mod:`mailsim.plot.sequence_plan`): the refusals, deferrals, bounces, HTTP downloads and the ends
+of each run of failed tries first, then the connections that move mail; runs of POP3 checks that
+found nothing fold into the grey bands, which say in words what they stand for, and the first band
+an outage overlaps names what is down (a link on the way, a server) and when, so failed tries have
+their cause on the chart; a connection that does not fit line by line is drawn as a box between its
+two lanes, saying what it carried and its decisive reply (``RCPT → 550 5.1.1 …``) or, without one,
+its round trips and how long it was open. It fills its room before folding. A note under the chart
+says what was left out. With ``group_bursts``, the lines one side sends at one instant (a
+multi-line EHLO reply, pipelined MAIL, RCPT and DATA) are one arrow.
 
 **One message's journey.** ``message=ID`` draws only the connections that carried that message
 (:mod:`mailsim.plot.sequence_story`): its submission, every try, the relay and the fetch, and
@@ -616,6 +616,8 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
         if index == 0 and len(line) > chars:
             line = without_verb(line)  # the lanes say what it was for
         error = index > 0 and _DECISIVE_ERROR.search(line) is not None
+        if index > 0 and not error:
+            line = _whole_clauses(line, chars)
         spare = rows - len(lines) - (len(box.label) - index)
         parts = textwrap.wrap(line, chars) if index > 0 and spare > 0 else [line]
         if len(parts) > 2:
@@ -635,6 +637,14 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
             zorder=5,
         )
         text.set_gid("connection-box-label")
+
+
+def _whole_clauses(line: str, chars: int) -> str:
+    """``line`` without its last comma-separated clauses until it fits ``chars``: a box that
+    says ``27 round trips`` is better than one that says ``27 round trips, 163 …``."""
+    while len(line) > chars and ", " in line:
+        line = line.rpartition(", ")[0]
+    return line
 
 
 def _draw_arrow(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from functools import cache
 
 import pytest
 from plot_traces import (
@@ -278,7 +279,7 @@ def test_a_busy_day_shows_each_outages_most_retried_pair_and_a_normal_delivery(s
         assert box.y0 >= frame.y1  # above the frame, not on it
         assert box.x1 <= fig.bbox.x1
         assert all(not box.overlaps(other) for other in boxes[i + 1 :])
-    title = ax.title.get_window_extent(renderer)
+    title = ax._left_title.get_window_extent(renderer)  # set_title(loc="left")
     assert title.x1 <= fig.bbox.x1 and all(title.y0 >= box.y1 - 1 for box in boxes)
 
 
@@ -381,11 +382,22 @@ def _outage_names(fig):
     }
 
 
-def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
+@cache
+def _busy_day_records() -> list[dict]:
     import mailsim
+
+    return mailsim.load("busy-day").run(trace="summary").records
+
+
+def _title_box(fig):
+    fig.canvas.draw()
+    return fig.axes[0]._left_title.get_window_extent(fig.canvas.get_renderer())
+
+
+def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
     from mailsim.plot.topology import read_topology
 
-    records = mailsim.load("busy-day").run(trace="summary").records
+    records = _busy_day_records()
     outages = read_topology(records).outages
     fig = delivery_timeline(records, size="slide")
     ax = fig.axes[0]
@@ -401,7 +413,7 @@ def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
         assert not a.overlaps(b)
     # Each name has a bracket spanning exactly its band, so overlapping bands (12 to 13.5 h)
     # are told apart by extent, not by where a name happens to start.
-    bands = [p for p in ax.patches if p.get_gid() == "outage"]
+    bands = {int(p.get_label().split(":")[1]): p for p in ax.patches if p.get_gid() == "outage"}
     brackets = {
         int(line.get_gid().split(":")[1]): line
         for line in ax.lines
@@ -410,10 +422,48 @@ def test_every_outage_of_a_busy_day_is_named_over_its_own_band():
     assert sorted(brackets) == sorted(names)
     for i, line in brackets.items():
         x0, x1 = line.get_xdata()
-        band = bands[i].get_extents()  # bands are drawn in outage order
+        band = bands[i].get_extents()
         px = ax.transData.transform([(x0, 0), (x1, 0)])[:, 0]
         assert px[0] == pytest.approx(band.x0, abs=1) and px[1] == pytest.approx(band.x1, abs=1)
+        # A tick down where it went down and where it came up; still down at the end: no tick
+        # there (it read as "back up at the edge of the frame").
+        assert list(line.get_markevery()) == ([0] if outages[i].end is None else [0, 1])
     assert not any("not named" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_a_long_title_wraps_inside_the_figure():
+    # mailsim run's 40 rows of busy-day: the title that says how they were chosen ran 300 px
+    # past the right edge ("... then th").
+    fig = delivery_timeline(_busy_day_records(), max_rows=40)
+    assert _title_box(fig).x1 <= fig.bbox.x1
+    title = fig.axes[0].get_title(loc="left")
+    assert title.startswith("Delivery timeline: 40 of 2,909 (message, recipient) pairs,\n")
+    assert title.endswith(", then the most retried of the rest")
+
+
+def test_a_title_names_only_the_ways_rows_were_really_chosen():
+    import mailsim
+
+    # reply-codes has an outage (usa-mail at 50 min) but none of its tries failed during it.
+    records = mailsim.load("reply-codes").run().records
+    title = delivery_timeline(records, max_rows=1).axes[0].get_title(loc="left")
+    assert "each outage" not in title and "of the rest" not in title, title
+
+
+def test_an_outage_outside_the_drawn_time_is_neither_shaded_nor_in_the_legend():
+    records = james_to_steve()
+    last = max(r["t"] for r in records)
+    later = [
+        {"t": last + 3600.0, "type": "link.down", "a": "india-gw", "b": "usa-gw"},
+        {"t": last + 7200.0, "type": "link.up", "a": "india-gw", "b": "usa-gw"},
+    ]
+    fig = delivery_timeline(records + later)
+    ax = fig.axes[0]
+    mail = [r["t"] for r in records if r["type"].startswith("mail.")]
+    unit = time_unit(max(mail) - min(mail))[1]
+    assert ax.get_xlim()[1] < (last + 3600.0) / unit  # the axis ends with the mail
+    assert not artists_with_gid(fig, "outage")
+    assert not any("down" in t.get_text() for t in fig.legends[0].get_texts())
 
 
 def test_one_row_on_a_slide_does_not_fill_the_slide():

@@ -128,11 +128,7 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     last_change = max(points[-1][0] for points in series.values())
     t_hi = min(max(r["t"] for r in records), last_change + 0.1 * max(last_change - t_lo, 1.0))
     colours = {node: f"C{index % 10}" for index, node in enumerate(series)}
-    outages = [
-        o
-        for o in read_topology(records).outages
-        if o.start <= t_hi and (o.end is None or o.end >= t_lo)
-    ]
+    outages = [o for o in read_topology(records).outages if o.overlaps(t_lo, t_hi)]
     cuts = _idle_cuts(series, outages, t_lo, t_hi)
     shown = (last_change - t_lo) - sum(b - a for a, b in cuts)
     if cuts:  # the time after the last change is a tenth of what is shown, not of the whole
@@ -145,7 +141,7 @@ def queue_figure(records: Sequence[Record], *, size: str = "default") -> Figure:
     for outage in outages:
         colour = _outage_colour(outage, colours)
         lo = axis.x(max(outage.start, t_lo))
-        hi = axis.x(min(outage.end if outage.end is not None else t_hi, t_hi))
+        hi = axis.x(min(outage.until(t_hi), t_hi))
         band = ax.axvspan(lo, hi, color=colour, alpha=0.09, linewidth=0, zorder=0)
         band.set_gid("outage-band")
         assert strip is not None
@@ -280,7 +276,7 @@ def _idle_cuts(
             idle.append((since, t))
             since = None
     for outage in outages:  # an outage is never cut, even with every queue empty
-        end = outage.end if outage.end is not None else t_hi
+        end = outage.until(t_hi)
         idle = [
             piece
             for a, b in idle

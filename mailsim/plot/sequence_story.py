@@ -324,17 +324,16 @@ def outage_asides(
     }
     found = []
     for outage in topo.outages:
-        end = math.inf if outage.end is None else outage.end
-        if outage.start >= t1 or end <= t0:
+        if not outage.overlaps(t0, t1):
             continue
         if outage.kind == "link" and frozenset(outage.what) not in on_the_way:
             continue
         if outage.kind != "link" and outage.what[0] not in nodes:
             continue
-        until = f"to {_seconds(end)}" if outage.end is not None else "and stays down"
+        until = "and stays down" if outage.end is None else f"to {_seconds(outage.end)}"
         what = {"link": f"the {outage.label}", "node": outage.what[0]}.get(
             outage.kind, outage.label
         )
         text = f"{what} is down from {_seconds(outage.start)} {until}"
-        found.append(Aside(outage.start, end, text, once=True))
+        found.append(Aside(outage.start, outage.until(math.inf), text, once=True))
     return found

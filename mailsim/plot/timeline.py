@@ -38,12 +38,13 @@ from mailsim.plot._style import (
     short_text,
     time_unit,
 )
-from mailsim.plot.timeline_outages import draw_outages
+from mailsim.plot.timeline_outages import OutageNames, draw_outages, failed_tries
 from mailsim.plot.topology import Outage, read_topology
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 Record = dict[str, Any]
 
@@ -393,16 +394,13 @@ def _rows_that_tell_the_day(
     if not outages:
         return _most_eventful(rows, keep)
 
-    def failed_during(journey: Journey, outage: Outage) -> int:
-        return sum(a.outcome != "accepted" and outage.covers(a.t) for a in journey.attempts)
-
-    impact = {id(o): sum(failed_during(j, o) for j in rows) for o in outages}
+    impact = {id(o): failed_tries(o, rows) for o in outages}
     chosen: list[Journey] = []
     for outage in sorted(outages, key=lambda o: -impact[id(o)])[: max(keep - 1, 1)]:
-        hit = [j for j in rows if j not in chosen and failed_during(j, outage)]
+        hit = [j for j in rows if j not in chosen and failed_tries(outage, [j])]
         if hit:
             chosen.append(max(hit, key=lambda j: (len(j.attempts), -j.start)))
-    how = "the most retried of each outage"
+    ways = ["the most retried of each outage"] if chosen else []
     straight = next(
         (
             j
@@ -416,12 +414,16 @@ def _rows_that_tell_the_day(
     )
     if straight is not None and len(chosen) < keep:
         chosen.append(straight)
-        how += " and one delivered at once"
+        ways.append("one delivered at once")
+    how = " and ".join(ways)
     rest = [j for j in rows if j not in chosen]
     if len(chosen) < keep and rest:
         more, more_how = _most_eventful(rest, keep - len(chosen))
         chosen += more
-        how += f", then {more_how} of the rest"
+        # Only what set the rest apart first: "then the most retried, then the earliest of the
+        # rest" does not say which "of the rest" belongs to.
+        first_way = more_how.split(", then ")[0]
+        how = f"{how}, then {first_way} of the rest" if how else more_how
     return sorted(chosen, key=lambda j: j.start), how
 
 
@@ -459,17 +461,21 @@ def delivery_timeline(
             so seconds-long dialogues and days-long retry stories fit on one figure. It squeezes
             later times together, so steady retries look as if they sped up: keep the default
             linear axis (simulated time in s, min, h or d) when the lesson is the retry rhythm.
-        max_rows: draw at most this many rows: those with the most attempts (then the ones
-            that did not end delivered, then the earliest), still in submission order, and say
-            so in the title. None draws every row (a busy day has thousands), or at slide size
-            as many as fit.
+        max_rows: draw at most this many rows, still in submission order, and say in the
+            title how they were chosen: with outages, the most retried row that failed during
+            each outage and one delivered at once, then the most retried of the rest; without,
+            those with the most attempts (then the ones that did not end delivered, then the
+            earliest). None draws every row (a busy day has thousands), or at slide size as
+            many as fit, measured on the drawn figure.
         ax: draw into this axes instead of a new figure.
         size: "default" or "slide" (see :class:`mailsim.plot._style.Look`).
 
     Returns:
         The figure. Markers are scatter collections with gid ``timeline-<event>`` (``timeline-
         temporary`` holds one point per temporarily failed attempt, and so on); rows are Line2D
-        with gid ``timeline-row``; outages are spans with gid ``outage``.
+        with gid ``timeline-row``; outages are spans with gid ``outage`` and label ``_outage:I``,
+        their names texts with gid ``outage-name:I`` on Line2D brackets with gid
+        ``outage-bracket:I``, I the outage's index in the trace's order.
     """
     look = look_for(size)
     records = list(records)
@@ -565,9 +571,12 @@ def _draw_timeline(
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel(f"simulated time ({name})", fontsize=look.font)
     # The outages' names sit between the title and the frame.
-    outage_room, unnamed = draw_outages(ax, outages, rows, x_of, x_lo, x_hi, look)
-    ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + outage_room)
-    top += outage_room / 72
+    t_end = max(r["t"] for r in records)
+    names = draw_outages(ax, outages, rows, x_of, x_lo, x_hi, t_end, look)
+    heading = ax.set_title(title, fontsize=look.title, loc="left", pad=6 * look.scale + names.room)
+    top += names.room / 72
+    if own_figure and _wrap_title(heading):
+        top += look.title * TITLE_LINE_EMS / 72
     points: dict[str, list[tuple[float, float]]] = {}
     dpi = fig.dpi
 
@@ -598,7 +607,7 @@ def _draw_timeline(
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     _fit_run_labels(ax, run_labels, look)
-    legend_rows = _legend(ax, outages, unnamed, own_figure, look)
+    legend_rows = _legend(ax, names, own_figure, look)
     if own_figure:
         # Now that the legend's size is known, fit the bottom margin to it.
         bottom = (0.75 + 0.2 * legend_rows) * look.scale
@@ -628,6 +637,23 @@ def _draw_timeline(
         fitting = int((height - top - bottom) / row_inches - 0.35 + 1e-9)
         return _Drawn(fig, fitting)
     return _Drawn(fig, len(rows))
+
+
+#: Height of a title line in ems of the title type, for a title wrapped onto a second line.
+TITLE_LINE_EMS = 1.25
+
+
+def _wrap_title(title: Text) -> bool:
+    """Wrap a title that runs past the figure's right edge after its ``pairs,``: busy-day's
+    says how its rows were chosen on a line of its own. True when it wrapped."""
+    fig = title.get_figure()
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    head, sep, how = title.get_text().partition(" pairs, ")
+    if not sep or title.get_window_extent(renderer).x1 <= fig.bbox.x1 - 0.1 * fig.dpi:
+        return False
+    title.set_text(f"{head} pairs,\n{how}")
+    return True
 
 
 def _log_axis(ax: Axes, hi: float) -> None:
@@ -894,12 +920,10 @@ def _draw_row(
         add("duplicate", t)
 
 
-def _legend(
-    ax: Axes, outages: list[Outage], unnamed: dict[str, int], own_figure: bool, look: Look
-) -> int:
+def _legend(ax: Axes, names: OutageNames, own_figure: bool, look: Look) -> int:
     """Put the legend under the figure (or right of a given axes); returns its number of rows.
 
-    ``unnamed`` counts the outages of each kind whose names found no room above the frame.
+    It names the kinds of outage drawn, and how many of a kind found no room for their names.
     """
     from matplotlib.patches import Patch
 
@@ -910,7 +934,8 @@ def _legend(
     pairs = sorted(((h, lab) for lab, h in unique.items()), key=lambda p: order.index(p[1]))
     handles = [h for h, _ in pairs]
     labels = [lab for _, lab in pairs]
-    for kind in sorted({o.kind for o in outages}):
+    unnamed = names.unnamed
+    for kind in sorted(names.kinds):
         handles.append(Patch(color=OUTAGE_COLOURS[kind], alpha=0.25))
         labels.append(f"{kind} down" + (f" ({unnamed[kind]} not named)" if kind in unnamed else ""))
     if not own_figure:

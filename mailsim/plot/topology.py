@@ -14,6 +14,7 @@ label or a node); this module reads the trace and draws.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,14 @@ class Outage:
     def covers(self, t: float) -> bool:
         """True when the outage is in force at time ``t``."""
         return self.start <= t and (self.end is None or t < self.end)
+
+    def until(self, t_end: float) -> float:
+        """When it is over: its end, or ``t_end`` (the end of the trace) if it never came up."""
+        return t_end if self.end is None else self.end
+
+    def overlaps(self, t0: float, t1: float) -> bool:
+        """True when the outage is in force at some time between ``t0`` and ``t1``."""
+        return self.start < t1 and self.until(math.inf) > t0
 
 
 @dataclass
@@ -827,7 +836,7 @@ def _outage_notes(topo: Topology) -> list[str]:
 
 def _span(outage: Outage) -> str:
     end = clock(outage.end) if outage.end is not None else "end of run"
-    length = f" ({human_duration(outage.end - outage.start)})" if outage.end else ""
+    length = f" ({human_duration(outage.end - outage.start)})" if outage.end is not None else ""
     return f"{clock(outage.start)} – {end}{length}"
 
 

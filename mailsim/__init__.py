@@ -1,6 +1,6 @@
 """mailsim: a discrete-event simulator and teaching environment for Internet e-mail.
 
-The package is layered (see DESIGN.md of the project): ``protocol`` holds the pure SMTP and POP3
+The package is layered (see docs/design.md): ``protocol`` holds the pure SMTP and POP3
 state machines, ``net`` the simulated network, ``mail`` messages, queues and retry policies,
 ``nodes`` the simulated mail servers and user agents, ``trace`` the single record of what happened,
 ``scenario`` the YAML language, ``plot`` the figures, and ``live`` the same machines on real

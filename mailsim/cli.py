@@ -4,7 +4,7 @@ Start-up is kept fast: this module imports only click. Subcommands that live in 
 (``serve`` and ``send`` in :mod:`mailsim.live.cli`) are loaded by name only when invoked, and each
 command here imports what it needs (simpy, pandas, matplotlib) inside its body.
 
-Exit codes (DESIGN.md): 0 success; 2 bad input (scenario, arguments), one line per problem;
+Exit codes (docs/design.md): 0 success; 2 bad input (scenario, arguments), one line per problem;
 1 a failed invariant or an internal error.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
 
 
 def _fail_input(lines: list[str]) -> None:
-    """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
+    """Print bad-input problems one per line and exit 2 (docs/design.md contract)."""
     for line in lines:
         click.echo(line, err=True)
     raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""Named random streams derived from one seed (DESIGN.md, principle 4).
+"""Named random streams derived from one seed (docs/design.md, principle 4).
 
 Each part of a world that draws random numbers asks for its own stream by name, for example
 ``streams.get("fault", "link", "india-mail", "usa-mail")``. A stream's state depends only on the

@@ -1,4 +1,4 @@
-"""The `mailsim` command: exit codes, messages, and the files it writes (DESIGN.md contracts)."""
+"""The `mailsim` command: exit codes, messages, and the files it writes (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ SETUP = {
 }
 G, R, M, T = ServerState.GREETED, ServerState.READY, ServerState.MAIL, ServerState.RCPT
 X, D = ServerState.CLOSED, ServerState.DATA
-# Hand-worked from RFC 5321 4.1.4 / 3.3 (reference/PROTOCOLS.md): the reply code and the state
+# Hand-worked from RFC 5321 4.1.4 / 3.3: the reply code and the state
 # after the command, in the states greeted, ready, mail, rcpt (the order of SETUP).
 EXPECTED: dict[str, tuple[tuple[str, ServerState], ...]] = {
     "EHLO c.usa.example": (("250", R), ("250", R), ("250", R), ("250", R)),

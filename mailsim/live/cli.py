@@ -4,7 +4,7 @@ Only click and the standard library are imported at the top, so ``mailsim serve 
 instant; the asyncio server, the protocol machines and the MIME code are imported inside the
 command bodies.
 
-Exit codes (DESIGN.md): 0 success; 2 bad arguments (one line per problem, no traceback) or a
+Exit codes (docs/design.md): 0 success; 2 bad arguments (one line per problem, no traceback) or a
 port that cannot be bound; 1 an internal error; 3 ``send`` could not deliver to every recipient;
 4 ``grade``: some situation failed.
 """
@@ -96,7 +96,7 @@ _SCENARIO_ONLY = ("directory", "time_scale", "base_port", "json_ports", "fresh")
 
 
 def _fail(lines: list[str]) -> None:
-    """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
+    """Print bad-input problems one per line and exit 2 (docs/design.md contract)."""
     for line in lines:
         click.echo(line, err=True)
     raise SystemExit(2)
@@ -647,7 +647,7 @@ def send(
     if not report.ok:
         failed = [o.address for o in report.outcomes if o.status != "accepted"]
         click.echo(f"mailsim send: not delivered to {', '.join(failed)}", err=True)
-        # Not 1: that means an internal error (DESIGN.md); a refusal is the server's answer.
+        # Not 1: that means an internal error (docs/design.md); a refusal is the server's answer.
         raise SystemExit(3)
 
 

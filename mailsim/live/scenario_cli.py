@@ -1,7 +1,7 @@
 """``mailsim serve SCENARIO`` and ``mailsim ctl``: a scenario's servers live, and outages by hand.
 
 Loaded by :mod:`mailsim.live.cli` only when a scenario is served, so ``mailsim serve --help``
-stays instant. Exit codes (DESIGN.md): 0 after a clean stop (Ctrl+C or SIGTERM); 2 bad input (an
+stays instant. Exit codes: 0 after a clean stop (Ctrl+C or SIGTERM); 2 bad input (an
 unknown scenario, a bad option, a port in use, a folder that holds another run); for ``ctl``, 2
 when no run answers or the run refuses the command.
 """
@@ -24,7 +24,7 @@ from mailsim.live.ctl import COMMANDS
 
 
 def _fail(lines: list[str]) -> None:
-    """Print bad-input problems one per line and exit 2 (DESIGN.md contract)."""
+    """Print bad-input problems one per line and exit 2 (docs/design.md contract)."""
     for line in lines:
         click.echo(line, err=True)
     raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""Figures drawn from a trace, and nothing but the trace (DESIGN.md, principle 2).
+"""Figures drawn from a trace, and nothing but the trace (docs/design.md, principle 2).
 
 Every function takes trace records, as ``Recorder.records`` holds them or as
 ``mailsim.trace.load_events(path)`` reads them back from ``events.jsonl``, and returns a

@@ -1,7 +1,7 @@
 """State diagrams of the protocol machines, drawn from their transition tables.
 
 The SMTP and POP3 machines keep every rule in one table shaped ``{state: {trigger: new_state}}``
-(CONVENTIONS.md, after h11's ``_state.py``); :func:`state_diagram` draws any such table, so the
+(after h11's ``_state.py``); :func:`state_diagram` draws any such table, so the
 figure students see is the very table the code runs.
 
 Layout: the first state of the table is the start. States are placed in columns by the longest

@@ -22,7 +22,7 @@ from mailsim.protocol._common import State
 
 
 class ServerState(State):
-    """Where an SMTP server is in the session (names from ``reference/PROTOCOLS.md``)."""
+    """Where an SMTP server is in the session (the states of RFC 5321 3 and 4.1.4)."""
 
     #: Connection open, greeting not yet written (left at once by the constructor).
     CONNECTED = "CONNECTED"

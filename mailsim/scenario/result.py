@@ -317,7 +317,7 @@ class Result:
         figure_size: str = "default",
         message: str | None = "auto",
     ) -> Path:
-        """Write the run's outputs (DESIGN.md contract) into ``directory``; returns it.
+        """Write the run's outputs (docs/design.md contract) into ``directory``; returns it.
 
         Without ``directory``, into ``runs/<slug>/`` as ``mailsim run`` does. ``figure_size``
         is ``"default"`` or ``"slide"`` (16:9, for a projector; see :mod:`mailsim.plot`);

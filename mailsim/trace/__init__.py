@@ -1,4 +1,4 @@
-"""The single record of what happened in a run (DESIGN.md, principle 2).
+"""The single record of what happened in a run (docs/design.md, principle 2).
 
 Every layer writes observable happenings to a :class:`Recorder`; transcripts, summaries, plots and
 pcap files are all derived from its records, never from a server's internals.

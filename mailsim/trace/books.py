@@ -19,7 +19,7 @@ from typing import Any
 
 Record = dict[str, Any]
 
-#: The final states one (message, recipient) can be in at the end of a run (DESIGN.md).
+#: The final states one (message, recipient) can be in at the end of a run (docs/design.md).
 OUTCOMES = ("delivered", "bounced", "queued", "rejected", "lost")
 
 #: The record types the books read: every ``mail.*`` record, and ``tcp.open`` to count connections.
@@ -58,7 +58,7 @@ class DeliveryRow:
         return self.delivered_at - self.submitted_at
 
     def as_json(self) -> dict[str, Any]:
-        """The summary.json entry (DESIGN.md contract, plus a few extra fields)."""
+        """The summary.json entry (docs/design.md contract, plus a few extra fields)."""
         return {
             "id": self.id,
             "from": self.sender,
@@ -125,7 +125,7 @@ _FINAL = {
 class Ledger:
     """Settles every (message, recipient)'s fate record by record, and checks the books balance.
 
-    The rules (DESIGN.md, principle 5): each submitted pair ends as delivered, bounced (and then a
+    The rules (docs/design.md, 5): each submitted pair ends as delivered, bounced (and then a
     delivery-status notice for it exists: delivered, queued, or itself lost by a named fault),
     still queued, rejected at submission, or lost by a modelled fault that the trace names. A pair
     that is both delivered and bounced, or a bounce with no notice, is a problem. Duplicates
@@ -297,7 +297,7 @@ def summary_head(books: Books, *, scenario: str, seed: int, end_time: float) -> 
 
 
 def summary_document(books: Books, *, scenario: str, seed: int, end_time: float) -> dict[str, Any]:
-    """The ``summary.json`` document (DESIGN.md contract)."""
+    """The ``summary.json`` document (docs/design.md contract)."""
     head = summary_head(books, scenario=scenario, seed=seed, end_time=end_time)
     return {**head, "messages": [row.as_json() for row in books.rows.values()]}
 

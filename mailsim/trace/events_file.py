@@ -1,9 +1,10 @@
 """``events.jsonl``: one JSON object per trace record, written as recorded or read back.
 
-The format is the DESIGN.md contract: keys in insertion order (``t`` and ``type`` first), compact
-separators, non-ASCII text as is. :class:`EventsWriter` is a recorder sink that appends each
-record the moment it is emitted, so a run of any length holds none of its trace in memory, and
-the file it writes is byte-identical to :func:`write_events` over the same records.
+The format is a contract (docs/trace-events.md): keys in insertion order (``t`` and ``type``
+first), compact separators, non-ASCII text as is. :class:`EventsWriter` is a recorder sink
+that appends each record the moment it is emitted, so a run of any length holds none of its
+trace in memory, and the file it writes is byte-identical to :func:`write_events` over the same
+records.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What is derived from a trace: the transcript, the summary with its books, and DataFrames.
 
-Everything here reads records only (DESIGN.md, principle 2), so ``mailsim plot DIR`` and a notebook
+Everything here reads records only (docs/design.md, 2), so ``mailsim plot DIR`` and a notebook
 can rebuild any of it from an ``events.jsonl`` file long after the run. The transcript lives in
 :mod:`mailsim.trace.transcript` and the books and summary in :mod:`mailsim.trace.books`; both are
 re-exported here, where the DataFrames are made.

@@ -1,6 +1,6 @@
 """The scenario language: typed models of a YAML scenario, and the checks that tie them together.
 
-A scenario is data (DESIGN.md, principle 3). This package says what a valid scenario is, in two
+A scenario is data (docs/design.md, principle 3). This package says what a valid scenario is, in two
 layers:
 
 1. **Models** (pydantic v2): every section and field, its type, its default and its unit. Human

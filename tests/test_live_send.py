@@ -137,6 +137,8 @@ def test_send_to_a_closed_port_fails_temporarily_with_exit_3():
         (["--server", "nohost:port"], "--server: expected HOST:PORT"),
         (["--auth", "justuser"], "--auth: expected USER:PASSWORD"),
         (["--to", "not an address"], "--to: 'not an address' is not an e-mail address"),
+        (["--to", "john smith@usa.com"], '(a local part with spaces is quoted: "john smith"@'),
+        (["--to", "Steve <@usa.com>"], "--to: 'Steve <@usa.com>' is not an e-mail address"),
     ],
 )
 def test_send_bad_arguments_exit_2_with_a_clear_line(args, message):
@@ -150,6 +152,22 @@ def test_send_bad_arguments_exit_2_with_a_clear_line(args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "envelope"),
+    [
+        ('"john smith"@usa.com', '"john smith"@usa.com'),
+        ('John <"john smith"@usa.com>', '"john smith"@usa.com'),
+        ("Steve <Steve@India.com>", "Steve@India.com"),
+    ],
+)
+def test_send_keeps_a_quoted_local_part_as_written(given, envelope):
+    from mailsim.live.cli import _bare_address
+
+    # parseaddr made '"john smith"@usa.com' into 'john smith@usa.com', which --to then refused,
+    # though `mailsim serve --user '"john smith":pw'` serves that mailbox.
+    assert _bare_address(given, "--to") == envelope
 
 
 def test_serve_users_file_error_names_the_line(tmp_path):

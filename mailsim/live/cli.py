@@ -12,7 +12,6 @@ port that cannot be bound; 1 an internal error; 3 ``send`` could not deliver to 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
 import signal
 import socket
@@ -539,10 +538,23 @@ def _split_server(text: str) -> tuple[str, int]:
 
 
 def _bare_address(text: str, option: str) -> str:
-    """The address of ``"Steve <Steve@India.com>"`` or ``Steve@India.com``; ValueError if none."""
-    _, address = email.utils.parseaddr(text)
-    if "@" not in address or any(ch.isspace() for ch in address) or address.startswith("@"):
-        raise ValueError(f"{option}: {text!r} is not an e-mail address like Steve@India.com")
+    """The address of ``Steve <Steve@India.com>`` or ``Steve@India.com``; ValueError if none.
+
+    A quoted local part stays as written (``"john smith"@usa.com``, RFC 5321 4.1.2):
+    ``email.utils.parseaddr`` would take its quotes off and leave a space in the address.
+    """
+    from mailsim.protocol.smtp_address import DOT_STRING, QUOTED_STRING
+
+    address = text.strip()
+    if address.endswith(">") and "<" in address:
+        address = address[address.rindex("<") + 1 : -1].strip()
+    written, at, domain = address.rpartition("@")
+    local_ok = DOT_STRING.fullmatch(written) or QUOTED_STRING.fullmatch(written)
+    if not (at and local_ok and domain) or any(c.isspace() or c in "<>@" for c in domain):
+        raise ValueError(
+            f"{option}: {text!r} is not an e-mail address like Steve@India.com "
+            '(a local part with spaces is quoted: "john smith"@usa.com)'
+        )
     return address
 
 

@@ -17,7 +17,7 @@ from plot_traces import (
 )
 
 from mailsim.plot import delivery_timeline, journeys
-from mailsim.plot._style import time_unit
+from mailsim.plot._style import look_for, time_unit
 from mailsim.plot.timeline import rhythm, short_reason
 
 
@@ -292,9 +292,9 @@ def test_a_few_rows_on_a_slide_get_room_and_the_time_of_each_try():
     ax = fig.axes[0]
     rows = len(ax.get_yticks())
     assert rows == 2  # msg-1 to steve and to bob
-    # The rows do not stretch over the whole slide: at most SLIDE_ROW_INCHES (x1.5) apart.
+    # The rows do not stretch over the whole slide: at most SLIDE_ROW_INCHES (x scale) apart.
     height = ax.get_position().height * fig.get_size_inches()[1]
-    assert height <= SLIDE_ROW_INCHES * 1.5 * (rows + 0.35) + 1e-6
+    assert height <= SLIDE_ROW_INCHES * look_for("slide").scale * (rows + 0.35) + 1e-6
     # Each try of the first row says when it was, and the times stay apart.
     times = _texts(fig, "timeline-time")
     assert len(times) >= 4 and all(re.fullmatch(r"\d+:\d\d", t.get_text()) for t in times)
@@ -354,11 +354,11 @@ def test_a_slide_draws_every_row_that_fits():
     ax = fig.axes[0]
     assert len(artists_with_gid(fig, "timeline-row")) == 10
     assert ax.get_title(loc="left") == "Delivery timeline, one row per (message, recipient)"
-    # The ten rows are no closer together than the rows of a default timeline (x1.5).
+    # The ten rows are no closer together than the rows of a default timeline (x scale).
     from mailsim.plot.timeline import ROW_INCHES
 
     height = ax.get_position().height * fig.get_size_inches()[1]
-    assert height / (10 + 0.35) >= ROW_INCHES * 1.5 - 1e-6
+    assert height / (10 + 0.35) >= ROW_INCHES * look_for("slide").scale - 1e-6
 
 
 def test_rows_left_out_of_a_slide_are_said_to_be_the_earliest_when_none_was_retried():

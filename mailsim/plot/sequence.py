@@ -70,7 +70,6 @@ from mailsim.plot._style import (
 from mailsim.plot.sequence_model import (
     BAND_LINE_ROWS,
     BAND_ROWS,
-    TICK_ROWS,
     Arrow,
     Box,
     Break,
@@ -81,6 +80,7 @@ from mailsim.plot.sequence_model import (
     one_way_delays,
     plan_chart,
     set_lanes,
+    writes_tick,
 )
 from mailsim.plot.sequence_plan import is_decisive_sentence, without_verb
 from mailsim.plot.sequence_story import message_story, outage_asides
@@ -702,14 +702,14 @@ def _draw_arrow(
 def _draw_ticks(ax: Axes, ticks: list[tuple[float, float]], look: Look) -> None:
     positions: list[float] = []
     labels: list[str] = []
-    last = ""
+    last_y, last = -math.inf, ""
     for y, t in ticks:
         text = clock(t)
-        if text == last or (positions and y - positions[-1] < TICK_ROWS):
+        if not writes_tick(y, text, last_y, last):
             continue  # the same moment, or too close to the last label to read
         positions.append(y)
         labels.append(text)
-        last = text
+        last_y, last = y, text
     ax.set_yticks(positions)
     ax.set_yticklabels(labels, fontsize=look.small * 0.93, fontfamily="DejaVu Sans Mono")
     ax.set_xticks([])

@@ -683,6 +683,13 @@ BOX_STEP_ROWS = 0.5
 TICK_ROWS = 0.9
 
 
+def writes_tick(y: float, text: str, last_y: float, last_text: str) -> bool:
+    """Whether the time axis writes ``text`` at row ``y``, its last label ``last_text`` at
+    ``last_y``: a new moment, far enough below the last to be read. The layout asks it to keep
+    a box's end labelled; the drawing asks it to choose the labels."""
+    return text != last_text and y - last_y >= TICK_ROWS
+
+
 def _sentences(folds: list[Fold], most: int) -> list[str]:
     """The folded connections of one band, counted together by kind, in order of first time."""
     groups: dict[tuple[str, ...], list[Connection]] = {}
@@ -810,7 +817,7 @@ def layout(
     previous_t: float | None = None
     previous_item: Any = None
     open_boxes = 0
-    # The last time label the axis will write (as sequence._draw_ticks chooses them).
+    # The last time label the axis will write (writes_tick, as sequence._draw_ticks asks).
     label_y, label_text = -math.inf, ""
     for index, (t, _, item) in enumerate(anchors):
         # Folded connections wait for a band until no box is open, so no band cuts through one.
@@ -866,7 +873,7 @@ def layout(
                 lowest = max(lowest, y)
         ticks.append((y, t))
         text = clock(t)
-        if text != label_text and y - label_y >= TICK_ROWS:
+        if writes_tick(y, text, label_y, label_text):
             label_y, label_text = y, text
         previous_t, previous_item = t, item
     rest = folds.span(next_fold, len(folds.every))

@@ -376,7 +376,7 @@ def _most_eventful(rows: list[Journey], keep: int) -> tuple[list[Journey], str]:
         first_left = key(left[0])
         for i in chosen:
             own = key(i)
-            used |= {next((c for c in range(3) if own[c] != first_left[c]), 2)}
+            used.add(next((c for c in range(3) if own[c] != first_left[c]), 2))
     how = ", then ".join(_CHOSEN_BY[c] for c in sorted(used)) or "the earliest"
     return [rows[i] for i in sorted(chosen)], how
 
@@ -443,6 +443,16 @@ TIMED_ROWS = 3
 
 #: Inches of one row of the timeline in the default look (the slide look scales it).
 ROW_INCHES = 0.42
+#: Rows of room the y limits leave beyond the rows: 0.75 above the first (its run label) and 0.6
+#: below the last (its try times); n rows span n + ROW_MARGINS (n - 1 between first and last).
+ROW_ABOVE = 0.75
+ROW_BELOW = 0.6
+ROW_MARGINS = ROW_ABOVE + ROW_BELOW - 1.0
+#: Inches (times the look's scale) of a slide that are not rows, for the first guess of how many
+#: fit: title, axis label and a two-row legend. The drawn figure then says how many really do.
+SLIDE_CHROME_INCHES = 2.9
+#: Drawings of a slide at most, looking for the number of rows that fits (it settles in two).
+SLIDE_DRAWINGS = 4
 
 
 def delivery_timeline(
@@ -488,10 +498,12 @@ def delivery_timeline(
     # and both depend on the rows drawn), so it is drawn again with the rows that fit, until a
     # count is drawn a second time; the most rows that fitted win.
     cap = len(every) if max_rows is None else min(max_rows, len(every))
-    first_guess = int((SLIDE_INCHES[1] - 2.9 * look.scale) / (ROW_INCHES * look.scale))
+    first_guess = int(
+        (SLIDE_INCHES[1] - SLIDE_CHROME_INCHES * look.scale) / (ROW_INCHES * look.scale)
+    )
     keep = max(min(cap, first_guess), 1)
     drawn: dict[int, _Drawn] = {}
-    while keep not in drawn and len(drawn) < 4:
+    while keep not in drawn and len(drawn) < SLIDE_DRAWINGS:
         drawn[keep] = _draw_timeline(records, every, outages, keep, log_time, None, look)
         keep = max(min(cap, drawn[keep].fitting), 1)
     fitted = [k for k, result in drawn.items() if result.fitting >= k]
@@ -602,7 +614,7 @@ def _draw_timeline(
     ax.set_yticklabels([_row_label(j) for j in rows], fontsize=look.small)
     for tick, journey in zip(ax.get_yticklabels(), rows, strict=False):
         tick.set_color(STATUS_COLOURS.get(journey.status, "black"))
-    ax.set_ylim(len(rows) - 0.4, -0.75)
+    ax.set_ylim(len(rows) - 1 + ROW_BELOW, -ROW_ABOVE)
     ax.tick_params(axis="x", labelsize=look.small)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -616,7 +628,7 @@ def _draw_timeline(
             width, height = SLIDE_INCHES
             # A few rows do not stretch over the whole slide: rows at most SLIDE_ROW_INCHES
             # apart, the picture (title, rows, legend) in the middle of the slide.
-            rows_span = len(rows) + 0.35  # the y limits below
+            rows_span = len(rows) + ROW_MARGINS  # the y limits above
             plot = min(height - top - bottom, SLIDE_ROW_INCHES * look.scale * rows_span)
             shift = (height - top - bottom - plot) / 2
         else:
@@ -634,7 +646,7 @@ def _draw_timeline(
         if shift and fig.legends:
             fig.legends[0].set_bbox_to_anchor((0.5, shift / height), transform=fig.transFigure)
         # Rows the frame has room for, no closer together than row_inches.
-        fitting = int((height - top - bottom) / row_inches - 0.35 + 1e-9)
+        fitting = int((height - top - bottom) / row_inches - ROW_MARGINS + 1e-9)
         return _Drawn(fig, fitting)
     return _Drawn(fig, len(rows))
 

@@ -486,3 +486,10 @@ def test_one_row_on_a_slide_does_not_fill_the_slide():
     # The picture sits in the middle of the slide, not at its top or bottom.
     mid = (frame.y0 + frame.y1) / 2
     assert 0.35 * height < mid < 0.65 * height
+
+
+def test_max_rows_below_one_is_refused_with_what_would_work():
+    from mailsim.plot import PlotError
+
+    with pytest.raises(PlotError, match=r"max_rows must be at least 1 \(None draws every row\)"):
+        delivery_timeline(link_outage(), max_rows=0)

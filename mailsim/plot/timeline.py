@@ -31,6 +31,7 @@ from mailsim.plot._style import (
     SLIDE_INCHES,
     STATUS_COLOURS,
     Look,
+    PlotError,
     empty_note,
     human_duration,
     look_for,
@@ -488,6 +489,8 @@ def delivery_timeline(
         ``outage-bracket:I``, I the outage's index in the trace's order.
     """
     look = look_for(size)
+    if max_rows is not None and max_rows < 1:
+        raise PlotError(f"max_rows must be at least 1 (None draws every row), got {max_rows}")
     records = list(records)
     every = sorted(journeys(records), key=lambda j: j.start)
     outages = read_topology(records).outages

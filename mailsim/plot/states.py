@@ -36,6 +36,7 @@ from mailsim.plot._style import (
     look_for,
     new_figure,
 )
+from mailsim.plot.state_arcs import back_depth, bend
 from mailsim.plot.state_labels import (
     NARROW_LABEL_WIDTH,
     loop_ends,
@@ -269,7 +270,7 @@ def state_diagram(
     arcs: list[tuple[Any, Any, float, list[str]]] = []
     for (a, b), triggers in edges.items():
         arcs.append(
-            (a, b, 0.0 if a == b else _bend(a, b, positions, back, pairs, layer, slot), triggers)
+            (a, b, 0.0 if a == b else bend(a, b, positions, back, pairs, layer, slot), triggers)
         )
     for family, rules in boxes.items():
         arcs += [(family, target, 0.0, triggers) for target, triggers in rules.items()]
@@ -553,7 +554,7 @@ def _place(
                     positions[s] = (x, y0 + lift[s])
             depth = max(
                 (
-                    _back_depth(abs(positions[a][0] - positions[b][0]))
+                    back_depth(abs(positions[a][0] - positions[b][0]))
                     for (a, b) in back
                     if a in band and b in band and a != b and rows[a] + rows[b] == 0
                 ),
@@ -628,12 +629,6 @@ def _place(
     return roomier(two if fill(two[0]) > 1.05 * fill(one[0]) else one)
 
 
-def _back_depth(span: float) -> float:
-    """How far a back edge spanning ``span`` ems bends from its chord: longer ones deeper, so
-    nested arcs stay apart, but slowly, so a long one does not reach far down the page."""
-    return min(0.175 * span, 2.5 + 0.08 * span)
-
-
 def _place_bottom_row(
     positions: dict[Any, tuple[float, float]],
     row_y: float,
@@ -686,35 +681,6 @@ def _place_bottom_row(
             sum(targets_x) / len(targets_x),
             min(positions[t][1] for t in from_any) - ELLIPSE_HEIGHT - ROW_GAP - 1.5 - drop,
         )
-
-
-def _bend(
-    a: Any,
-    b: Any,
-    positions: dict[Any, tuple[float, float]],
-    back: set[tuple[Any, Any]],
-    pairs: set[tuple[Any, Any]],
-    layer: dict[Any, int],
-    slot: dict[Any, int],
-) -> float:
-    """arc3's ``rad`` for the edge a -> b.
-
-    arc3 puts its control point at (mid.x + rad * dy, mid.y - rad * dx): with rad of the sign of
-    dx the arc bends below the chord, with the opposite sign above. Back edges bend below the
-    spine (above it between states above it); a pair of opposite edges bends both a little, to
-    either side; an edge that skips a column on one row arcs over the states between.
-    """
-    (xa, ya), (xb, yb) = positions[a], positions[b]
-    direction = 1.0 if xb >= xa else -1.0
-    if (a, b) in back:
-        above = (slot.get(a, 0) + slot.get(b, 0)) / 2 >= 0.5
-        rad = 2 * _back_depth(abs(xb - xa)) / max(abs(xb - xa), 1.0)
-        return rad * direction * (-1.0 if above else 1.0)
-    if (b, a) in pairs:
-        return 0.15
-    if math.isclose(ya, yb) and abs(layer[b] - layer[a]) > 1:
-        return -min(0.3, 6.0 / math.hypot(xb - xa, yb - ya)) * direction
-    return 0.0
 
 
 def _draw_nodes(

@@ -13,9 +13,10 @@ columns below the first, when that lets the type be larger. Dead ends that sever
 below. A rule that most states share (``"peer closed" -> CLOSED`` from every state) is drawn once,
 from a dashed "any state" box; a rule into that row that several states share (``QUIT -> CLOSED``,
 ``4xx/5xx -> QUIT_SENT``) is drawn once from a dashed box naming them. Forward edges are straight,
-edges that skip columns or go back are arcs; triggers of the same edge are joined into one label,
-and each label goes where its rendered box covers no other label, state or edge if it can
-(:mod:`mailsim.plot.state_labels`).
+edges that skip columns or go back are arcs, and two opposite arcs bow to the side of their chord
+that has room for their labels (:mod:`mailsim.plot.state_arcs`); triggers of the same edge are
+joined into one label, and each label goes where its rendered box covers no other label, state
+or edge if it can (:mod:`mailsim.plot.state_labels`).
 Geometry is measured in ems of the label type, so the default and the slide look are one layout.
 """
 
@@ -36,8 +37,9 @@ from mailsim.plot._style import (
     look_for,
     new_figure,
 )
-from mailsim.plot.state_arcs import back_depth, bend
+from mailsim.plot.state_arcs import back_depth, bend, bow_to_room
 from mailsim.plot.state_labels import (
+    LOOP_RAD,
     NARROW_LABEL_WIDTH,
     loop_ends,
     measure,
@@ -275,6 +277,8 @@ def state_diagram(
     for family, rules in boxes.items():
         arcs += [(family, target, 0.0, triggers) for target, triggers in rules.items()]
     arcs += [(ANY_STATE, target, 0.0, triggers) for target, triggers in from_any.items()]
+    every_height = {item: heights.get(item, ELLIPSE_HEIGHT) for item in positions}
+    bow_to_room(arcs, positions, widths, every_height)
     # Extents: the states, the arcs' bulges and room for the labels over the top row's loops.
     xs, ys = [], []
     for item, (x, y) in positions.items():
@@ -335,7 +339,6 @@ def state_diagram(
             gid="loop-note",
         )
         patches["loop-note"] = note
-    every_height = {item: heights.get(item, ELLIPSE_HEIGHT) for item in positions}
     place_labels(
         fig,
         ax,
@@ -775,7 +778,7 @@ def _draw_arrows(
         if a == b:
             arrow = FancyArrowPatch(
                 *loop_ends(positions[a], heights[a], side=1),
-                connectionstyle="arc3,rad=-1.4",
+                connectionstyle=f"arc3,rad={LOOP_RAD}",
                 arrowstyle="-|>",
                 mutation_scale=12 * line,
                 color="#444444",

@@ -216,20 +216,7 @@ def _box_to_segment(box, p, q):
     return best
 
 
-#: Not yet: POP3 client's DELE -> RETR label ("+OK next, -ERR next") has no place on its short
-#: arc that DELE -> QUIT does not cross. strict: passing would be news.
-_NEARER_NOT_YET = pytest.mark.xfail(
-    strict=True, reason="DELE -> QUIT runs through the DELE -> RETR label"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_NEARER_NOT_YET) if n == "pop3-client" else n
-        for n in sorted(_bundled_tables())
-    ],
-)
+@pytest.mark.parametrize("name", sorted(_bundled_tables()))
 def test_at_slide_size_every_label_touches_its_own_arrow_and_no_other_is_nearer(name):
     import itertools
 

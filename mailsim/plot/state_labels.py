@@ -45,6 +45,10 @@ def measure(text: str, points: float, *, bold: bool = False, italic: bool = Fals
     )
 
 
+#: arc3's rad of a self-loop: its 2-em chord on the rim bent 1.4 ems outwards (see loop_ends).
+LOOP_RAD = -1.4
+
+
 def loop_ends(
     position: tuple[float, float], height: float, *, side: int
 ) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -13,9 +13,10 @@ columns below the first, when that lets the type be larger. Dead ends that sever
 below. A rule that most states share (``"peer closed" -> CLOSED`` from every state) is drawn once,
 from a dashed "any state" box; a rule into that row that several states share (``QUIT -> CLOSED``,
 ``4xx/5xx -> QUIT_SENT``) is drawn once from a dashed box naming them. Forward edges are straight,
-edges that skip columns or go back are arcs; triggers of the same edge are joined into one label,
-and each label goes where its rendered box covers no other label, state or edge if it can
-(:mod:`mailsim.plot.state_labels`).
+edges that skip columns or go back are arcs, and two opposite arcs bow to the side of their chord
+that has room for their labels (:mod:`mailsim.plot.state_arcs`); triggers of the same edge are
+joined into one label, and each label goes where its rendered box covers no other label, state
+or edge if it can (:mod:`mailsim.plot.state_labels`).
 Geometry is measured in ems of the label type, so the default and the slide look are one layout.
 """
 
@@ -36,7 +37,9 @@ from mailsim.plot._style import (
     look_for,
     new_figure,
 )
+from mailsim.plot.state_arcs import back_depth, bend, bow_to_room
 from mailsim.plot.state_labels import (
+    LOOP_RAD,
     NARROW_LABEL_WIDTH,
     loop_ends,
     measure,
@@ -269,11 +272,13 @@ def state_diagram(
     arcs: list[tuple[Any, Any, float, list[str]]] = []
     for (a, b), triggers in edges.items():
         arcs.append(
-            (a, b, 0.0 if a == b else _bend(a, b, positions, back, pairs, layer, slot), triggers)
+            (a, b, 0.0 if a == b else bend(a, b, positions, back, pairs, layer, slot), triggers)
         )
     for family, rules in boxes.items():
         arcs += [(family, target, 0.0, triggers) for target, triggers in rules.items()]
     arcs += [(ANY_STATE, target, 0.0, triggers) for target, triggers in from_any.items()]
+    every_height = {item: heights.get(item, ELLIPSE_HEIGHT) for item in positions}
+    bow_to_room(arcs, positions, widths, every_height)
     # Extents: the states, the arcs' bulges and room for the labels over the top row's loops.
     xs, ys = [], []
     for item, (x, y) in positions.items():
@@ -334,7 +339,6 @@ def state_diagram(
             gid="loop-note",
         )
         patches["loop-note"] = note
-    every_height = {item: heights.get(item, ELLIPSE_HEIGHT) for item in positions}
     place_labels(
         fig,
         ax,
@@ -553,7 +557,7 @@ def _place(
                     positions[s] = (x, y0 + lift[s])
             depth = max(
                 (
-                    _back_depth(abs(positions[a][0] - positions[b][0]))
+                    back_depth(abs(positions[a][0] - positions[b][0]))
                     for (a, b) in back
                     if a in band and b in band and a != b and rows[a] + rows[b] == 0
                 ),
@@ -628,12 +632,6 @@ def _place(
     return roomier(two if fill(two[0]) > 1.05 * fill(one[0]) else one)
 
 
-def _back_depth(span: float) -> float:
-    """How far a back edge spanning ``span`` ems bends from its chord: longer ones deeper, so
-    nested arcs stay apart, but slowly, so a long one does not reach far down the page."""
-    return min(0.175 * span, 2.5 + 0.08 * span)
-
-
 def _place_bottom_row(
     positions: dict[Any, tuple[float, float]],
     row_y: float,
@@ -686,35 +684,6 @@ def _place_bottom_row(
             sum(targets_x) / len(targets_x),
             min(positions[t][1] for t in from_any) - ELLIPSE_HEIGHT - ROW_GAP - 1.5 - drop,
         )
-
-
-def _bend(
-    a: Any,
-    b: Any,
-    positions: dict[Any, tuple[float, float]],
-    back: set[tuple[Any, Any]],
-    pairs: set[tuple[Any, Any]],
-    layer: dict[Any, int],
-    slot: dict[Any, int],
-) -> float:
-    """arc3's ``rad`` for the edge a -> b.
-
-    arc3 puts its control point at (mid.x + rad * dy, mid.y - rad * dx): with rad of the sign of
-    dx the arc bends below the chord, with the opposite sign above. Back edges bend below the
-    spine (above it between states above it); a pair of opposite edges bends both a little, to
-    either side; an edge that skips a column on one row arcs over the states between.
-    """
-    (xa, ya), (xb, yb) = positions[a], positions[b]
-    direction = 1.0 if xb >= xa else -1.0
-    if (a, b) in back:
-        above = (slot.get(a, 0) + slot.get(b, 0)) / 2 >= 0.5
-        rad = 2 * _back_depth(abs(xb - xa)) / max(abs(xb - xa), 1.0)
-        return rad * direction * (-1.0 if above else 1.0)
-    if (b, a) in pairs:
-        return 0.15
-    if math.isclose(ya, yb) and abs(layer[b] - layer[a]) > 1:
-        return -min(0.3, 6.0 / math.hypot(xb - xa, yb - ya)) * direction
-    return 0.0
 
 
 def _draw_nodes(
@@ -809,7 +778,7 @@ def _draw_arrows(
         if a == b:
             arrow = FancyArrowPatch(
                 *loop_ends(positions[a], heights[a], side=1),
-                connectionstyle="arc3,rad=-1.4",
+                connectionstyle=f"arc3,rad={LOOP_RAD}",
                 arrowstyle="-|>",
                 mutation_scale=12 * line,
                 color="#444444",

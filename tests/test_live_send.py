@@ -104,6 +104,30 @@ def test_send_with_auth_to_our_submission_port_then_pop3_reads_it(tmp_path):
     assert b"Subject: Hi" in lines and b"hello" in lines
 
 
+def test_send_to_a_quoted_local_part_reaches_that_mailbox_on_our_server(tmp_path):
+    config = ServeConfig(
+        domains=("usa.com",),
+        users={"john smith": "pw"},
+        maildir=tmp_path / "maildir",
+        smtp_port=0,
+        submission_port=0,
+        pop3_port=0,
+    )
+    with ServerThread(config) as running:
+        result = run_send(
+            "--server", f"127.0.0.1:{running.ports['smtp']}", "--from", "james@india.com",
+            "--to", '"john smith"@usa.com', "--subject", "Quoted", "--body", "hello",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert ' ~> RCPT TO:<"john smith"@usa.com>' in result.output.splitlines()
+        pop = poplib.POP3("127.0.0.1", running.ports["pop3"], timeout=10)
+        pop.user("john smith")
+        pop.pass_("pw")
+        _, lines, _ = pop.retr(1)
+        pop.quit()
+    assert b"Subject: Quoted" in lines
+
+
 def test_send_exit_code_3_names_the_refused_recipient(tmp_path):
     config = ServeConfig(
         domains=("India.com",), users={"Steve": "secret"}, maildir=tmp_path / "m",

@@ -616,9 +616,9 @@ def _draw_box(ax: Axes, box: Box, x_of: dict[str, float], look: Look, lane_inche
         if index == 0 and len(line) > chars:
             line = without_verb(line)  # the lanes say what it was for
         error = index > 0 and _DECISIVE_ERROR.search(line) is not None
-        if index > 0 and not error:
-            line = _whole_clauses(line, chars)
         spare = rows - len(lines) - (len(box.label) - index)
+        if index > 0 and not error and spare <= 0:  # no row to wrap onto
+            line = _whole_clauses(line, chars)
         parts = textwrap.wrap(line, chars) if index > 0 and spare > 0 else [line]
         if len(parts) > 2:
             parts = [parts[0], " ".join(parts[1:])]
